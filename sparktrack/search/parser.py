@@ -1,0 +1,621 @@
+"""Tokenizer and recursive-descent parser for search filters and ``order_by`` items.
+
+Grammar (keywords are case-insensitive; precedence NOT > AND > OR)::
+
+    filter     := or_expr END
+    or_expr    := and_expr ("OR" and_expr)*
+    and_expr   := not_expr ("AND" not_expr)*
+    not_expr   := "NOT" not_expr | "(" or_expr ")" | comparison
+    comparison := operand ( COMPARATOR value
+                          | ("LIKE" | "ILIKE") value
+                          | "IS" ["NOT"] "NULL"
+                          | ["NOT"] "IN" "(" string ("," string)* ")" )
+    operand    := ("MIN" | "MAX" | "LATEST") "(" identifier ")" | identifier
+    identifier := [prefix "."] key        prefix: metrics, params, tags, attributes and aliases
+    order_item := operand ["ASC" | "DESC"] END
+
+A key is a run of word characters and dots (``metrics.loss.val``) or one quoted part:
+backticks, double or single quotes (``metrics.`my metric` ``, ``tags."mlflow.runName"``).
+String literals take single or double quotes; inside them a doubled quote or a backslash
+escapes the quote, ``\\\\`` is one backslash, and any other backslash is kept as written so
+that LIKE patterns can escape their wildcards (``'a\\_b'`` matches the literal "a_b").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sparktrack.errors import InvalidFilterError
+from sparktrack.search.nodes import (
+    NUMERIC_ATTRIBUTES,
+    STRING_ATTRIBUTES,
+    And,
+    Comparison,
+    Identifier,
+    Node,
+    Not,
+    Or,
+    OrderKey,
+    valid_comparators,
+)
+
+__all__ = ["parse_filter", "parse_order_by"]
+
+_PREFIXES = {
+    "metric": "metric",
+    "metrics": "metric",
+    "param": "param",
+    "params": "param",
+    "parameter": "param",
+    "parameters": "param",
+    "tag": "tag",
+    "tags": "tag",
+    "attribute": "attribute",
+    "attributes": "attribute",
+    "attr": "attribute",
+    "run": "attribute",
+}
+# MLflow's spellings of attributes (SearchUtils.translate_key_alias).
+_ATTRIBUTE_ALIASES = {
+    "created": "start_time",
+    "Created": "start_time",
+    "run name": "run_name",
+    "Run name": "run_name",
+    "Run Name": "run_name",
+}
+# The run's name is also its `mlflow.runName` tag; both spellings read the run_name column.
+_RUN_NAME_TAG = "mlflow.runName"
+_FUNCTIONS = {"MIN": "min", "MAX": "max", "LATEST": "latest"}
+_KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "ILIKE", "ASC", "DESC"})
+_MAX_DEPTH = 100
+_EXAMPLE = "a clause such as metrics.acc > 0.9, params.model = 'lr' or status = 'FINISHED'"
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_OPERATORS = ("!=", ">=", "<=", "<>", "==", "=", ">", "<")
+
+
+@dataclass(frozen=True)
+class _Token:
+    # kind: "name" (parts: ((text, quote), ...) split on dots), "string", "number",
+    # "bare" (a number run into word characters, e.g. 1.0.2), "op", "(", ")", ",", "end".
+    kind: str
+    text: str
+    start: int
+    end: int
+    value: object = None
+
+
+class _Failure(Exception):
+    """Raised inside the parser with a reason and a span; turned into InvalidFilterError."""
+
+    def __init__(self, reason: str, start: int, end: int) -> None:
+        super().__init__(reason)
+        self.reason, self.start, self.end = reason, start, end
+
+
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+        elif c in "(),":
+            tokens.append(_Token(c, c, i, i + 1))
+            i += 1
+        elif c in "'\"":
+            value, end = _scan_string(text, i)
+            tokens.append(_Token("string", text[i:end], i, end, value))
+            i = end
+        elif (m := _NUMBER.match(text, i)) and (c.isdigit() or m.end() - i > 1):
+            end = m.end()
+            kind = "number"
+            if end < n and (_is_word(text[end]) or text[end] == "."):
+                # "1.0.2" or "3abc": not a number; usable as an unquoted param/tag value.
+                kind = "bare"
+                while end < n and (_is_word(text[end]) or text[end] == "."):
+                    end += 1
+            tokens.append(_Token(kind, text[i:end], i, end, text[i:end]))
+            i = end
+        elif _is_word(c) or c == "`":
+            parts, end = _scan_name(text, i)
+            tokens.append(_Token("name", text[i:end], i, end, parts))
+            i = end
+        else:
+            op = next((o for o in _OPERATORS if text.startswith(o, i)), None)
+            if op is None and tokens and tokens[-1].kind == "name" and tokens[-1].end == i:
+                word = text[tokens[-1].start :].split()[0]
+                raise _Failure(
+                    f"unexpected character {c!r} in {word}; quote a key holding it with "
+                    "backticks, e.g. metrics.`val-loss`",
+                    tokens[-1].start,
+                    tokens[-1].start + len(word),
+                )
+            if op is None:
+                raise _Failure(f"unexpected character {c!r}", i, i + 1)
+            tokens.append(_Token("op", op, i, i + len(op)))
+            i += len(op)
+    tokens.append(_Token("end", "", n, n))
+    return tokens
+
+
+def _scan_string(text: str, start: int) -> tuple[str, int]:
+    quote, out, i = text[start], [], start + 1
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text) and text[i + 1] in (quote, "\\"):
+            out.append(text[i + 1])
+            i += 2
+        elif c == quote and text.startswith(quote * 2, i):
+            out.append(quote)
+            i += 2
+        elif c == quote:
+            return "".join(out), i + 1
+        else:
+            out.append(c)
+            i += 1
+    raise _Failure(f"string starting with {quote} is never closed", start, len(text))
+
+
+def _scan_name(text: str, start: int) -> tuple[tuple[tuple[str, str], ...], int]:
+    """Scan ``prefix.key`` pieces: word runs, or quoted parts (quotes only after a dot)."""
+    parts, i, n = [], start, len(text)
+    while True:
+        c = text[i] if i < n else ""
+        if c == "`" or (parts and c in "'\""):
+            close = text.find(c, i + 1)
+            while close != -1 and text.startswith(c * 2, close) and c == "`":
+                close = text.find(c, close + 2)  # `` inside backticks is one backtick
+            if close == -1:
+                raise _Failure(f"quoted name starting with {c} is never closed", i, n)
+            parts.append((text[i + 1 : close].replace("``", "`"), c))
+            i = close + 1
+        elif c and _is_word(c):
+            j = i
+            while j < n and _is_word(text[j]):
+                j += 1
+            parts.append((text[i:j], ""))
+            i = j
+        else:
+            raise _Failure(
+                f"expected a key after '{text[start:i]}'; quote keys holding characters other "
+                "than letters, digits, '_' and '.' with backticks, e.g. metrics.`val-loss`",
+                start,
+                min(i + 1, n),
+            )
+        if i < n and text[i] == ".":
+            i += 1
+            continue
+        if i < n and (text[i] in "`'\"" or (parts[-1][1] and _is_word(text[i]))):
+            raise _Failure(
+                "a quoted key must be the whole key (metrics.`a b`, not metrics.`a`b)", start, i + 1
+            )
+        return tuple(parts), i
+
+
+def _resolve(tok: _Token) -> Identifier:
+    """Turn a name token into an Identifier, applying MLflow's prefix and key aliases."""
+    parts = tok.value
+    if len(parts) == 1:
+        kind, key = "attribute", parts[0][0]
+    else:
+        prefix, quote = parts[0]
+        rest = parts[1:]
+        if quote not in ("", "`"):
+            raise _Failure("only backticks may quote a prefix", tok.start, tok.end)
+        if len(rest) > 1 and any(q for _, q in rest):
+            raise _Failure(
+                "quote the whole key, e.g. tags.`mlflow.runName`", tok.start, tok.end
+            )
+        key = ".".join(t for t, _ in rest)
+        kind = _PREFIXES.get(prefix.lower())
+        if kind is None:
+            hint = " (dataset search is not supported)" if prefix.lower() in ("dataset", "datasets") else ""
+            raise _Failure(
+                f"unknown prefix '{prefix}'{hint}; valid prefixes are metrics (metric), params "
+                "(param, parameter, parameters), tags (tag) and attributes (attribute, attr, run)",
+                tok.start,
+                tok.end,
+            )
+    if not key:
+        raise _Failure("empty key", tok.start, tok.end)
+    if kind != "attribute":
+        return Identifier(kind, key)
+    key = _ATTRIBUTE_ALIASES.get(key, key)
+    if key not in NUMERIC_ATTRIBUTES and key not in STRING_ATTRIBUTES:
+        valid = ", ".join(sorted(NUMERIC_ATTRIBUTES | STRING_ATTRIBUTES))
+        hint = (
+            f"; for a metric, param or tag write metrics.{key}, params.{key} or tags.{key}"
+            if len(parts) == 1
+            else ""
+        )
+        raise _Failure(
+            f"unknown attribute '{key}'; valid attributes are {valid}{hint}", tok.start, tok.end
+        )
+    return Identifier("attribute", key)
+
+
+def _canonical(ident: Identifier) -> Identifier:
+    if ident.kind == "tag" and ident.key == _RUN_NAME_TAG:
+        return Identifier("attribute", "run_name")
+    return ident
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.i = 0
+        self.depth = 0
+
+    # -- token helpers -------------------------------------------------------------------
+    def peek(self) -> _Token:
+        return self.tokens[self.i]
+
+    def advance(self) -> _Token:
+        tok = self.tokens[self.i]
+        if tok.kind != "end":
+            self.i += 1
+        return tok
+
+    @staticmethod
+    def keyword(tok: _Token) -> str | None:
+        if tok.kind == "name" and len(tok.value) == 1 and not tok.value[0][1]:
+            word = tok.value[0][0].upper()
+            if word in _KEYWORDS:
+                return word
+        return None
+
+    def at(self, *words: str) -> bool:
+        return self.keyword(self.peek()) in words
+
+    @staticmethod
+    def describe(tok: _Token) -> str:
+        if tok.kind == "end":
+            return "the end of the filter"
+        return f"the string {tok.text}" if tok.kind == "string" else f"'{tok.text}'"
+
+    # -- filter grammar ------------------------------------------------------------------
+    def parse_filter(self) -> Node:
+        node = self.or_expr()
+        tok = self.peek()
+        if tok.kind != "end":
+            if tok.kind == ")":
+                raise _Failure("')' without a matching '('", tok.start, tok.end)
+            raise _Failure(
+                f"unexpected {self.describe(tok)}; join clauses with AND or OR",
+                tok.start,
+                len(self.text),
+            )
+        return node
+
+    def or_expr(self) -> Node:
+        operands = [self.and_expr()]
+        while self.at("OR"):
+            self.advance()
+            operands.append(self.and_expr())
+        return operands[0] if len(operands) == 1 else Or(tuple(operands))
+
+    def and_expr(self) -> Node:
+        operands = [self.not_expr()]
+        while self.at("AND"):
+            self.advance()
+            operands.append(self.not_expr())
+        return operands[0] if len(operands) == 1 else And(tuple(operands))
+
+    def not_expr(self) -> Node:
+        tok = self.peek()
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise _Failure(f"filter nests deeper than {_MAX_DEPTH} levels", tok.start, tok.end)
+        try:
+            if self.at("NOT"):
+                self.advance()
+                return Not(self.not_expr())
+            if tok.kind == "(":
+                self.advance()
+                node = self.or_expr()
+                close = self.advance()
+                if close.kind != ")":
+                    raise _Failure(
+                        f"expected ')' to close the '(' at position {tok.start}, "
+                        f"got {self.describe(close)}",
+                        tok.start,
+                        close.end,
+                    )
+                return node
+            return self.comparison()
+        finally:
+            self.depth -= 1
+
+    def operand(self) -> Identifier:
+        tok = self.advance()
+        if tok.kind != "name" or self.keyword(tok):
+            raise _Failure(f"expected {_EXAMPLE}, got {self.describe(tok)}", tok.start, tok.end)
+        if self.peek().kind == "(" and len(tok.value) == 1 and not tok.value[0][1]:
+            name = tok.value[0][0].upper()
+            if name not in _FUNCTIONS:
+                raise _Failure(
+                    f"unknown function '{tok.text}'; valid functions are MIN, MAX and LATEST "
+                    "of a metric, e.g. MAX(metrics.acc)",
+                    tok.start,
+                    self.peek().end,
+                )
+            self.advance()
+            inner = self.advance()
+            if inner.kind != "name" or self.keyword(inner):
+                raise _Failure(
+                    f"{name}() takes a metric, e.g. {name}(metrics.acc)", tok.start, inner.end
+                )
+            ident = _resolve(inner)
+            close = self.advance()
+            if close.kind != ")":
+                raise _Failure(f"expected ')' after {name}({inner.text}", tok.start, close.end)
+            if ident.kind != "metric":
+                raise _Failure(
+                    f"{name}() applies to metrics only, e.g. {name}(metrics.acc)",
+                    tok.start,
+                    close.end,
+                )
+            return Identifier("metric", ident.key, _FUNCTIONS[name])
+        return _resolve(tok)
+
+    def comparison(self) -> Comparison:
+        first = self.i
+        try:
+            return self._comparison()
+        except _Failure as failure:
+            # Quote the whole clause, not just the tokens read before the fault.
+            end = self._clause_end(first)
+            if failure.start >= self.tokens[first].start and failure.end < end:
+                failure.start, failure.end = self.tokens[first].start, end
+            raise
+
+    def _clause_end(self, first: int) -> int:
+        depth, end = 0, self.tokens[first].end
+        for tok in self.tokens[first:]:
+            depth += {"(": 1, ")": -1}.get(tok.kind, 0)
+            if tok.kind == "end" or depth < 0 or (depth == 0 and self.keyword(tok) in ("AND", "OR")):
+                break
+            end = tok.end
+        return end
+
+    def _comparison(self) -> Comparison:
+        start = self.peek().start
+        ident = self.operand()
+        op, end = self.comparator(ident, start)
+        valid = valid_comparators(ident)
+        if op not in valid:
+            raise _Failure(
+                f"{op} is not valid for {ident.type_name}; valid comparators for "
+                f"{ident.type_name} are {', '.join(valid)}",
+                start,
+                end,
+            )
+        if op in ("IS NULL", "IS NOT NULL"):
+            value = None
+        elif op in ("IN", "NOT IN"):
+            value, end = self.in_list(start)
+        else:
+            value, end = self.value(ident, op, start)
+        return Comparison(_canonical(ident), op, value)
+
+    def comparator(self, ident: Identifier, start: int) -> tuple[str, int]:
+        tok = self.advance()
+        word = self.keyword(tok)
+        if word == "IS":
+            negate = self.at("NOT")
+            if negate:
+                self.advance()
+            null = self.advance()
+            if self.keyword(null) != "NULL":
+                raise _Failure("expected IS NULL or IS NOT NULL", start, null.end)
+            return ("IS NOT NULL" if negate else "IS NULL"), null.end
+        if word == "NOT":
+            nxt = self.advance()
+            if self.keyword(nxt) != "IN":
+                raise _Failure(
+                    "NOT after an identifier must be followed by IN; to negate a clause, put "
+                    f"NOT in front of it, e.g. NOT ({ident} LIKE 'a%')",
+                    start,
+                    nxt.end,
+                )
+            return "NOT IN", nxt.end
+        if word in ("IN", "LIKE", "ILIKE"):
+            return word, tok.end
+        if tok.kind == "op" and tok.text in ("==", "<>"):
+            fix = "=" if tok.text == "==" else "!="
+            raise _Failure(f"use {fix} instead of {tok.text}", start, tok.end)
+        if tok.kind == "op":
+            return tok.text, tok.end
+        valid = ", ".join(valid_comparators(ident))
+        raise _Failure(
+            f"expected a comparator after {ident}, got {self.describe(tok)}; valid comparators "
+            f"for {ident.type_name} are {valid}",
+            start,
+            tok.end,
+        )
+
+    def value(self, ident: Identifier, op: str, start: int) -> tuple[object, int]:
+        tok = self.advance()
+        numeric = ident.kind == "metric" or ident.key in NUMERIC_ATTRIBUTES
+        if numeric:
+            if tok.kind != "number":
+                raise _Failure(
+                    f"{ident.type_name} compare with numbers"
+                    + (" (milliseconds since the epoch)" if ident.kind == "attribute" else "")
+                    + f", got {self.describe(tok)}; write e.g. {ident} {op} 0.5",
+                    start,
+                    tok.end,
+                )
+            if ident.kind == "attribute" and re.fullmatch(r"[+-]?\d+", tok.text):
+                return int(tok.text), tok.end
+            return float(tok.text), tok.end
+        if tok.kind == "string":
+            value = tok.value
+        elif ident.kind in ("param", "tag") and tok.kind in ("number", "bare"):
+            value = tok.text  # Databricks: params.alpha = 0.5 compares with the string '0.5'
+        elif ident.kind in ("param", "tag") and tok.kind == "name" and not self.keyword(tok):
+            if len(tok.value) != 1 or tok.value[0][1]:
+                raise _Failure(
+                    f"unquoted value {tok.text} is ambiguous; quote it: '{tok.text}'",
+                    start,
+                    tok.end,
+                )
+            value = tok.text
+        else:
+            hint = (
+                " (NULL is a keyword: use IS NULL to find runs without the key, or 'null' "
+                "for the string)"
+                if self.keyword(tok) == "NULL"
+                else ""
+            )
+            raise _Failure(
+                f"expected a quoted string after {op}, got {self.describe(tok)}{hint}; "
+                f"write e.g. {ident} {op} 'value'",
+                start,
+                tok.end,
+            )
+        if op in ("LIKE", "ILIKE"):
+            _check_like_pattern(value, start, tok.end)
+        return value, tok.end
+
+    def in_list(self, start: int) -> tuple[tuple[str, ...], int]:
+        tok = self.advance()
+        if tok.kind != "(":
+            raise _Failure(
+                f"IN takes a parenthesised list of quoted strings, e.g. IN ('a', 'b'); "
+                f"got {self.describe(tok)}",
+                start,
+                tok.end,
+            )
+        values = []
+        while True:
+            item = self.advance()
+            if item.kind == ")" and not values:
+                raise _Failure("IN list is empty; give at least one quoted string", start, item.end)
+            if item.kind != "string":
+                raise _Failure(
+                    f"IN list items must be quoted strings, got {self.describe(item)}",
+                    start,
+                    item.end,
+                )
+            values.append(item.value)
+            sep = self.advance()
+            if sep.kind == ")":
+                return tuple(values), sep.end
+            if sep.kind != ",":
+                raise _Failure(
+                    f"expected ',' or ')' in IN list, got {self.describe(sep)}", start, sep.end
+                )
+
+    # -- order_by grammar ----------------------------------------------------------------
+    def parse_order_item(self) -> OrderKey:
+        ident = _canonical(self.operand())
+        ascending = True
+        if self.at("ASC", "DESC"):
+            ascending = self.advance().text.upper() == "ASC"
+        tok = self.peek()
+        if tok.kind != "end":
+            raise _Failure(
+                f"expected ASC, DESC or the end after the identifier, got {self.describe(tok)}",
+                tok.start,
+                len(self.text),
+            )
+        return OrderKey(ident, ascending)
+
+
+def _check_like_pattern(pattern: str, start: int, end: int) -> None:
+    # Spark and Arrow both read a backslash in a LIKE pattern as an escape; Spark rejects
+    # an escape of anything but %, _ or \, so reject it here for both engines.
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            if i + 1 >= len(pattern) or pattern[i + 1] not in "%_\\":
+                raise _Failure(
+                    "in a LIKE pattern a backslash must be followed by %, _ or another "
+                    "backslash (\\% and \\_ match literal % and _)",
+                    start,
+                    end,
+                )
+            i += 1
+        i += 1
+
+
+def _error(kind: str, text: str, failure: _Failure, *, where: str = "") -> InvalidFilterError:
+    clause = text[failure.start : failure.end].strip() or text.strip()
+    return InvalidFilterError(
+        f'Invalid {kind} clause "{clause}"{where} at position {failure.start}: {failure.reason}'
+    )
+
+
+def parse_filter(filter_string: str | None) -> Node | None:
+    """Parse a search filter into an expression tree.
+
+    Accepts everything MLflow's ``search_runs`` accepts, plus Databricks' ``MIN()``, ``MAX()``,
+    ``LATEST()`` and unquoted param/tag values, plus ``OR``, ``NOT`` and parentheses.
+
+    Args:
+        filter_string: The filter, e.g. ``"metrics.acc > 0.9 AND params.model = 'lr'"``.
+
+    Returns:
+        The tree, or None when the filter is None, empty or blank (every run matches).
+
+    Raises:
+        InvalidFilterError: The filter is not valid; the message quotes the clause at fault,
+            its position and what would be valid there.
+    """
+    if filter_string is None:
+        return None
+    if not isinstance(filter_string, str):
+        raise InvalidFilterError(f"filter must be a string, got {type(filter_string).__name__}")
+    if not filter_string.strip():
+        return None
+    try:
+        return _Parser(filter_string).parse_filter()
+    except _Failure as failure:
+        raise _error("filter", filter_string, failure) from None
+
+
+def parse_order_by(order_by: list[str] | None) -> list[OrderKey]:
+    """Parse ``order_by`` items (``"<identifier> [ASC|DESC]"``) into sort keys.
+
+    Identifiers are attributes, ``metrics.x`` (latest value), ``MIN(metrics.x)``,
+    ``MAX(metrics.x)``, ``params.x`` and ``tags.x``, with the same aliases and quoting as
+    filters. None or an empty list gives no keys (the default order applies).
+
+    Raises:
+        InvalidFilterError: An item cannot be parsed or names a field twice; the message
+            quotes the item and its index.
+    """
+    if order_by is None:
+        return []
+    if isinstance(order_by, str):
+        raise InvalidFilterError(
+            f'order_by must be a list of strings, got the string "{order_by}"; '
+            f'write ["{order_by}"]'
+        )
+    keys: list[OrderKey] = []
+    seen: dict[Identifier, int] = {}
+    for index, item in enumerate(order_by):
+        where = f" (order_by[{index}])"
+        if not isinstance(item, str) or not item.strip():
+            raise InvalidFilterError(
+                f"Invalid order_by clause {item!r}{where}: expected a string such as "
+                "'metrics.acc DESC'"
+            )
+        try:
+            key = _Parser(item).parse_order_item()
+        except _Failure as failure:
+            raise _error("order_by", item, failure, where=where) from None
+        if key.identifier in seen:
+            raise InvalidFilterError(
+                f'Invalid order_by clause "{item}"{where}: {key.identifier} is already '
+                f"ordered on by order_by[{seen[key.identifier]}]; name each field once"
+            )
+        seen[key.identifier] = index
+        keys.append(key)
+    return keys

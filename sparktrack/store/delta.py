@@ -1,0 +1,164 @@
+"""One Delta table of the store: create on first use, append with retries, read a snapshot.
+
+This is the only module that talks to ``deltalake``. Appends never conflict logically under
+Delta's optimistic concurrency, so a commit that loses a race is simply retried; any other
+failure is translated into :class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pds
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from sparktrack.errors import StoreError
+from sparktrack.store.schemas import SCHEMA_VERSION, TableSpec
+
+__all__ = ["DeltaTableHandle", "PruningFilter", "join_uri"]
+
+# A file-pruning filter in deltalake's tuple form, e.g. [("experiment_id", "in", ["1", "2"])].
+PruningFilter = Sequence[tuple[str, str, Any]]
+
+# zstd keeps the metric history small on disk; dictionary encoding does the rest for run ids/keys.
+_WRITER_PROPERTIES = WriterProperties(compression="ZSTD", compression_level=3)
+
+
+def join_uri(root: str, *parts: str) -> str:
+    """Join a store root (local folder or object-store URI) with relative parts."""
+    return "/".join([root.rstrip("/"), *[part.strip("/") for part in parts]])
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+class DeltaTableHandle:
+    """A table of the store, opened lazily and refreshed incrementally before each read."""
+
+    def __init__(
+        self,
+        root: str,
+        spec: TableSpec,
+        *,
+        storage_options: dict[str, str] | None = None,
+        commit_retries: int = 8,
+    ) -> None:
+        self.spec = spec
+        self.uri = join_uri(root, spec.name)
+        self._storage_options = storage_options
+        self._commit_retries = commit_retries
+        self._table: DeltaTable | None = None
+        self._lock = threading.Lock()
+
+    # -- writing -------------------------------------------------------------------------
+    def append(self, rows: pa.Table) -> None:
+        """Commit ``rows`` as one Delta commit, creating the table on first use."""
+        if rows.num_rows == 0:
+            return
+        rows = rows.select(self.spec.schema.names).cast(self.spec.schema)
+        self._ensure_created()
+        attempt = 0
+        while True:
+            try:
+                write_deltalake(
+                    self.uri,
+                    rows,
+                    mode="append",
+                    partition_by=list(self.spec.partition_by) or None,
+                    storage_options=self._storage_options,
+                    writer_properties=_WRITER_PROPERTIES,
+                    commit_properties=CommitProperties(max_commit_retries=50),
+                )
+                return
+            except (CommitFailedError, OSError) as exc:
+                attempt += 1
+                if attempt > self._commit_retries:
+                    raise StoreError(
+                        f"Could not commit {rows.num_rows} rows to {self.uri} after "
+                        f"{attempt} attempts: {exc}. The rows are kept and retried on the next "
+                        "flush."
+                    ) from exc
+                time.sleep(min(2.0, 0.01 * 2**attempt) * (0.5 + random.random()))
+            except DeltaError as exc:
+                raise StoreError(f"Writing to Delta table {self.uri} failed: {exc}") from exc
+
+    def _ensure_created(self) -> None:
+        if self._table is not None:
+            return
+        with self._lock:
+            if self._table is not None:
+                return
+            if _is_local(self.uri):
+                os.makedirs(self.uri.removeprefix("file://"), exist_ok=True)
+            for attempt in range(self._commit_retries + 1):
+                try:
+                    self._table = DeltaTable.create(
+                        self.uri,
+                        self.spec.schema,
+                        mode="ignore",
+                        partition_by=list(self.spec.partition_by) or None,
+                        name=self.spec.name,
+                        description=f"sparktrack schema v{SCHEMA_VERSION}: {self.spec.description}",
+                        storage_options=self._storage_options,
+                    )
+                    return
+                except (CommitFailedError, DeltaError) as exc:
+                    # Another process created it at the same moment: open theirs.
+                    if DeltaTable.is_deltatable(self.uri, storage_options=self._storage_options):
+                        self._table = self._open()
+                        return
+                    if attempt == self._commit_retries:
+                        raise StoreError(f"Could not create Delta table {self.uri}: {exc}") from exc
+                    time.sleep(0.01 * (attempt + 1))
+
+    # -- reading -------------------------------------------------------------------------
+    def _open(self) -> DeltaTable:
+        return DeltaTable(self.uri, storage_options=self._storage_options)
+
+    def snapshot(self, *, version: int | None = None) -> DeltaTable | None:
+        """The table at its newest (or the given) version, or None if it does not exist yet."""
+        with self._lock:
+            try:
+                if version is not None:
+                    table = self._open()
+                    table.load_as_version(version)
+                    return table
+                if self._table is None:
+                    self._table = self._open()
+                else:
+                    self._table.update_incremental()
+                return self._table
+            except TableNotFoundError:
+                return None
+            except DeltaError as exc:
+                raise StoreError(f"Reading Delta table {self.uri} failed: {exc}") from exc
+
+    def read(
+        self,
+        *,
+        prune: PruningFilter | None = None,
+        where: pds.Expression | None = None,
+        columns: list[str] | None = None,
+    ) -> pa.Table:
+        """Rows of the current snapshot; ``prune`` skips whole files, ``where`` filters rows."""
+        table = self.snapshot()
+        if table is None:
+            schema = self.spec.schema
+            if columns is not None:
+                schema = pa.schema([schema.field(name) for name in columns])
+            return schema.empty_table()
+        with self._lock:
+            dataset = table.to_pyarrow_dataset(file_pruning_predicate=list(prune) if prune else None)
+        return dataset.to_table(filter=where, columns=columns)
+
+    def version(self) -> int | None:
+        table = self.snapshot()
+        return None if table is None else table.version()
