@@ -1,0 +1,275 @@
+"""TrackingClient: the explicit-id API over one store (MLflow's ``MlflowClient`` shape)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from sparktrack.artifacts import ArtifactRepository
+from sparktrack.config import DEFAULT_TRACKING_URI, ENV_TRACKING_URI
+from sparktrack.context import current_user, source_info, system_tags
+from sparktrack.entities import (
+    Experiment,
+    FileInfo,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from sparktrack.errors import InvalidInputError
+from sparktrack.names import random_run_name
+from sparktrack.store import TrackingStore, open_store
+from sparktrack.store.rows import now_millis
+
+__all__ = ["TrackingClient", "resolve_tracking_uri"]
+
+PARENT_RUN_TAG = "mlflow.parentRunId"
+NOTE_TAG = "mlflow.note.content"
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The given URI, else ``SPARKTRACK_TRACKING_URI``, else ``./sparktrack-store``."""
+    return uri or os.environ.get(ENV_TRACKING_URI) or DEFAULT_TRACKING_URI
+
+
+def _view_type(view_type: ViewType | str) -> ViewType:
+    try:
+        return ViewType(view_type)
+    except ValueError:
+        raise InvalidInputError(
+            f"Invalid run_view_type {view_type!r}; use one of ACTIVE_ONLY, DELETED_ONLY, ALL."
+        ) from None
+
+
+class TrackingClient:
+    """Create and query experiments and runs by id.
+
+    Args:
+        tracking_uri: the store root (a folder or an object-store prefix). Defaults to
+            ``SPARKTRACK_TRACKING_URI`` or ``./sparktrack-store``.
+        storage_options: credentials and options handed to ``deltalake`` for object stores.
+    """
+
+    def __init__(
+        self, tracking_uri: str | None = None, *, storage_options: dict[str, str] | None = None
+    ) -> None:
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.store: TrackingStore = open_store(self.tracking_uri, storage_options=storage_options)
+
+    def flush(self) -> None:
+        """Commit every buffered row of this store now."""
+        self.store.flush()
+
+    # -- experiments -------------------------------------------------------------------------
+    def create_experiment(
+        self,
+        name: str,
+        *,
+        artifact_location: str | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> str:
+        """Create an experiment and return its id; the name must not be taken."""
+        return self.store.create_experiment(name, artifact_location=artifact_location, tags=tags)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return self.store.get_experiment(str(experiment_id))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        return self.store.get_experiment_by_name(name)
+
+    def search_experiments(
+        self,
+        *,
+        view_type: ViewType | str = ViewType.ACTIVE_ONLY,
+        max_results: int | None = None,
+        name_like: str | None = None,
+    ) -> list[Experiment]:
+        """Experiments newest first; ``name_like`` is a SQL LIKE pattern (``%``, ``_``)."""
+        experiments = self.store.list_experiments(view_type=_view_type(view_type))
+        if name_like is not None:
+            pattern = re.compile(
+                "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in name_like)
+                + r"\Z",
+                re.DOTALL,
+            )
+            experiments = [e for e in experiments if pattern.match(e.name)]
+        return experiments[:max_results] if max_results is not None else experiments
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        self.store.rename_experiment(str(experiment_id), new_name)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Soft-delete an experiment and its runs (restore with restore_experiment)."""
+        self.store.set_experiment_lifecycle(str(experiment_id), LifecycleStage.DELETED)
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self.store.set_experiment_lifecycle(str(experiment_id), LifecycleStage.ACTIVE)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        self.store.set_experiment_tag(str(experiment_id), key, str(value))
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        self.store.set_experiment_tag(str(experiment_id), key, None)
+
+    # -- runs --------------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        start_time: int | None = None,
+        tags: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        parent_run_id: str | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        """Start a RUNNING run with MLflow's system tags (user, source, git)."""
+        tags = {key: str(value) for key, value in (tags or {}).items()}
+        run_name = run_name or tags.get("mlflow.runName") or random_run_name()
+        user = tags.get("mlflow.user") or current_user()
+        source = source_info()
+        all_tags = {**system_tags(user, source), **tags}
+        if parent_run_id:
+            self.store.get_run_info(parent_run_id)  # the parent must exist
+            all_tags[PARENT_RUN_TAG] = parent_run_id
+        info = self.store.create_run(
+            str(experiment_id),
+            run_name=run_name,
+            user_id=user,
+            start_time=start_time,
+            tags=all_tags,
+            parent_run_id=parent_run_id,
+            run_id=run_id,
+            source=source,
+        )
+        return Run(info=info, data=RunData(tags=all_tags))
+
+    def get_run(self, run_id: str) -> Run:
+        """The run's info, params, latest metrics and tags."""
+        return self.store.get_run(run_id)
+
+    def get_run_info(self, run_id: str) -> RunInfo:
+        return self.store.get_run_info(run_id)
+
+    def update_run(
+        self, run_id: str, *, status: str | None = None, name: str | None = None
+    ) -> None:
+        self.store.update_run(run_id, status=status, run_name=name)
+
+    def set_terminated(
+        self, run_id: str, *, status: str = RunStatus.FINISHED, end_time: int | None = None
+    ) -> None:
+        """End a run with the given status (FINISHED, FAILED or KILLED)."""
+        if status not in ("FINISHED", "FAILED", "KILLED"):
+            raise InvalidInputError(
+                f"Cannot end run {run_id} with status {status!r}; use FINISHED, FAILED or KILLED."
+            )
+        self.store.update_run(
+            run_id, status=status, end_time=end_time if end_time is not None else now_millis()
+        )
+
+    def delete_run(self, run_id: str) -> None:
+        self.store.set_run_lifecycle(run_id, LifecycleStage.DELETED)
+
+    def restore_run(self, run_id: str) -> None:
+        self.store.set_run_lifecycle(run_id, LifecycleStage.ACTIVE)
+
+    # -- logging -----------------------------------------------------------------------------
+    def log_param(self, run_id: str, key: str, value: Any) -> Any:
+        """Log a write-once param; the same value again is a no-op, another value an error."""
+        self.store.log_batch(run_id, params=[Param(key, value)])
+        return value
+
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        *,
+        timestamp: int | None = None,
+        step: int | None = None,
+    ) -> None:
+        self.store.log_metric(
+            run_id, key, value, timestamp if timestamp is not None else now_millis(), step or 0
+        )
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        """Log metrics, params and tags at once; all are validated before any is written."""
+        self.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+
+    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        self.store.log_batch(run_id, tags=[RunTag(key, value)])
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self.store.delete_tag(run_id, key)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point logged for ``key``, ordered by step then timestamp."""
+        return self.store.get_metric_history(run_id, key)
+
+    # -- artifacts ---------------------------------------------------------------------------
+    def _artifacts(self, run_id: str) -> ArtifactRepository:
+        return ArtifactRepository(self.store.get_run_info(run_id).artifact_uri)
+
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike, artifact_path: str | None = None
+    ) -> None:
+        self._artifacts(run_id).log_artifact(local_path, artifact_path)
+
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike, artifact_path: str | None = None
+    ) -> None:
+        self._artifacts(run_id).log_artifacts(local_dir, artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self._artifacts(run_id).write_bytes(artifact_file, text.encode("utf-8"))
+
+    def log_dict(self, run_id: str, dictionary: dict, artifact_file: str) -> None:
+        """Write a dict as JSON (or YAML when the file ends in .yaml/.yml and PyYAML exists)."""
+        if artifact_file.endswith((".yaml", ".yml")):
+            try:
+                import yaml
+            except ImportError:
+                from sparktrack.errors import MissingRequirementError
+
+                raise MissingRequirementError(
+                    f"Writing {artifact_file!r} as YAML needs PyYAML: `pip install pyyaml`, "
+                    "or use a .json file name."
+                ) from None
+            text = yaml.safe_dump(dictionary, sort_keys=False)
+        else:
+            text = json.dumps(dictionary, indent=2, default=str)
+        self.log_text(run_id, text, artifact_file)
+
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
+        """Save a matplotlib figure (format from the file extension, PNG by default)."""
+        out = io.BytesIO()
+        extension = os.path.splitext(artifact_file)[1].lstrip(".") or "png"
+        figure.savefig(out, format=extension)
+        self._artifacts(run_id).write_bytes(artifact_file, out.getvalue())
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        return self._artifacts(run_id).list_artifacts(path)
+
+    def download_artifacts(
+        self, run_id: str, path: str | None = None, dst_path: str | os.PathLike | None = None
+    ) -> str:
+        """Copy an artifact (file or folder) to ``dst_path`` (a new temp folder by default)."""
+        destination = dst_path or tempfile.mkdtemp(prefix="sparktrack-artifacts-")
+        return self._artifacts(run_id).download_artifacts(path, destination)

@@ -1,0 +1,426 @@
+"""The fluent API: MLflow's module-level functions over an active run.
+
+The tracking URI and the active experiment are process-wide; the stack of active runs is per
+thread, so threads that train in parallel each have their own run.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from sparktrack.client import NOTE_TAG, TrackingClient, resolve_tracking_uri
+from sparktrack.config import ENV_EXPERIMENT_ID, ENV_EXPERIMENT_NAME
+from sparktrack.entities import (
+    Experiment,
+    FileInfo,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from sparktrack.errors import InvalidInputError, InvalidStateError
+from sparktrack.store import DEFAULT_EXPERIMENT_ID
+from sparktrack.store.rows import now_millis
+
+__all__ = [
+    "ActiveRun",
+    "active_run",
+    "create_experiment",
+    "delete_experiment",
+    "delete_run",
+    "delete_tag",
+    "download_artifacts",
+    "end_run",
+    "flush",
+    "get_artifact_uri",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_metric_history",
+    "get_run",
+    "get_tracking_uri",
+    "last_active_run",
+    "list_artifacts",
+    "log_artifact",
+    "log_artifacts",
+    "log_batch",
+    "log_dict",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "rename_experiment",
+    "restore_experiment",
+    "restore_run",
+    "search_experiments",
+    "set_experiment",
+    "set_experiment_tag",
+    "set_experiment_tags",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]
+
+_state_lock = threading.Lock()
+_tracking_uri: str | None = None
+_active_experiment_id: str | None = None
+_client: TrackingClient | None = None
+_thread = threading.local()
+
+
+class ActiveRun:
+    """The run returned by :func:`start_run`; a context manager that ends it.
+
+    Leaving the ``with`` block ends the run FINISHED, or FAILED when an exception escaped
+    (KILLED for ``KeyboardInterrupt``); the exception still propagates.
+    """
+
+    def __init__(self, run_id: str, client: TrackingClient) -> None:
+        self._run_id = run_id
+        self._client = client
+
+    @property
+    def info(self) -> RunInfo:
+        return self._client.get_run_info(self._run_id)
+
+    @property
+    def data(self) -> RunData:
+        return self._client.get_run(self._run_id).data
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun run_id={self._run_id}>"
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        _end_run_by_id(self._run_id, status)
+        return False
+
+
+def _stack() -> list[ActiveRun]:
+    stack = getattr(_thread, "runs", None)
+    if stack is None:
+        stack = _thread.runs = []
+    return stack
+
+
+def _get_client() -> TrackingClient:
+    global _client
+    with _state_lock:
+        uri = resolve_tracking_uri(_tracking_uri)
+        if _client is None or _client.tracking_uri != uri:
+            _client = TrackingClient(uri)
+        return _client
+
+
+# -- tracking URI and experiments ---------------------------------------------------------------
+def set_tracking_uri(uri: str | os.PathLike) -> None:
+    """Use the store at ``uri`` (a folder or an object-store prefix) from now on."""
+    global _tracking_uri, _active_experiment_id
+    with _state_lock:
+        _tracking_uri = os.fspath(uri)
+        _active_experiment_id = None
+
+
+def get_tracking_uri() -> str:
+    """The store in use: set_tracking_uri, else SPARKTRACK_TRACKING_URI, else the default."""
+    return resolve_tracking_uri(_tracking_uri)
+
+
+def create_experiment(
+    name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
+) -> str:
+    return _get_client().create_experiment(name, artifact_location=artifact_location, tags=tags)
+
+
+def set_experiment(
+    experiment_name: str | None = None, experiment_id: str | None = None
+) -> Experiment:
+    """Make an experiment active for new runs; a missing name is created."""
+    global _active_experiment_id
+    if (experiment_name is None) == (experiment_id is None):
+        raise InvalidInputError("Pass exactly one of experiment_name or experiment_id.")
+    client = _get_client()
+    if experiment_id is not None:
+        experiment = client.get_experiment(str(experiment_id))
+    else:
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            client.create_experiment(experiment_name)
+            experiment = client.get_experiment_by_name(experiment_name)
+    if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise InvalidStateError(
+            f"Cannot set a deleted experiment {experiment.name!r} as the active experiment. "
+            "Restore it with restore_experiment(), or choose another name."
+        )
+    _active_experiment_id = experiment.experiment_id
+    return experiment
+
+
+def _resolve_experiment_id(experiment_id: str | None) -> str:
+    if experiment_id is not None:
+        return str(experiment_id)
+    if _active_experiment_id is not None:
+        return _active_experiment_id
+    if os.environ.get(ENV_EXPERIMENT_ID):
+        return os.environ[ENV_EXPERIMENT_ID]
+    if os.environ.get(ENV_EXPERIMENT_NAME):
+        return set_experiment(os.environ[ENV_EXPERIMENT_NAME]).experiment_id
+    return DEFAULT_EXPERIMENT_ID
+
+
+def get_experiment(experiment_id: str) -> Experiment:
+    return _get_client().get_experiment(experiment_id)
+
+
+def get_experiment_by_name(name: str) -> Experiment | None:
+    return _get_client().get_experiment_by_name(name)
+
+
+def search_experiments(
+    view_type: ViewType | str = ViewType.ACTIVE_ONLY,
+    max_results: int | None = None,
+    name_like: str | None = None,
+) -> list[Experiment]:
+    return _get_client().search_experiments(
+        view_type=view_type, max_results=max_results, name_like=name_like
+    )
+
+
+def rename_experiment(experiment_id: str, new_name: str) -> None:
+    _get_client().rename_experiment(experiment_id, new_name)
+
+
+def delete_experiment(experiment_id: str) -> None:
+    _get_client().delete_experiment(experiment_id)
+
+
+def restore_experiment(experiment_id: str) -> None:
+    _get_client().restore_experiment(experiment_id)
+
+
+def set_experiment_tag(key: str, value: Any) -> None:
+    """Tag the active experiment."""
+    _get_client().set_experiment_tag(_resolve_experiment_id(None), key, value)
+
+
+def set_experiment_tags(tags: dict[str, Any]) -> None:
+    for key, value in tags.items():
+        set_experiment_tag(key, value)
+
+
+# -- runs --------------------------------------------------------------------------------------
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    tags: dict[str, Any] | None = None,
+    description: str | None = None,
+    parent_run_id: str | None = None,
+) -> ActiveRun:
+    """Start a new run, or resume ``run_id``, and make it this thread's active run."""
+    stack = _stack()
+    if stack and not nested:
+        raise InvalidStateError(
+            f"Run with UUID {stack[-1]._run_id} is already active. To start a new run, first "
+            "end the current run with sparktrack.end_run(). To start a nested run, call "
+            "start_run with nested=True."
+        )
+    client = _get_client()
+    if parent_run_id is None and stack:
+        parent_run_id = stack[-1]._run_id
+    user_tags = dict(tags or {})
+    if description is not None:
+        user_tags[NOTE_TAG] = description
+    if run_id is not None:
+        info = client.get_run_info(run_id)
+        if experiment_id is not None and str(experiment_id) != info.experiment_id:
+            raise InvalidInputError(
+                f"Run {run_id} belongs to experiment {info.experiment_id}, not "
+                f"{experiment_id}; drop experiment_id to resume it."
+            )
+        if info.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidStateError(
+                f"Cannot resume run {run_id}: it is deleted. Restore it with restore_run()."
+            )
+        client.store.update_run(run_id, status=RunStatus.RUNNING, run_name=run_name)
+        if user_tags:
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in user_tags.items()])
+    else:
+        run = client.create_run(
+            _resolve_experiment_id(experiment_id),
+            tags=user_tags,
+            run_name=run_name,
+            parent_run_id=parent_run_id,
+        )
+        run_id = run.info.run_id
+    active = ActiveRun(run_id, client)
+    stack.append(active)
+    _thread.last_run_id = run_id
+    return active
+
+
+def _end_run_by_id(run_id: str, status: str) -> None:
+    stack = _stack()
+    # Ending an outer run ends the runs nested in it that are still open, innermost first.
+    while stack and any(active._run_id == run_id for active in stack):
+        active = stack.pop()
+        active._client.set_terminated(active._run_id, status=status, end_time=now_millis())
+        _thread.last_run_id = active._run_id
+
+
+def end_run(status: str = RunStatus.FINISHED) -> None:
+    """End this thread's active run (no-op when there is none)."""
+    stack = _stack()
+    if stack:
+        _end_run_by_id(stack[-1]._run_id, str(status))
+
+
+def active_run() -> ActiveRun | None:
+    """This thread's innermost active run, or None."""
+    stack = _stack()
+    return stack[-1] if stack else None
+
+
+def last_active_run() -> Run | None:
+    """The active run, else the run this thread ended last, else None."""
+    current = active_run()
+    run_id = current._run_id if current else getattr(_thread, "last_run_id", None)
+    return None if run_id is None else _get_client().get_run(run_id)
+
+
+def get_run(run_id: str) -> Run:
+    return _get_client().get_run(run_id)
+
+
+def delete_run(run_id: str) -> None:
+    _get_client().delete_run(run_id)
+
+
+def restore_run(run_id: str) -> None:
+    _get_client().restore_run(run_id)
+
+
+def _run_id_or_start() -> str:
+    # Like MLflow, logging with no active run starts one.
+    current = active_run()
+    return (current or start_run())._run_id
+
+
+# -- logging ----------------------------------------------------------------------------------
+def log_param(key: str, value: Any) -> Any:
+    """Log a param of the active run (write-once) and return the value."""
+    return _get_client().log_param(_run_id_or_start(), key, value)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    _get_client().log_batch(
+        _run_id_or_start(), params=[Param(key, value) for key, value in params.items()]
+    )
+
+
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
+    """Log one point of a metric of the active run (buffered: microseconds, no commit)."""
+    _get_client().log_metric(_run_id_or_start(), key, value, timestamp=timestamp, step=step)
+
+
+def log_metrics(
+    metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
+) -> None:
+    timestamp = timestamp if timestamp is not None else int(time.time() * 1000)
+    _get_client().log_batch(
+        _run_id_or_start(),
+        metrics=[Metric(key, value, timestamp, step or 0) for key, value in metrics.items()],
+    )
+
+
+def set_tag(key: str, value: Any) -> None:
+    _get_client().set_tag(_run_id_or_start(), key, value)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    _get_client().log_batch(
+        _run_id_or_start(), tags=[RunTag(key, value) for key, value in tags.items()]
+    )
+
+
+def delete_tag(key: str) -> None:
+    _get_client().delete_tag(_run_id_or_start(), key)
+
+
+def log_batch(
+    metrics: list[Metric] | tuple = (),
+    params: list[Param] | tuple = (),
+    tags: list[RunTag] | tuple = (),
+) -> None:
+    _get_client().log_batch(_run_id_or_start(), metrics=metrics, params=params, tags=tags)
+
+
+def get_metric_history(key: str, run_id: str | None = None) -> list[Metric]:
+    return _get_client().get_metric_history(run_id or _run_id_or_start(), key)
+
+
+def flush() -> None:
+    """Commit every buffered row now (otherwise within the flush interval)."""
+    _get_client().flush()
+
+
+# -- artifacts --------------------------------------------------------------------------------
+def log_artifact(local_path: str | os.PathLike, artifact_path: str | None = None) -> None:
+    _get_client().log_artifact(_run_id_or_start(), local_path, artifact_path)
+
+
+def log_artifacts(local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
+    _get_client().log_artifacts(_run_id_or_start(), local_dir, artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    _get_client().log_text(_run_id_or_start(), text, artifact_file)
+
+
+def log_dict(dictionary: dict, artifact_file: str) -> None:
+    _get_client().log_dict(_run_id_or_start(), dictionary, artifact_file)
+
+
+def log_figure(figure: Any, artifact_file: str) -> None:
+    _get_client().log_figure(_run_id_or_start(), figure, artifact_file)
+
+
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    from sparktrack.artifacts import safe_relative_path
+
+    base = _get_client().get_run_info(_run_id_or_start()).artifact_uri
+    relative = safe_relative_path(artifact_path)
+    return f"{base}/{relative}" if relative else base
+
+
+def list_artifacts(path: str | None = None, run_id: str | None = None) -> list[FileInfo]:
+    return _get_client().list_artifacts(run_id or _run_id_or_start(), path)
+
+
+def download_artifacts(
+    run_id: str | None = None,
+    artifact_path: str | None = None,
+    dst_path: str | os.PathLike | None = None,
+) -> str:
+    return _get_client().download_artifacts(run_id or _run_id_or_start(), artifact_path, dst_path)
