@@ -238,15 +238,19 @@ def deterministic(
     # tie-break on the text of zeros ("-0.0" vs "0.0"); inside vectors, arrays and structs the
     # sign of zero is not separated, which can at most flip the sign of an exact-zero result.
     order_fields = key_fields + [f for f in df.schema.fields if f.name not in key_names]
+    # Equal maps built in another insertion order tie on their sorted entries; their entries
+    # in stored order break that tie.
     order: list[Column] = []
-    zero_ties: list[Column] = []
+    tie_breaks: list[Column] = []
     for field in order_fields:
         order.append(_canonical(field, who))
+        col = _quoted(field.name)
         if isinstance(field.dataType, T.FloatType | T.DoubleType):
-            col = _quoted(field.name)
-            zero_ties.append(F.when(col == 0, col.cast("string")))
+            tie_breaks.append(F.when(col == 0, col.cast("string")))
+        elif isinstance(field.dataType, T.MapType):
+            tie_breaks.append(F.map_entries(col))
     partition_by = [_canonical(f, who) for f in key_fields]
-    return df.repartition(n, *partition_by).sortWithinPartitions(*order, *zero_ties)
+    return df.repartition(n, *partition_by).sortWithinPartitions(*order, *tie_breaks)
 
 
 # --------------------------------------------------------------------------------------------
