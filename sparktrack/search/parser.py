@@ -134,6 +134,12 @@ def _tokenize(text: str) -> list[_Token]:
                     tokens[-1].start,
                     tokens[-1].start + len(word),
                 )
+            if op is None and c == "." and tokens and tokens[-1].kind == "string":
+                raise _Failure(
+                    "only backticks may quote a prefix: write `metrics`.x or metrics.x",
+                    tokens[-1].start,
+                    i + 1,
+                )
             if op is None:
                 raise _Failure(f"unexpected character {c!r}", i, i + 1)
             tokens.append(_Token("op", op, i, i + len(op)))
