@@ -19,3 +19,14 @@ def spark():
 def store_uri(tmp_path):
     """A fresh, empty store folder for one test."""
     return str(tmp_path / "store")
+
+
+@pytest.fixture()
+def tracking(store_uri):
+    """The fluent API pointed at a fresh store; runs the test leaves open are ended after it."""
+    import sparktrack
+
+    sparktrack.set_tracking_uri(store_uri)
+    yield store_uri
+    while sparktrack.active_run() is not None:
+        sparktrack.end_run()
