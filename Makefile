@@ -1,0 +1,43 @@
+# Set-up and everyday commands. Both `make run` and `make test` work on a fresh machine with
+# Python 3.11 and Java 17: they create .venv and install what they need first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STORE  ?= ./sparktrack-store
+
+.PHONY: run test bench check-java clean
+
+$(VENV)/.base: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.base
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(VENV)/.bench: $(VENV)/.base
+	$(PY) -m pip install --quiet -e '.[bench]'
+	@touch $@
+
+check-java:
+	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
+	  echo "Java 17 is required to run Spark: install it (Debian/Ubuntu: apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17) or set JAVA_HOME."; \
+	  exit 1; }
+
+## run: install, then run the main job against the embedded default store ./sparktrack-store
+run: check-java $(VENV)/.base
+	$(PY) jobs/train.py --store $(STORE)
+
+## test: install with the dev extra, then run the whole suite
+test: check-java $(VENV)/.dev
+	$(PY) -m pytest -q
+
+## bench: sparktrack against MLflow (SQLite store) on the same machine, same run
+bench: check-java $(VENV)/.bench
+	$(PY) jobs/benchmark.py
+
+clean:
+	rm -rf $(VENV) $(STORE) .pytest_cache
