@@ -282,8 +282,10 @@ def _end_run_by_id(run_id: str, status: str) -> None:
     stack = _stack()
     # Ending an outer run ends the runs nested in it that are still open, innermost first.
     while stack and any(active._run_id == run_id for active in stack):
-        active = stack.pop()
+        active = stack[-1]
+        # Pop only once ended: a rejected status leaves the run active, as it is in the store.
         active._client.set_terminated(active._run_id, status=status, end_time=now_millis())
+        stack.pop()
         _thread.last_run_id = active._run_id
 
 

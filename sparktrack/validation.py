@@ -22,6 +22,7 @@ __all__ = [
     "validate_metric",
     "validate_param_value",
     "validate_run_id",
+    "validate_run_name",
     "validate_tag_value",
 ]
 
@@ -105,6 +106,15 @@ def validate_run_id(run_id: object) -> str:
             "digits, '-' and '_', at most 256)."
         )
     return run_id
+
+
+def validate_run_name(name: str, *, settings: Settings) -> str:
+    if len(name) > settings.max_run_name_length:
+        raise LimitExceededError(
+            f"Run name {name[:40]!r}... is {len(name)} characters; the limit is "
+            f"{settings.max_run_name_length}. Use a shorter run_name."
+        )
+    return name
 
 
 def validate_experiment_name(name: object, *, settings: Settings) -> str:

@@ -64,6 +64,7 @@ from sparktrack.validation import (
     validate_metric,
     validate_param_value,
     validate_run_id,
+    validate_run_name,
     validate_tag_value,
 )
 
@@ -297,6 +298,7 @@ class TrackingStore:
     ) -> RunInfo:
         """Create a RUNNING run and buffer its info row and tags."""
         experiment = self._require_active_experiment(str(experiment_id))
+        validate_run_name(run_name, settings=self.settings)
         tags = self._validated_tags({**(tags or {}), RUN_NAME_TAG: run_name})
         with self._lock:
             count = self._run_count(experiment.experiment_id)
@@ -327,10 +329,12 @@ class TrackingStore:
                 "artifact_uri": join_uri(experiment.artifact_location, run_id),
                 "updated_at": next_version(),
             }
-            self._runs[run_id] = _RunState(row=row)
-            self._experiment_run_counts[experiment.experiment_id] = count + 1
+            state = _RunState(row=row)
+            self._check_tag_quota(state, tags)  # before the run row: a refused run writes nothing
             self.buffer.add(RUNS.name, tuple(row.values()))
-            self._buffer_tags(self._runs[run_id], tags)
+            self._runs[run_id] = state
+            self._experiment_run_counts[experiment.experiment_id] = count + 1
+            self._buffer_tags(state, tags)
         return _run_info(row)
 
     def update_run(
@@ -346,6 +350,8 @@ class TrackingStore:
             raise InvalidInputError(
                 f"Invalid run status {status!r}; use one of {', '.join(RunStatus.__members__)}."
             )
+        if run_name is not None:
+            validate_run_name(run_name, settings=self.settings)
         with self._lock:
             state = self._run_state(run_id)
             changes: dict = {}
@@ -440,10 +446,10 @@ class TrackingStore:
                     f"is {self.settings.max_metric_points_per_run} "
                     "(Settings.max_metric_points_per_run)."
                 )
-            state.metric_points += 1
             self.buffer.add(
                 METRICS.name, (run_id, state.row["experiment_id"], key, value, timestamp, step)
             )
+            state.metric_points += 1
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with self._lock:
