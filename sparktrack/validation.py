@@ -42,16 +42,18 @@ def validate_key(key: object, *, kind: str, settings: Settings) -> str:
             f"{kind} key {key[:40]!r}... is {len(key)} characters long; the limit is "
             f"{settings.max_key_length}. Use a shorter key."
         )
-    if not _KEY_PATTERN.match(key):
+    if not _KEY_PATTERN.fullmatch(key):  # match() would let a trailing newline through
         raise InvalidKeyError(
             f"Invalid {kind} key {key!r}: keys may only contain alphanumerics, underscores (_), "
             "dashes (-), periods (.), spaces ( ), colons (:) and slashes (/)."
         )
     # Keys may become file names (artifact exports, CSV columns): they must not resolve to another.
-    if key.startswith("/") or ".." in key.split("/") or posixpath.normpath(key) != key:
+    # Same test as MLflow's path_not_unique: ".", "..x" and "a/../b" are refused, "a..b" is not.
+    normalized = posixpath.normpath(key)
+    if normalized != key or normalized == "." or normalized.startswith(("..", "/")):
         raise InvalidKeyError(
             f"Invalid {kind} key {key!r}: keys must not start with '/', contain '..' steps or "
-            f"resolve to another path (it would resolve to {posixpath.normpath(key)!r})."
+            f"resolve to another path (it would resolve to {normalized!r})."
         )
     return key
 

@@ -410,7 +410,8 @@ class TrackingStore:
             new_params = self._new_params(state, checked_params)
             if state.metric_points + len(checked_metrics) > settings.max_metric_points_per_run:
                 raise QuotaExceededError(
-                    f"Run {run_id} would hold {state.metric_points + len(checked_metrics)} metric "
+                    f"Logging metric {checked_metrics[0][0]!r}: run {run_id} would hold "
+                    f"{state.metric_points + len(checked_metrics)} metric "
                     f"points; the limit is {settings.max_metric_points_per_run} "
                     "(Settings.max_metric_points_per_run). Log fewer steps or start a new run."
                 )
@@ -442,7 +443,8 @@ class TrackingStore:
                 self._require_active_run(state)
             if state.metric_points >= self.settings.max_metric_points_per_run:
                 raise QuotaExceededError(
-                    f"Run {run_id} already holds {state.metric_points} metric points; the limit "
+                    f"Cannot log metric {key!r}: run {run_id} already holds "
+                    f"{state.metric_points} metric points; the limit "
                     f"is {self.settings.max_metric_points_per_run} "
                     "(Settings.max_metric_points_per_run)."
                 )
@@ -479,7 +481,8 @@ class TrackingStore:
                 )
         if len(state.params) + len(new) > self.settings.max_params_per_run:
             raise QuotaExceededError(
-                f"Run {state.row['run_id']} would hold {len(state.params) + len(new)} params; "
+                f"Logging param {next(iter(new))!r}: run {state.row['run_id']} would hold "
+                f"{len(state.params) + len(new)} params; "
                 f"the limit is {self.settings.max_params_per_run} (Settings.max_params_per_run)."
             )
         return new
@@ -487,8 +490,10 @@ class TrackingStore:
     def _check_tag_quota(self, state: _RunState, tags: dict[str, str]) -> None:
         total = len(state.tag_keys | tags.keys())
         if total > self.settings.max_tags_per_run:
+            first_new = next(key for key in tags if key not in state.tag_keys)
             raise QuotaExceededError(
-                f"Run {state.row['run_id']} would hold {total} tags; the limit is "
+                f"Setting tag {first_new!r}: run {state.row['run_id']} would hold {total} tags; "
+                "the limit is "
                 f"{self.settings.max_tags_per_run} (Settings.max_tags_per_run)."
             )
 
