@@ -8,8 +8,10 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
+from sparktrack import management
 from sparktrack.artifacts import ArtifactRepository
 from sparktrack.config import DEFAULT_TRACKING_URI, ENV_TRACKING_URI
 from sparktrack.context import current_user, source_info, system_tags
@@ -28,13 +30,22 @@ from sparktrack.entities import (
 )
 from sparktrack.errors import InvalidInputError
 from sparktrack.names import random_run_name
+from sparktrack.run_search import search_run_page
 from sparktrack.store import TrackingStore, open_store
 from sparktrack.store.rows import now_millis
 
-__all__ = ["TrackingClient", "resolve_tracking_uri"]
+__all__ = ["PagedList", "TrackingClient", "resolve_tracking_uri"]
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"
+
+
+class PagedList(list):
+    """A page of results; ``token`` fetches the next page (None on the last page)."""
+
+    def __init__(self, items, token: str | None) -> None:
+        super().__init__(items)
+        self.token = token
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -177,11 +188,74 @@ class TrackingClient:
             run_id, status=status, end_time=end_time if end_time is not None else now_millis()
         )
 
-    def delete_run(self, run_id: str) -> None:
-        self.store.set_run_lifecycle(run_id, LifecycleStage.DELETED)
+    def delete_run(self, run_id: str, *, delete_descendants: bool = True) -> None:
+        """Soft-delete a run (and, by default, the runs nested under it)."""
+        self._set_lifecycle(run_id, LifecycleStage.DELETED, with_descendants=delete_descendants)
 
-    def restore_run(self, run_id: str) -> None:
-        self.store.set_run_lifecycle(run_id, LifecycleStage.ACTIVE)
+    def restore_run(self, run_id: str, *, restore_descendants: bool = True) -> None:
+        """Restore a soft-deleted run (and, by default, its deleted nested runs)."""
+        self._set_lifecycle(run_id, LifecycleStage.ACTIVE, with_descendants=restore_descendants)
+
+    def _set_lifecycle(self, run_id: str, stage: LifecycleStage, *, with_descendants: bool) -> None:
+        info = self.store.get_run_info(run_id)
+        targets = [run_id]
+        if with_descendants:
+            targets += management.descendants_of(self.store, run_id, info.experiment_id)
+        for target in targets:
+            if self.store.get_run_info(target).lifecycle_stage != stage:
+                self.store.set_run_lifecycle(target, stage)
+
+    def delete_runs(
+        self, experiment_id: str, max_timestamp_millis: int, *, max_runs: int = 10_000
+    ) -> int:
+        """Soft-delete up to ``max_runs`` runs started at or before the time; returns the count."""
+        return management.delete_runs(
+            self.store, str(experiment_id), max_timestamp_millis, max_runs=max_runs
+        )
+
+    def restore_runs(
+        self, experiment_id: str, min_timestamp_millis: int, *, max_runs: int = 10_000
+    ) -> int:
+        """Restore up to ``max_runs`` runs deleted at or after the time; returns the count."""
+        return management.restore_runs(
+            self.store, str(experiment_id), min_timestamp_millis, max_runs=max_runs
+        )
+
+    def gc(
+        self,
+        *,
+        older_than: timedelta = timedelta(days=30),
+        experiment_ids: list[str] | None = None,
+        vacuum_retention_hours: int = 0,
+    ) -> management.GcResult:
+        """Permanently remove runs deleted longer ago than ``older_than`` (see management)."""
+        return management.collect_garbage(
+            self.store, older_than=older_than, experiment_ids=experiment_ids,
+            vacuum_retention_hours=vacuum_retention_hours,
+        )
+
+    # -- search ------------------------------------------------------------------------------
+    def search_runs(
+        self,
+        experiment_ids: str | list[str],
+        filter_string: str = "",
+        run_view_type: ViewType | str = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList:
+        """Runs matching a filter, as entities; ``.token`` of the result fetches the next page.
+
+        The filter grammar is MLflow's plus ``MIN()/MAX()/LATEST()``, ``OR``, ``NOT`` and
+        parentheses (see the README); a bad filter raises ``InvalidFilterError``.
+        """
+        ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
+        runs, token = search_run_page(
+            self.store, [str(i) for i in ids], filter_string=filter_string,
+            view_type=_view_type(run_view_type), max_results=max_results,
+            order_by=order_by, page_token=page_token,
+        )
+        return PagedList(runs, token)
 
     # -- logging -----------------------------------------------------------------------------
     def log_param(self, run_id: str, key: str, value: Any) -> Any:

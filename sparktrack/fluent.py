@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparktrack.client import NOTE_TAG, TrackingClient, resolve_tracking_uri
 from sparktrack.config import ENV_EXPERIMENT_ID, ENV_EXPERIMENT_NAME
@@ -26,9 +26,13 @@ from sparktrack.entities import (
     RunTag,
     ViewType,
 )
-from sparktrack.errors import InvalidInputError, InvalidStateError
+from sparktrack.errors import ExperimentNotFoundError, InvalidInputError, InvalidStateError
+from sparktrack.run_search import MAX_RESULTS_LIMIT, runs_to_frame
 from sparktrack.store import DEFAULT_EXPERIMENT_ID
 from sparktrack.store.rows import now_millis
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ActiveRun",
@@ -62,6 +66,7 @@ __all__ = [
     "restore_experiment",
     "restore_run",
     "search_experiments",
+    "search_runs",
     "set_experiment",
     "set_experiment_tag",
     "set_experiment_tags",
@@ -313,12 +318,47 @@ def get_run(run_id: str) -> Run:
     return _get_client().get_run(run_id)
 
 
-def delete_run(run_id: str) -> None:
-    _get_client().delete_run(run_id)
+def delete_run(run_id: str, *, delete_descendants: bool = True) -> None:
+    _get_client().delete_run(run_id, delete_descendants=delete_descendants)
 
 
-def restore_run(run_id: str) -> None:
-    _get_client().restore_run(run_id)
+def restore_run(run_id: str, *, restore_descendants: bool = True) -> None:
+    _get_client().restore_run(run_id, restore_descendants=restore_descendants)
+
+
+def search_runs(
+    experiment_ids: list[str] | None = None,
+    filter_string: str = "",
+    run_view_type: ViewType | str = ViewType.ACTIVE_ONLY,
+    max_results: int = MAX_RESULTS_LIMIT,
+    order_by: list[str] | None = None,
+    output_format: str = "pandas",
+    search_all_experiments: bool = False,
+    experiment_names: list[str] | None = None,
+) -> pd.DataFrame | list[Run]:
+    """Runs matching a filter as MLflow's pandas frame (or a list of Run with output_format).
+
+    Experiments: the given ids or names, else every experiment with
+    ``search_all_experiments=True``, else the active experiment.
+    """
+    if output_format not in ("pandas", "list"):
+        raise InvalidInputError(f"output_format must be 'pandas' or 'list', got {output_format!r}.")
+    client = _get_client()
+    ids = [str(i) for i in experiment_ids or []]
+    for name in experiment_names or []:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise ExperimentNotFoundError(
+                f"No experiment named {name!r}; list them with search_experiments()."
+            )
+        ids.append(experiment.experiment_id)
+    if not ids and experiment_ids is None and experiment_names is None:
+        if search_all_experiments:
+            ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+        else:
+            ids = [_resolve_experiment_id(None)]
+    runs = client.search_runs(ids, filter_string, run_view_type, max_results, order_by)
+    return runs_to_frame(runs) if output_format == "pandas" else list(runs)
 
 
 def _run_id_or_start() -> str:

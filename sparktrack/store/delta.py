@@ -155,9 +155,47 @@ class DeltaTableHandle:
             if columns is not None:
                 schema = pa.schema([schema.field(name) for name in columns])
             return schema.empty_table()
+        for attempt in (1, 2):
+            with self._lock:
+                dataset = table.to_pyarrow_dataset(
+                    file_pruning_predicate=list(prune) if prune else None
+                )
+            try:
+                return dataset.to_table(filter=where, columns=columns)
+            except FileNotFoundError:
+                # A vacuum removed a file of the snapshot we planned with: plan again, once.
+                if attempt == 2:
+                    raise
+                table = self.snapshot()
+        raise AssertionError("unreachable")
+
+    # -- maintenance -----------------------------------------------------------------------
+    def delete_where(self, predicate: str) -> None:
+        """Remove rows matching a Delta SQL predicate built by sparktrack from validated ids."""
+        table = self.snapshot()
+        if table is None:
+            return
+        for attempt in range(self._commit_retries + 1):
+            try:
+                with self._lock:
+                    table.delete(predicate)
+                return
+            except CommitFailedError as exc:
+                if attempt == self._commit_retries:
+                    raise StoreError(f"Could not delete rows from {self.uri}: {exc}") from exc
+                time.sleep(0.05 * (attempt + 1))
+                table = self.snapshot()
+
+    def vacuum(self, *, retention_hours: int) -> int:
+        """Remove files no longer referenced for ``retention_hours``; returns how many."""
+        table = self.snapshot()
+        if table is None:
+            return 0
         with self._lock:
-            dataset = table.to_pyarrow_dataset(file_pruning_predicate=list(prune) if prune else None)
-        return dataset.to_table(filter=where, columns=columns)
+            removed = table.vacuum(
+                retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
+            )
+        return len(removed)
 
     def version(self) -> int | None:
         table = self.snapshot()
