@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from sparktrack import management
-from sparktrack.artifacts import ArtifactRepository
+from sparktrack.artifacts import ArtifactRepository, safe_relative_path
 from sparktrack.config import DEFAULT_TRACKING_URI, ENV_TRACKING_URI
 from sparktrack.context import current_user, source_info, system_tags
 from sparktrack.entities import (
@@ -333,6 +333,7 @@ class TrackingClient:
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
         """Save a matplotlib figure (format from the file extension, PNG by default)."""
+        safe_relative_path(artifact_file)  # refuse a bad path before matplotlib reads it
         out = io.BytesIO()
         extension = os.path.splitext(artifact_file)[1].lstrip(".") or "png"
         figure.savefig(out, format=extension)
