@@ -94,8 +94,12 @@ class WriteBuffer:
 
     # -- committing ------------------------------------------------------------------------
     def flush(self) -> None:
-        """Commit every buffered row now; raise StoreError if a commit finally fails."""
-        self._raise_pending_error()
+        """Commit every buffered row now; raise StoreError if a commit finally fails.
+
+        The commit retries what a failed background commit left pending, so an earlier
+        background error is raised only if this commit fails too (then as its fresh error).
+        """
+        self._error = None
         self._commit()
 
     def _commit(self) -> None:
