@@ -26,7 +26,12 @@ from sparktrack.entities import (
     RunTag,
     ViewType,
 )
-from sparktrack.errors import ExperimentNotFoundError, InvalidInputError, InvalidStateError
+from sparktrack.errors import (
+    AlreadyExistsError,
+    ExperimentNotFoundError,
+    InvalidInputError,
+    InvalidStateError,
+)
 from sparktrack.run_search import MAX_RESULTS_LIMIT, runs_to_frame
 from sparktrack.store import DEFAULT_EXPERIMENT_ID
 from sparktrack.store.rows import now_millis
@@ -168,7 +173,10 @@ def set_experiment(
     else:
         experiment = client.get_experiment_by_name(experiment_name)
         if experiment is None:
-            client.create_experiment(experiment_name)
+            try:
+                client.create_experiment(experiment_name)
+            except AlreadyExistsError:
+                pass  # another process created it a moment ago: use theirs
             experiment = client.get_experiment_by_name(experiment_name)
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise InvalidStateError(
