@@ -127,13 +127,12 @@ def collect_garbage(
         doomed[experiment_id].append(run_id)
     artifact_uris = rows.column("artifact_uri").to_pylist()
     for experiment_id, run_ids in doomed.items():
-        if not _SAFE_ID.match(experiment_id) or not all(_SAFE_ID.match(r) for r in run_ids):
-            raise StoreError(f"Refusing to build a delete predicate from unexpected ids in "
-                             f"experiment {experiment_id!r}.")
-        quoted = ", ".join(f"'{run_id}'" for run_id in run_ids)
-        predicate = f"experiment_id = '{experiment_id}' AND run_id IN ({quoted})"
+        if not _SAFE_ID.match(experiment_id):
+            raise StoreError(f"Refusing to rewrite partition of unexpected experiment id "
+                             f"{experiment_id!r}.")
+        # Runs last: until the end a crash leaves the runs visible and a later gc finishes.
         for table in (METRICS.name, METRIC_SUMMARIES.name, PARAMS.name, TAGS.name, RUNS.name):
-            store.tables[table].delete_where(predicate)
+            store.tables[table].remove_runs(experiment_id, run_ids)
     for uri in artifact_uris:
         ArtifactRepository(uri).delete_all()
     removed = [run_id for run_ids in doomed.values() for run_id in run_ids]

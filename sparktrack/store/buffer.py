@@ -84,10 +84,6 @@ class WriteBuffer:
         elif count >= self._settings.flush_max_rows:
             self._wake.set()
 
-    def notify(self) -> None:
-        """Ask the background thread to commit soon (used by end_run) without waiting."""
-        self._wake.set()
-
     @property
     def row_count(self) -> int:
         return self._row_count + sum(t.num_rows for ts in self._pending.values() for t in ts)

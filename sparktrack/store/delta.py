@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
@@ -56,6 +57,7 @@ class DeltaTableHandle:
         self._storage_options = storage_options
         self._commit_retries = commit_retries
         self._table: DeltaTable | None = None
+        self._datasets: dict[tuple[int, str], pds.Dataset] = {}
         self._lock = threading.Lock()
 
     # -- writing -------------------------------------------------------------------------
@@ -156,35 +158,67 @@ class DeltaTableHandle:
                 schema = pa.schema([schema.field(name) for name in columns])
             return schema.empty_table()
         for attempt in (1, 2):
-            with self._lock:
-                dataset = table.to_pyarrow_dataset(
-                    file_pruning_predicate=list(prune) if prune else None
-                )
+            dataset = self._dataset(table, prune)
             try:
                 return dataset.to_table(filter=where, columns=columns)
             except FileNotFoundError:
                 # A vacuum removed a file of the snapshot we planned with: plan again, once.
                 if attempt == 2:
                     raise
+                with self._lock:
+                    self._datasets.clear()
                 table = self.snapshot()
         raise AssertionError("unreachable")
 
+    def _dataset(self, table: DeltaTable, prune: PruningFilter | None) -> pds.Dataset:
+        # Planning a dataset (one fragment per file, with its statistics) costs far more than
+        # a small read; reuse the plan while the table version and the pruning are unchanged.
+        key = (table.version(), repr(prune))
+        with self._lock:
+            cached = self._datasets.get(key)
+            if cached is None:
+                cached = table.to_pyarrow_dataset(
+                    file_pruning_predicate=list(prune) if prune else None
+                )
+                if len(self._datasets) >= 32 or any(k[0] != key[0] for k in self._datasets):
+                    self._datasets.clear()
+                self._datasets[key] = cached
+            return cached
+
     # -- maintenance -----------------------------------------------------------------------
-    def delete_where(self, predicate: str) -> None:
-        """Remove rows matching a Delta SQL predicate built by sparktrack from validated ids."""
-        table = self.snapshot()
-        if table is None:
-            return
+    def remove_runs(self, experiment_id: str, run_ids: Sequence[str]) -> int:
+        """Rewrite one experiment's partition without the given runs' rows; returns rows removed.
+
+        A partition overwrite (not ``DeltaTable.delete``, whose rewritten files change the
+        column types) that keeps files appended concurrently: they are not in the snapshot the
+        overwrite replaces, and a conflicting commit is retried on a fresh snapshot.
+        """
+        if "experiment_id" not in self.spec.partition_by:
+            raise StoreError(f"Table {self.spec.name} is not partitioned by experiment.")
+        doomed = pa.array(list(run_ids), type=pa.string())
         for attempt in range(self._commit_retries + 1):
+            current = self.read(prune=[("experiment_id", "=", experiment_id)],
+                                where=pds.field("experiment_id") == experiment_id)
+            keep = current.filter(pc.invert(pc.is_in(current.column("run_id"), value_set=doomed)))
+            if keep.num_rows == current.num_rows:
+                return 0
             try:
-                with self._lock:
-                    table.delete(predicate)
-                return
+                write_deltalake(
+                    self.uri,
+                    keep.select(self.spec.schema.names).cast(self.spec.schema),
+                    mode="overwrite",
+                    # experiment ids are validated digits/letters before they get here.
+                    predicate=f"experiment_id = '{experiment_id}'",
+                    partition_by=list(self.spec.partition_by),
+                    storage_options=self._storage_options,
+                    writer_properties=_WRITER_PROPERTIES,
+                )
+                return current.num_rows - keep.num_rows
             except CommitFailedError as exc:
                 if attempt == self._commit_retries:
-                    raise StoreError(f"Could not delete rows from {self.uri}: {exc}") from exc
+                    raise StoreError(f"Could not rewrite {self.uri} for gc: {exc}") from exc
                 time.sleep(0.05 * (attempt + 1))
-                table = self.snapshot()
+        raise AssertionError("unreachable")
 
     def vacuum(self, *, retention_hours: int) -> int:
         """Remove files no longer referenced for ``retention_hours``; returns how many."""

@@ -363,8 +363,8 @@ class TrackingStore:
                 changes["run_name"] = run_name
                 self._buffer_tags(state, {RUN_NAME_TAG: run_name})
             self._write_run_row(state, changes)
-        if status is not None and RunStatus(status).is_terminated:
-            self.buffer.notify()
+        # No commit is forced when a run ends: a loop of short runs would otherwise write a
+        # file per run. The background thread commits within the flush interval.
         return _run_info(state.row)
 
     def set_run_lifecycle(self, run_id: str, stage: LifecycleStage) -> None:

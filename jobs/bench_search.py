@@ -1,0 +1,158 @@
+"""Benchmark: search_runs over experiments of 1,000 to 100,000 runs, sparktrack against MLflow.
+
+Each run has 10 params and 10 metrics. Timed: a filtered, ordered search (first 100 results)
+and an unfiltered one (every run, as a pandas frame), best of ``--repeat``. MLflow (SQLite
+store) is measured at the sizes it can fill in reasonable time (``--mlflow-sizes``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+
+__all__ = ["main", "run"]
+
+FILTER = "metrics.m0 < 0.5 AND params.p1 = 'b'"
+ORDER = ["metrics.m1 DESC"]
+
+
+def _values(i: int, rng: random.Random) -> tuple[dict[str, str], dict[str, float]]:
+    params = {f"p{k}": "abcd"[(i + k) % 4] for k in range(10)}
+    metrics = {f"m{k}": rng.random() for k in range(10)}
+    return params, metrics
+
+
+def _fill_sparktrack(root: str, runs: int, progress: Callable[[str], None]) -> tuple[object, str]:
+    from sparktrack import Metric, Param, TrackingClient
+
+    client = TrackingClient(root)
+    store = client.store
+    experiment_id = client.create_experiment(f"search-{runs}")
+    rng = random.Random(runs)
+    now = int(time.time() * 1000)
+    for i in range(runs):
+        info = store.create_run(experiment_id, run_name=f"run-{i}", user_id="bench",
+                                start_time=now + i)
+        params, metrics = _values(i, rng)
+        store.log_batch(
+            info.run_id,
+            params=[Param(k, v) for k, v in params.items()],
+            metrics=[Metric(k, v, now + i, 0) for k, v in metrics.items()],
+        )
+        store.update_run(info.run_id, status="FINISHED", end_time=now + i + 1)
+        if i and i % 20_000 == 0:
+            progress(f"  sparktrack: {i:,} / {runs:,} runs written")
+    client.flush()
+    return client, experiment_id
+
+
+def _fill_mlflow(folder: str, runs: int, progress: Callable[[str], None]) -> tuple[object, str]:
+    import logging
+
+    from mlflow.entities import Metric as MlflowMetric
+    from mlflow.entities import Param as MlflowParam
+    from mlflow.tracking import MlflowClient
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.ERROR)
+    client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
+    experiment_id = client.create_experiment(f"search-{runs}")
+    rng = random.Random(runs)
+    now = int(time.time() * 1000)
+    for i in range(runs):
+        run_id = client.create_run(experiment_id, start_time=now + i, run_name=f"run-{i}").info.run_id
+        params, metrics = _values(i, rng)
+        client.log_batch(
+            run_id,
+            params=[MlflowParam(k, v) for k, v in params.items()],
+            metrics=[MlflowMetric(k, v, now + i, 0) for k, v in metrics.items()],
+        )
+        client.set_terminated(run_id, end_time=now + i + 1)
+        if i and i % 2_000 == 0:
+            progress(f"  mlflow: {i:,} / {runs:,} runs written")
+    return client, experiment_id
+
+
+def _best(repeat: int, fn: Callable[[], int]) -> tuple[float, int]:
+    best, found = float("inf"), 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        found = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, found
+
+
+def run(
+    *,
+    print_fn: Callable[[str], None] = print,
+    sizes: tuple[int, ...] = (1_000, 10_000, 100_000),
+    mlflow_sizes: tuple[int, ...] = (1_000,),
+    repeat: int = 3,
+) -> list[dict]:
+    from sparktrack.run_search import runs_to_frame
+
+    rows = []
+    for size in sizes:
+        folder = tempfile.mkdtemp(prefix=f"bench-search-{size}-")
+        try:
+            print_fn(f"filling sparktrack with {size:,} runs ...")
+            client, experiment_id = _fill_sparktrack(folder, size, print_fn)
+            filtered = _best(repeat, lambda: len(client.search_runs(
+                experiment_id, FILTER, order_by=ORDER, max_results=100)))
+            everything = _best(repeat, lambda: len(runs_to_frame(client.search_runs(
+                experiment_id, max_results=100_000))))
+            row = {"runs": size, "sparktrack_filtered_s": filtered[0],
+                   "sparktrack_all_s": everything[0], "matched": filtered[1],
+                   "returned_all": everything[1]}
+            if size in mlflow_sizes:
+                print_fn(f"filling MLflow with {size:,} runs ...")
+                ml_client, ml_experiment = _fill_mlflow(folder, size, print_fn)
+                ml_filtered = _best(repeat, lambda: len(ml_client.search_runs(
+                    [ml_experiment], FILTER, order_by=ORDER, max_results=100)))
+                import mlflow
+
+                mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+                ml_all = _best(repeat, lambda: len(mlflow.search_runs(
+                    [ml_experiment], max_results=100_000)))
+                row.update(mlflow_filtered_s=ml_filtered[0], mlflow_all_s=ml_all[0])
+            rows.append(row)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    header = (f"{'runs':>8} {'filtered: sparktrack':>21} {'MLflow':>9} {'ratio':>7}  "
+              f"{'all runs: sparktrack':>21} {'MLflow':>9} {'ratio':>7}")
+    print_fn(header)
+    print_fn("-" * len(header))
+    for row in rows:
+        ours_f, ours_a = row["sparktrack_filtered_s"], row["sparktrack_all_s"]
+        ml_f, ml_a = row.get("mlflow_filtered_s"), row.get("mlflow_all_s")
+        print_fn(
+            f"{row['runs']:>8,} {ours_f:>20.3f}s {_secs(ml_f):>9} {_ratio(ml_f, ours_f):>7}  "
+            f"{ours_a:>20.3f}s {_secs(ml_a):>9} {_ratio(ml_a, ours_a):>7}"
+        )
+    return rows
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"
+
+
+def _ratio(theirs: float | None, ours: float) -> str:
+    return "-" if theirs is None else f"{theirs / ours:.1f}x"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--mlflow-sizes", type=int, nargs="*", default=[1_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    run(sizes=tuple(args.sizes), mlflow_sizes=tuple(args.mlflow_sizes), repeat=args.repeat)
+
+
+if __name__ == "__main__":
+    main()
