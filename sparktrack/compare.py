@@ -162,7 +162,7 @@ def plot_scatter(runs: Sequence[Run], path: PathLike, *, x: str, y: str) -> str:
             ax.annotate(
                 labels[i], (ax_x.values[i], ax_y.values[i]), xytext=(4, 4),
                 textcoords="offset points", fontsize=8,
-            )
+            ).set_in_layout(False)  # labels may overhang; measuring each one is slow
     _label_axis(ax, "x", ax_x)
     _label_axis(ax, "y", ax_y)
     ax.grid(True, alpha=0.3)
@@ -556,7 +556,8 @@ def _draw_parallel_coordinates(runs: list[Run], path: PathLike, columns: list[_C
     for x, data in zip(xs, axes_data, strict=True):
         ax.axvline(x, color="0.3", linewidth=1, zorder=0)
         for y, text in _axis_marks(data):
-            ax.text(x + 0.04, y, text, fontsize=8, va="center", ha="left", color="0.2")
+            ax.text(x + 0.04, y, text, fontsize=8, va="center", ha="left", color="0.2",
+                    in_layout=False)
     ax.set_xticks(xs, [c.name for c in columns], rotation=20, ha="right")
     ax.set_yticks([])
     ax.set_xlim(-0.25, len(columns) - 0.4)
