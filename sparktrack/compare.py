@@ -94,7 +94,9 @@ def compare_runs(runs: Sequence[Run], *, hide_identical: bool = False) -> pd.Dat
         columns=pd.Index(labels, name="run", dtype=object),
         dtype=object,
     )
-    frame.attrs["run_ids"] = {label: run.info.run_id for label, run in zip(labels, runs, strict=True)}
+    frame.attrs["run_ids"] = {
+        label: run.info.run_id for label, run in zip(labels, runs, strict=True)
+    }
     return frame
 
 
@@ -218,7 +220,9 @@ def plot_contour(runs: Sequence[Run], path: PathLike, *, x: str, y: str, metric:
     try:
         triangulation = Triangulation(xs, ys)
     except (RuntimeError, ValueError) as exc:  # qhull on nearly degenerate input
-        raise InvalidInputError(f"cannot triangulate the points at distinct {where}: {exc}") from exc
+        raise InvalidInputError(
+            f"cannot triangulate the points at distinct {where}: {exc}"
+        ) from exc
 
     fig = _new_figure(7.0, 5.5)
     ax = fig.add_subplot()
@@ -438,7 +442,9 @@ def _prefixed(kind: str, key: str, what: str) -> str:
 
 def _column(runs: list[Run], identifier: str, what: str) -> _Column:
     if not isinstance(identifier, str):
-        raise InvalidInputError(f"{what} must be a string such as 'params.<key>', got {identifier!r}")
+        raise InvalidInputError(
+            f"{what} must be a string such as 'params.<key>', got {identifier!r}"
+        )
     kind, dot, key = identifier.partition(".")
     if not dot or kind not in _KINDS or not key:
         near = [f"{k}.{identifier}" for k in _KINDS if identifier in _keys(runs, k)]
@@ -542,7 +548,8 @@ def _draw_parallel_coordinates(runs: list[Run], path: PathLike, columns: list[_C
     if colour_axis is not None and any(_finite(v) for v in colour_axis.values):
         finite = [v for v in colour_axis.values if _finite(v)]
         norm = Normalize(min(finite), max(finite) if max(finite) > min(finite) else min(finite) + 1)
-        colours = [cmap(norm(v)) if _finite(v) else (0.6, 0.6, 0.6, 1.0) for v in colour_axis.values]
+        grey = (0.6, 0.6, 0.6, 1.0)
+        colours = [cmap(norm(v)) if _finite(v) else grey for v in colour_axis.values]
         mappable = ScalarMappable(norm=norm, cmap=cmap)
     else:
         palette = colormaps["tab10"]

@@ -13,7 +13,9 @@ from sparktrack.entities import Run, RunData, RunInfo
 from sparktrack.errors import InvalidInputError
 from sparktrack.export import FIXED_COLUMNS, format_duration, runs_to_csv, runs_to_csv_string
 
-HEADER = ["Start Time", "Duration", "Run ID", "Name", "Source Type", "Source Name", "User", "Status"]
+HEADER = [
+    "Start Time", "Duration", "Run ID", "Name", "Source Type", "Source Name", "User", "Status"
+]
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z
 
 
