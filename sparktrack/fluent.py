@@ -171,19 +171,29 @@ def set_experiment(
     if experiment_id is not None:
         experiment = client.get_experiment(str(experiment_id))
     else:
-        experiment = client.get_experiment_by_name(experiment_name)
-        if experiment is None:
-            try:
-                client.create_experiment(experiment_name)
-            except AlreadyExistsError:
-                pass  # another process created it a moment ago: use theirs
-            experiment = client.get_experiment_by_name(experiment_name)
+        experiment = _active_experiment_named(client, experiment_name)
+    _require_active(experiment)
+    _active_experiment_id = experiment.experiment_id
+    return experiment
+
+
+def _active_experiment_named(client: TrackingClient, name: str) -> Experiment:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            client.create_experiment(name)
+        except AlreadyExistsError:
+            pass  # another process created it a moment ago: use theirs
+        experiment = client.get_experiment_by_name(name)
+    return _require_active(experiment)
+
+
+def _require_active(experiment: Experiment) -> Experiment:
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise InvalidStateError(
             f"Cannot set a deleted experiment {experiment.name!r} as the active experiment. "
             "Restore it with restore_experiment(), or choose another name."
         )
-    _active_experiment_id = experiment.experiment_id
     return experiment
 
 
@@ -192,10 +202,18 @@ def _resolve_experiment_id(experiment_id: str | None) -> str:
         return str(experiment_id)
     if _active_experiment_id is not None:
         return _active_experiment_id
-    if os.environ.get(ENV_EXPERIMENT_ID):
-        return os.environ[ENV_EXPERIMENT_ID]
-    if os.environ.get(ENV_EXPERIMENT_NAME):
-        return set_experiment(os.environ[ENV_EXPERIMENT_NAME]).experiment_id
+    # As MLflow: the name wins (created if missing); an id set too must be that experiment's.
+    env_name, env_id = os.environ.get(ENV_EXPERIMENT_NAME), os.environ.get(ENV_EXPERIMENT_ID)
+    if env_name:
+        named = _active_experiment_named(_get_client(), env_name).experiment_id
+        if env_id and env_id != named:
+            raise InvalidInputError(
+                f"{ENV_EXPERIMENT_ID}={env_id!r} does not match the id {named} of experiment "
+                f"{env_name!r} named by {ENV_EXPERIMENT_NAME}; unset one of them."
+            )
+        return named
+    if env_id:
+        return env_id
     return DEFAULT_EXPERIMENT_ID
 
 

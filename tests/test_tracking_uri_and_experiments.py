@@ -200,6 +200,26 @@ def test_experiment_id_from_environment(tracking, monkeypatch):
     assert run.info.experiment_id == experiment_id
 
 
+def test_experiment_name_and_id_from_environment_must_agree(tracking, monkeypatch):
+    named = sparktrack.create_experiment("env-both")
+    other = sparktrack.create_experiment("env-other")
+    monkeypatch.setenv("SPARKTRACK_EXPERIMENT_NAME", "env-both")
+    monkeypatch.setenv("SPARKTRACK_EXPERIMENT_ID", named)
+    with sparktrack.start_run() as run:
+        pass
+    assert run.info.experiment_id == named
+    monkeypatch.setenv("SPARKTRACK_EXPERIMENT_ID", other)
+    with pytest.raises(InvalidInputError, match=f"SPARKTRACK_EXPERIMENT_ID='{other}'.*env-both"):
+        sparktrack.start_run()
+    assert sparktrack.active_run() is None
+
+
+def test_unknown_experiment_id_from_environment(tracking, monkeypatch):
+    monkeypatch.setenv("SPARKTRACK_EXPERIMENT_ID", "777")
+    with pytest.raises(ExperimentNotFoundError, match="'777'"):
+        sparktrack.start_run()
+
+
 def test_set_experiment_wins_over_environment(tracking, monkeypatch):
     monkeypatch.setenv("SPARKTRACK_EXPERIMENT_NAME", "env-named")
     chosen = sparktrack.set_experiment("chosen")
