@@ -23,6 +23,7 @@ from sparktrack.errors import SparkTrackError
 from sparktrack.fluent import (
     ActiveRun,
     active_run,
+    compare_runs,
     create_experiment,
     delete_experiment,
     delete_run,
@@ -80,6 +81,7 @@ __all__ = [
     "TrackingClient",
     "ViewType",
     "active_run",
+    "compare_runs",
     "create_experiment",
     "delete_experiment",
     "delete_run",

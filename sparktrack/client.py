@@ -234,6 +234,13 @@ class TrackingClient:
             vacuum_retention_hours=vacuum_retention_hours,
         )
 
+    def compare_runs(self, run_ids: Sequence[str], *, hide_identical: bool = False):
+        """Params and metrics of the runs side by side (a pandas frame; see sparktrack.compare)."""
+        from sparktrack.compare import compare_runs
+
+        return compare_runs([self.get_run(run_id) for run_id in run_ids],
+                            hide_identical=hide_identical)
+
     # -- search ------------------------------------------------------------------------------
     def search_runs(
         self,

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ActiveRun",
     "active_run",
+    "compare_runs",
     "create_experiment",
     "delete_experiment",
     "delete_run",
@@ -350,6 +351,11 @@ def delete_run(run_id: str, *, delete_descendants: bool = True) -> None:
 
 def restore_run(run_id: str, *, restore_descendants: bool = True) -> None:
     _get_client().restore_run(run_id, restore_descendants=restore_descendants)
+
+
+def compare_runs(run_ids: list[str], *, hide_identical: bool = False) -> pd.DataFrame:
+    """Params and metrics of the runs side by side; ``hide_identical`` drops equal rows."""
+    return _get_client().compare_runs(run_ids, hide_identical=hide_identical)
 
 
 def search_runs(

@@ -27,6 +27,7 @@ PUBLIC_NAMES = [
     "TrackingClient",
     "ViewType",
     "active_run",
+    "compare_runs",
     "create_experiment",
     "delete_experiment",
     "delete_run",
