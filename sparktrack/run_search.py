@@ -54,7 +54,8 @@ def search_run_page(
     page_token: str | None = None,
 ) -> tuple[list[Run], str | None]:
     """One page of matching runs and the token of the next page (None on the last)."""
-    if not isinstance(max_results, int) or not 1 <= max_results <= MAX_RESULTS_LIMIT:
+    if (isinstance(max_results, bool) or not isinstance(max_results, int)
+            or not 1 <= max_results <= MAX_RESULTS_LIMIT):
         raise InvalidInputError(
             f"max_results must be an integer between 1 and {MAX_RESULTS_LIMIT}, got "
             f"{max_results!r}."
