@@ -62,6 +62,9 @@ def session(
         "spark.driver.memory": "2g",
     }
     if not os.environ.get("PYSPARK_PYTHON"):
+        # pyspark's SparkContext takes the workers' interpreter from this variable (the
+        # spark.pyspark.python setting alone does not reach RDD and data source workers).
+        os.environ["PYSPARK_PYTHON"] = sys.executable
         settings["spark.pyspark.python"] = sys.executable
         settings["spark.pyspark.driver.python"] = sys.executable
     settings.update(conf or {})
@@ -69,9 +72,7 @@ def session(
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    try:
-        from sparktrack.spark.datasource import register
-    except ImportError:  # the data source arrives with its own module
-        return spark
+    from sparktrack.spark.datasource import register
+
     register(spark)
     return spark

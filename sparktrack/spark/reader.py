@@ -1,0 +1,621 @@
+"""The read path of the ``sparktrack`` data source, in plain Python: no SparkSession, no client.
+
+Planning (on the driver's planner worker) opens each Delta table's snapshot with ``deltalake``
+at the requested version or time, prunes its files (partition values and min/max statistics,
+through ``file_pruning_predicate``) and bin-packs them into :class:`ReadTask` s. Reading (on
+executors) opens exactly those parquet files with pyarrow, never the folder: compaction leaves
+files behind that are no longer part of the table. Tables whose rows must be resolved (the
+newest run row, the first param value, ...) are split by experiment, because every row of a
+run carries its experiment id and lives in that experiment's partition.
+
+Conditions are plain tuples so that this module needs nothing from pyspark::
+
+    ("=", column, value)   ("<" | "<=" | ">" | ">=", column, value)   ("in", column, (v, ...))
+    ("is_null", column)    ("not_null", column)
+    ("starts" | "ends" | "contains", column, text)                       ("not", condition)
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pds
+
+from sparktrack.errors import ExperimentNotFoundError, InvalidInputError
+from sparktrack.store.delta import join_uri
+from sparktrack.store.latest import (
+    current_experiments,
+    current_params,
+    current_runs,
+    live_tags,
+    runs_latest,
+)
+from sparktrack.store.schemas import (
+    EXPERIMENTS,
+    METRIC_SUMMARIES,
+    METRICS,
+    PARAMS,
+    RUNS,
+    RUNS_LATEST,
+    TABLES,
+    TAGS,
+)
+from sparktrack.store.summaries import merge_summaries
+
+__all__ = [
+    "OUTPUT_SCHEMAS",
+    "Condition",
+    "FileSlice",
+    "ReadOptions",
+    "ReadTask",
+    "latest_version",
+    "parse_options",
+    "plan",
+    "plan_stream",
+    "read_task",
+]
+
+Condition = tuple
+
+_KEY_VALUE = [
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("experiment_id", pa.string(), nullable=False),
+    pa.field("key", pa.string(), nullable=False),
+]
+
+
+def _without(schema: pa.Schema, *names: str) -> pa.Schema:
+    return pa.schema([f for f in schema if f.name not in names])
+
+
+OUTPUT_SCHEMAS: dict[str, pa.Schema] = {
+    "runs": RUNS_LATEST.schema,
+    "metrics": METRICS.schema,
+    "params": pa.schema([*_KEY_VALUE, pa.field("value", pa.string(), nullable=False)]),
+    "tags": pa.schema([*_KEY_VALUE, pa.field("value", pa.string())]),
+    "experiments": _without(EXPERIMENTS.schema, "updated_at"),
+    "metric_summaries": _without(METRIC_SUMMARIES.schema, "updated_at"),
+}
+"""The columns of each table the data source offers (``option("table", ...)``)."""
+
+# The raw tables each offered table is built from; the first is the one time travel names.
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "runs": (RUNS.name, PARAMS.name, TAGS.name, METRIC_SUMMARIES.name),
+    "metrics": (METRICS.name,),
+    "params": (PARAMS.name,),
+    "tags": (TAGS.name,),
+    "experiments": (EXPERIMENTS.name,),
+    "metric_summaries": (METRIC_SUMMARIES.name,),
+}
+
+# Columns that every version of a row shares: filtering raw rows on them before resolving
+# the newest/oldest row gives the same answer as filtering afterwards.
+_IDENTITY = ("experiment_id", "run_id", "key")
+_RANGE_OPS = ("=", "<", "<=", ">", ">=")
+
+DEFAULT_MAX_PARTITION_BYTES = 128 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """What to read: the parsed options of one ``spark.read.format("sparktrack")`` call."""
+
+    root: str
+    table: str = "runs"
+    experiment_ids: tuple[str, ...] | None = None
+    experiment_names: tuple[str, ...] | None = None
+    include_deleted: bool = False
+    version: int | None = None
+    timestamp: datetime | None = None
+    storage_options: dict[str, str] | None = None
+    max_partition_bytes: int = DEFAULT_MAX_PARTITION_BYTES
+    min_partitions: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    conditions: tuple[Condition, ...] = ()
+
+    def with_conditions(self, conditions: Iterable[Condition]) -> ReadOptions:
+        from dataclasses import replace
+
+        return replace(self, conditions=tuple(conditions))
+
+
+@dataclass(frozen=True, slots=True)
+class FileSlice:
+    """One parquet file of a snapshot: raw table, path relative to the table, partition."""
+
+    table: str
+    path: str
+    experiment_id: str | None
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTask:
+    """The files one Spark input partition reads, and the deleted runs to leave out."""
+
+    files: tuple[FileSlice, ...] = ()
+    deleted_run_ids: tuple[str, ...] = ()
+
+
+# == options ===================================================================================
+def _flag(options: Mapping[str, str], name: str) -> bool:
+    raw = str(options.get(name, "false")).strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise InvalidInputError(f"Option {name}={raw!r} must be true or false.")
+    return raw in ("true", "1", "yes")
+
+
+def _ids(raw: str | None) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    return tuple(part.strip() for part in str(raw).split(",") if part.strip())
+
+
+def _timestamp(raw: str) -> datetime:
+    text = raw.strip()
+    try:
+        if text.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        parsed = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        raise InvalidInputError(
+            f"Option timestampAsOf={raw!r} is not a timestamp; use ISO 8601 "
+            "('2024-05-01 12:00:00', UTC unless an offset is given) or milliseconds since the epoch."
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _int_option(options: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = options.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise InvalidInputError(f"Option {name}={raw!r} must be an integer >= {minimum}.")
+    return value
+
+
+def parse_options(options: Mapping[str, str], *, default_root: str | None = None) -> ReadOptions:
+    """Validate the data source options (names are case-insensitive, like Spark's).
+
+    Options: ``path`` (or ``load(uri)``), ``table``, ``experiment_ids``, ``experiment_names``,
+    ``include_deleted``, ``versionAsOf``, ``timestampAsOf``, ``maxPartitionBytes``,
+    ``minPartitions`` and ``storage.<name>`` (handed to deltalake as storage options).
+    """
+    lowered = {str(k).lower(): v for k, v in options.items()}
+    root = lowered.get("path") or default_root
+    if not root:
+        raise InvalidInputError(
+            "No store given: use spark.read.format('sparktrack').load('<store uri>') or set "
+            "SPARKTRACK_TRACKING_URI before registering the data source."
+        )
+    table = str(lowered.get("table", "runs")).strip().lower()
+    if table not in OUTPUT_SCHEMAS:
+        raise InvalidInputError(
+            f"Option table={table!r} is not a sparktrack table; use one of "
+            f"{', '.join(sorted(OUTPUT_SCHEMAS))}."
+        )
+    version = lowered.get("versionasof")
+    timestamp = lowered.get("timestampasof")
+    if version is not None and timestamp is not None:
+        raise InvalidInputError("Give versionAsOf or timestampAsOf, not both.")
+    storage = {k[len("storage."):]: str(v) for k, v in lowered.items() if k.startswith("storage.")}
+    from sparktrack.store import normalize_root
+
+    return ReadOptions(
+        root=normalize_root(str(root)),
+        table=table,
+        experiment_ids=_ids(lowered.get("experiment_ids")),
+        experiment_names=_ids(lowered.get("experiment_names")),
+        include_deleted=_flag(lowered, "include_deleted"),
+        version=_int_option(lowered, "versionasof", 0, 0) if version is not None else None,
+        timestamp=_timestamp(str(timestamp)) if timestamp is not None else None,
+        storage_options=storage or None,
+        max_partition_bytes=_int_option(
+            lowered, "maxpartitionbytes", DEFAULT_MAX_PARTITION_BYTES, 1
+        ),
+        min_partitions=_int_option(lowered, "minpartitions", max(2, os.cpu_count() or 2), 1),
+    )
+
+
+# == snapshots =================================================================================
+def _table_uri(opts: ReadOptions, table: str) -> str:
+    return join_uri(opts.root, table)
+
+
+def _load(opts: ReadOptions, table: str, *, version: int | None = None,
+          when: datetime | None = None):
+    """The table's snapshot (at ``version`` or as of ``when``), or None if it did not exist."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError, TableNotFoundError
+
+    uri = _table_uri(opts, table)
+    try:
+        dt = DeltaTable(uri, storage_options=opts.storage_options)
+    except TableNotFoundError:
+        return None
+    if version is not None:
+        try:
+            dt.load_as_version(version)
+        except DeltaError:
+            raise InvalidInputError(
+                f"Table {table!r} of store {opts.root} has no version {version}; its newest "
+                f"version is {dt.version()} (option versionAsOf)."
+            ) from None
+    elif when is not None:
+        try:
+            dt.load_as_version(when)
+        except DeltaError:
+            return None  # the table was created after that time
+    return dt
+
+
+def _commit_time(dt, version: int) -> datetime | None:
+    for entry in dt.history():
+        if entry.get("version") == version and entry.get("timestamp") is not None:
+            return datetime.fromtimestamp(entry["timestamp"] / 1000, tz=UTC)
+    return None
+
+
+def _snapshots(opts: ReadOptions, tables: Iterable[str]) -> dict[str, Any]:
+    """Snapshots of ``tables``; the first one takes versionAsOf, the others follow its time."""
+    tables = list(dict.fromkeys(tables))
+    primary = tables[0]
+    when = opts.timestamp
+    snapshots = {primary: _load(opts, primary, version=opts.version, when=when)}
+    if opts.version is not None and snapshots[primary] is not None:
+        when = _commit_time(snapshots[primary], opts.version)
+    for table in tables[1:]:
+        snapshots[table] = _load(opts, table, when=when)
+    return snapshots
+
+
+def latest_version(opts: ReadOptions, table: str) -> int:
+    """The newest version of a raw table, -1 when it does not exist yet."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaTable(_table_uri(opts, table), storage_options=opts.storage_options,
+                          without_files=True).version()
+    except TableNotFoundError:
+        return -1
+
+
+# == planning ==================================================================================
+def _values(conditions: Iterable[Condition], column: str) -> set | None:
+    """The values ``column`` may take under ``conditions`` (= and IN), None if unconstrained."""
+    allowed: set | None = None
+    for cond in conditions:
+        if len(cond) == 3 and cond[1] == column and cond[0] in ("=", "in"):
+            values = {cond[2]} if cond[0] == "=" else set(cond[2])
+            allowed = values if allowed is None else allowed & values
+    return allowed
+
+
+def _prune_filters(opts: ReadOptions, table: str, experiments: set[str] | None) -> list:
+    """deltalake tuple filters that drop files which cannot hold a wanted row of ``table``."""
+    filters: list = []
+    if experiments is not None:
+        filters.append(("experiment_id", "in", sorted(experiments)))
+    columns = set(TABLES[table].schema.names) & set(OUTPUT_SCHEMAS[opts.table].names)
+    for column in _IDENTITY[1:]:
+        values = _values(opts.conditions, column) if column in columns else None
+        if values is not None:
+            filters.append((column, "in", sorted(values)))
+    if opts.table == "metrics":
+        for cond in opts.conditions:
+            if len(cond) == 3 and cond[0] in _RANGE_OPS and cond[1] in ("timestamp", "step"):
+                filters.append((cond[1], cond[0], cond[2]))
+    return filters
+
+
+def _list_files(dt, table: str, filters: list) -> list[FileSlice]:
+    sizes_table = pa.table(dt.get_add_actions(flatten=True))
+    sizes = dict(zip(sizes_table.column("path").to_pylist(),
+                     sizes_table.column("size_bytes").to_pylist()))
+    dataset = dt.to_pyarrow_dataset(file_pruning_predicate=filters or None)
+    files = []
+    for fragment in dataset.get_fragments():
+        keys = pds.get_partition_keys(fragment.partition_expression)
+        experiment = keys.get("experiment_id")
+        files.append(FileSlice(table, fragment.path, None if experiment is None else str(experiment),
+                               int(sizes.get(fragment.path) or 0)))
+    return files
+
+
+def _read_files(opts: ReadOptions, table: str, files: Iterable[FileSlice], *,
+                columns: list[str] | None = None,
+                where: pds.Expression | None = None) -> pa.Table:
+    return _dataset(opts, table, list(files)).to_table(columns=columns, filter=where)
+
+
+def _experiments_by_name(opts: ReadOptions) -> set[str]:
+    dt = _load(opts, EXPERIMENTS.name)
+    rows = EXPERIMENTS.schema.empty_table() if dt is None else current_experiments(
+        _read_files(opts, EXPERIMENTS.name, _list_files(dt, EXPERIMENTS.name, []))
+    )
+    by_name = dict(zip(rows.column("name").to_pylist(), rows.column("experiment_id").to_pylist()))
+    missing = [name for name in opts.experiment_names or () if name not in by_name]
+    if missing:
+        raise ExperimentNotFoundError(
+            f"No experiment named {', '.join(map(repr, missing))} in store {opts.root} "
+            "(option experiment_names)."
+        )
+    return {by_name[name] for name in opts.experiment_names or ()}
+
+
+def _wanted_experiments(opts: ReadOptions) -> set[str] | None:
+    """The experiments the options and pushed conditions allow (None: all)."""
+    wanted: set[str] | None = None
+    for allowed in (
+        set(opts.experiment_ids) if opts.experiment_ids is not None else None,
+        _experiments_by_name(opts) if opts.experiment_names is not None else None,
+        _values(opts.conditions, "experiment_id"),
+    ):
+        if allowed is not None:
+            wanted = allowed if wanted is None else wanted & allowed
+    return wanted
+
+
+def _bin_pack(units: dict[Any, list[FileSlice]], opts: ReadOptions) -> list[list[FileSlice]]:
+    """Group units (a file, or all files of an experiment) into balanced input partitions."""
+    if not units:
+        return []
+    costs = {unit: sum(f.size for f in files) for unit, files in units.items()}
+    wanted = max(opts.min_partitions, math.ceil(sum(costs.values()) / opts.max_partition_bytes))
+    count = min(len(units), wanted)
+    bins: list[tuple[int, int, list[FileSlice]]] = [(0, i, []) for i in range(count)]
+    heapq.heapify(bins)
+    for unit in sorted(units, key=lambda u: (-costs[u], str(u))):
+        cost, index, files = heapq.heappop(bins)
+        files.extend(units[unit])
+        heapq.heappush(bins, (cost + costs[unit], index, files))
+    return [files for _, _, files in sorted(bins, key=lambda b: b[1]) if files]
+
+
+def _run_rows(opts: ReadOptions, dt, experiments: set[str] | None) -> pa.Table:
+    """Current (run_id, experiment_id, lifecycle_stage) of the runs the conditions allow."""
+    filters: list = []
+    if experiments is not None:
+        filters.append(("experiment_id", "in", sorted(experiments)))
+    run_ids = _values(opts.conditions, "run_id")
+    if run_ids is not None:
+        filters.append(("run_id", "in", sorted(run_ids)))
+    columns = ["run_id", "experiment_id", "lifecycle_stage", "updated_at"]
+    if dt is None:
+        return RUNS.schema.empty_table().select(columns)
+    where = pc.field("run_id").isin(sorted(run_ids)) if run_ids is not None else None
+    rows = _read_files(opts, RUNS.name, _list_files(dt, RUNS.name, filters), columns=columns,
+                       where=where)
+    return current_runs(rows)
+
+
+def plan(opts: ReadOptions) -> list[ReadTask]:
+    """Resolve the snapshots and split the files to read into input partitions."""
+    sources = _SOURCES[opts.table]
+    needs_runs = opts.table != "experiments"
+    snapshots = _snapshots(opts, [*sources, RUNS.name] if needs_runs else sources)
+    experiments = _wanted_experiments(opts)
+    deleted: dict[str, list[str]] = {}
+    if needs_runs:
+        runs = _run_rows(opts, snapshots[RUNS.name], experiments)
+        if _values(opts.conditions, "run_id") is not None:
+            # A query for some runs only needs the partitions of their experiments.
+            owners = set(runs.column("experiment_id").to_pylist())
+            experiments = owners if experiments is None else experiments & owners
+        if not opts.include_deleted and opts.table != "runs":
+            gone = runs.filter(pc.equal(runs.column("lifecycle_stage"), "deleted"))
+            for run_id, experiment in zip(gone.column("run_id").to_pylist(),
+                                          gone.column("experiment_id").to_pylist()):
+                deleted.setdefault(experiment, []).append(run_id)
+    if experiments is not None and not experiments:
+        return [ReadTask()]
+    files = [
+        file
+        for table in sources
+        if snapshots[table] is not None
+        for file in _list_files(snapshots[table], table, _prune_filters(opts, table, experiments))
+    ]
+    return _tasks(opts, files, deleted) or [ReadTask()]
+
+
+def _tasks(opts: ReadOptions, files: list[FileSlice],
+           deleted: Mapping[str, list[str]]) -> list[ReadTask]:
+    units: dict[Any, list[FileSlice]] = {}
+    for file in files:
+        if opts.table == "metrics":
+            unit: Any = (file.table, file.path)  # raw points: any file alone
+        elif opts.table == "experiments":
+            unit = "all"  # one small table, resolved as a whole
+        else:
+            unit = file.experiment_id  # rows are resolved per run, runs live in one experiment
+        units.setdefault(unit, []).append(file)
+    tasks = []
+    for group in _bin_pack(units, opts):
+        experiments = sorted({f.experiment_id for f in group if f.experiment_id is not None})
+        gone = tuple(run_id for e in experiments for run_id in deleted.get(e, ()))
+        tasks.append(ReadTask(files=tuple(group), deleted_run_ids=gone))
+    return tasks
+
+
+# == streaming =================================================================================
+def _filesystem(opts: ReadOptions, table: str):
+    """A pyarrow filesystem and the table's base path in it."""
+    uri = _table_uri(opts, table)
+    if "://" not in uri:
+        from pyarrow.fs import LocalFileSystem
+
+        return LocalFileSystem(), uri
+    from deltalake.fs import DeltaStorageHandler
+    from pyarrow.fs import PyFileSystem
+
+    return PyFileSystem(DeltaStorageHandler(uri, opts.storage_options)), ""
+
+
+def _in_base(base: str, path: str) -> str:
+    return f"{base}/{path}" if base else path
+
+
+def plan_stream(opts: ReadOptions, start: int, end: int) -> list[ReadTask]:
+    """Tasks reading the rows that commits ``start + 1 .. end`` of the metrics table added.
+
+    Only ``add`` actions with ``dataChange`` count: compaction re-adds rows already delivered.
+    """
+    if end <= start:
+        return []
+    fs, base = _filesystem(opts, METRICS.name)
+    experiments = _wanted_experiments(opts)
+    files: list[FileSlice] = []
+    for version in range(start + 1, end + 1):
+        log = _in_base(base, f"_delta_log/{version:020d}.json")
+        try:
+            with fs.open_input_stream(log) as stream:
+                lines = stream.read().decode("utf-8").splitlines()
+        except (FileNotFoundError, OSError) as exc:
+            raise InvalidInputError(
+                f"Commit {version} of {_table_uri(opts, METRICS.name)} is no longer in the Delta "
+                "log (cleaned up by maintenance); restart the stream from a newer checkpoint."
+            ) from exc
+        for line in lines:
+            add = json.loads(line).get("add") if line.strip() else None
+            if not add or not add.get("dataChange", True):
+                continue
+            experiment = (add.get("partitionValues") or {}).get("experiment_id")
+            if experiments is not None and experiment not in experiments:
+                continue
+            files.append(FileSlice(METRICS.name, unquote(add["path"]), experiment,
+                                   int(add.get("size") or 0)))
+    return _tasks(opts, files, {})
+
+
+# == reading (executors) =======================================================================
+def _dataset(opts: ReadOptions, table: str, files: list[FileSlice]) -> pds.Dataset:
+    schema = TABLES[table].schema
+    fs, base = _filesystem(opts, table)
+    file_format = pds.ParquetFileFormat(
+        default_fragment_scan_options=pds.ParquetFragmentScanOptions(pre_buffer=True)
+    )
+    fragments = [
+        file_format.make_fragment(
+            _in_base(base, file.path),
+            filesystem=fs,
+            partition_expression=(
+                pc.field("experiment_id") == file.experiment_id
+                if file.experiment_id is not None and "experiment_id" in TABLES[table].partition_by
+                else pc.scalar(True)
+            ),
+        )
+        for file in files
+    ]
+    return pds.FileSystemDataset(fragments, schema, file_format, fs)
+
+
+def _expression(cond: Condition, schema: pa.Schema) -> pds.Expression:
+    op = cond[0]
+    if op == "not":
+        return ~_expression(cond[1], schema)
+    column = pc.field(cond[1])
+    if op == "is_null":
+        return column.is_null()
+    if op == "not_null":
+        return column.is_valid()
+    kind = schema.field(cond[1]).type
+    value = cond[2]
+    if op == "in":
+        return column.isin(pa.array(list(value), type=kind))
+    if op == "starts":
+        return pc.starts_with(column, pattern=value)
+    if op == "ends":
+        return pc.ends_with(column, pattern=value)
+    if op == "contains":
+        return pc.match_substring(column, pattern=value)
+    scalar = pa.scalar(value, type=kind)
+    return {
+        "=": column == scalar,
+        "<": column < scalar,
+        "<=": column <= scalar,
+        ">": column > scalar,
+        ">=": column >= scalar,
+    }[op]
+
+
+def row_filter(conditions: Iterable[Condition], schema: pa.Schema) -> pds.Expression | None:
+    """The AND of ``conditions`` as a pyarrow expression over ``schema``."""
+    result = None
+    for cond in conditions:
+        expression = _expression(cond, schema)
+        result = expression if result is None else result & expression
+    return result
+
+
+def _not_deleted(task: ReadTask) -> pds.Expression | None:
+    if not task.deleted_run_ids:
+        return None
+    return ~pc.field("run_id").isin(pa.array(task.deleted_run_ids, type=pa.string()))
+
+
+def _and(*expressions: pds.Expression | None) -> pds.Expression | None:
+    present = [e for e in expressions if e is not None]
+    if not present:
+        return None
+    result = present[0]
+    for expression in present[1:]:
+        result = result & expression
+    return result
+
+
+def _resolve(opts: ReadOptions, raw: dict[str, pa.Table]) -> pa.Table:
+    """The offered table from raw rows of whole experiments."""
+    table = opts.table
+    if table == "runs":
+        return runs_latest(raw[RUNS.name], raw[PARAMS.name], raw[TAGS.name],
+                           raw[METRIC_SUMMARIES.name], include_deleted=opts.include_deleted)
+    if table == "experiments":
+        rows = current_experiments(raw[EXPERIMENTS.name])
+        if not opts.include_deleted:
+            rows = rows.filter(pc.equal(rows.column("lifecycle_stage"), "active"))
+        return rows.sort_by([("creation_time", "descending"), ("experiment_id", "ascending")])
+    if table == "params":
+        return current_params(raw[PARAMS.name])
+    if table == "tags":
+        return live_tags(raw[TAGS.name])
+    return merge_summaries(raw[METRIC_SUMMARIES.name])
+
+
+def read_task(opts: ReadOptions, task: ReadTask, *,
+              batch_rows: int = 131_072) -> Iterator[pa.RecordBatch]:
+    """The rows of one input partition as Arrow batches in the OUTPUT_SCHEMAS shape."""
+    schema = OUTPUT_SCHEMAS[opts.table]
+    where = row_filter(opts.conditions, schema)
+    if opts.table == "metrics":
+        if not task.files:
+            return
+        dataset = _dataset(opts, METRICS.name, list(task.files))
+        yield from dataset.to_batches(filter=_and(where, _not_deleted(task)),
+                                      batch_size=batch_rows)
+        return
+    by_table: dict[str, list[FileSlice]] = {}
+    for file in task.files:
+        by_table.setdefault(file.table, []).append(file)
+    raw = {
+        table: _read_files(opts, table, by_table.get(table, ()), where=(
+            None if table == EXPERIMENTS.name else _not_deleted(task)))
+        for table in _SOURCES[opts.table]
+    }
+    rows = _resolve(opts, raw).select(schema.names).cast(schema)
+    if where is not None:
+        rows = rows.filter(where)
+    yield from rows.to_batches(max_chunksize=batch_rows)
