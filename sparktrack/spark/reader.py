@@ -262,21 +262,34 @@ def _load(opts: ReadOptions, table: str, *, version: int | None = None,
     return dt
 
 
-def _commit_time(dt, version: int) -> datetime | None:
-    for entry in dt.history():
-        if entry.get("version") == version and entry.get("timestamp") is not None:
-            return datetime.fromtimestamp(entry["timestamp"] / 1000, tz=UTC)
+def _before_next_commit(opts: ReadOptions, table: str, version: int) -> datetime | None:
+    """Just before ``table``'s commit ``version + 1`` (None: no such commit, read the newest).
+
+    The write buffer commits a run's row before its params, tags and metrics, so "the store
+    as of runs version v" must include what followed commit v until the next runs commit.
+    """
+    from datetime import timedelta
+
+    from deltalake import DeltaTable
+
+    history = DeltaTable(_table_uri(opts, table), storage_options=opts.storage_options,
+                         without_files=True).history()
+    for entry in history:
+        if entry.get("version") == version + 1 and entry.get("timestamp") is not None:
+            return datetime.fromtimestamp(entry["timestamp"] / 1000, tz=UTC) - timedelta(
+                milliseconds=1
+            )
     return None
 
 
 def _snapshots(opts: ReadOptions, tables: Iterable[str]) -> dict[str, Any]:
-    """Snapshots of ``tables``; the first one takes versionAsOf, the others follow its time."""
+    """Snapshots of ``tables``: the first takes versionAsOf, the others follow its moment."""
     tables = list(dict.fromkeys(tables))
     primary = tables[0]
     when = opts.timestamp
     snapshots = {primary: _load(opts, primary, version=opts.version, when=when)}
     if opts.version is not None and snapshots[primary] is not None:
-        when = _commit_time(snapshots[primary], opts.version)
+        when = _before_next_commit(opts, primary, opts.version)
     for table in tables[1:]:
         snapshots[table] = _load(opts, table, when=when)
     return snapshots
