@@ -82,15 +82,12 @@ def _random_forest(train, test):
     from pyspark.ml.feature import VectorAssembler
 
     assembler = VectorAssembler(inputCols=FEATURES, outputCol="features")
-    model = RandomForestClassifier(numTrees=10, maxDepth=4, seed=7).fit(assembler.transform(train))
+    model = RandomForestClassifier(numTrees=6, maxDepth=3, seed=7).fit(assembler.transform(train))
     predictions = model.transform(assembler.transform(test))
-    # Accuracy and F1 come from integer confusion counts, so they do not depend on the order in
-    # which Spark merges task results (areaUnderROC sums floats in that order).
-    metrics = {
-        m: MulticlassClassificationEvaluator(metricName=m).evaluate(predictions)
-        for m in ("accuracy", "f1")
-    }
-    return model, metrics
+    # Accuracy comes from integer confusion counts, so it does not depend on the order in which
+    # Spark merges task results (areaUnderROC sums floats in that order).
+    accuracy = MulticlassClassificationEvaluator(metricName="accuracy").evaluate(predictions)
+    return model, accuracy
 
 
 @pytest.mark.spark
@@ -102,7 +99,7 @@ def test_random_forest_depends_on_layout_without_helpers(data):
     # Bootstrap samples are drawn per partition (seeded by the partition index), so the same
     # rows in another layout grow other trees.
     assert len(set(models.values())) == 3, importances
-    assert len({tuple(sorted(metrics.items())) for _, metrics in results.values()}) > 1
+    assert len({accuracy for _, accuracy in results.values()}) > 1
 
 
 @pytest.mark.spark
@@ -110,7 +107,7 @@ def test_random_forest_is_bit_identical_with_deterministic(data):
     _, layouts, test = data
     results = {name: _random_forest(repro.deterministic(df), test) for name, df in layouts.items()}
     models = {name: _rf_fingerprint(model) for name, (model, _) in results.items()}
-    metrics = {name: _bits(m.values()) for name, (_, m) in results.items()}
+    metrics = {name: _bits([accuracy]) for name, (_, accuracy) in results.items()}
     assert len(set(models.values())) == 1
     assert len(set(metrics.values())) == 1
 
@@ -122,20 +119,20 @@ def test_random_split_depends_on_layout_deterministic_split_does_not(data):
 
     _, layouts, _ = data
     assembler = VectorAssembler(inputCols=FEATURES, outputCol="features")
-    lr = LogisticRegression(maxIter=50, regParam=0.01)
+    lr = LogisticRegression(maxIter=10, regParam=0.01)
 
     plain, helped = {}, {}
     for name, df in layouts.items():
         train, _ = df.randomSplit([0.8, 0.2], seed=7)
-        plain[name] = (repro.fingerprint(train).content_hash, lr.fit(assembler.transform(train)))
+        plain[name] = repro.fingerprint(train).content_hash
         train, _ = repro.deterministic_split(df, [0.8, 0.2], seed=7, keys="id")
         train = repro.deterministic(train)
         fp = repro.fingerprint(train)
         helped[name] = ((fp.content_hash, fp.layout_hash), lr.fit(assembler.transform(train)))
 
-    # randomSplit samples each partition in arrival order: other rows end up in training.
-    assert len({h for h, _ in plain.values()}) == 3
-    assert len({_bits(m.coefficients) for _, m in plain.values()}) == 3
+    # randomSplit samples each partition in arrival order: other rows end up in training (and
+    # so another model; the forest tests above already show a model changing).
+    assert len(set(plain.values())) == 3
     # The hash split picks the same rows, and deterministic() lays them out the same way.
     assert len({h for h, _ in helped.values()}) == 1
     coefficients = [m.coefficients.toArray() for _, m in helped.values()]
