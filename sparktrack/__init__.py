@@ -5,6 +5,7 @@ The module-level functions are MLflow's fluent API (``start_run``, ``log_metric`
 only by ``sparktrack.spark``, ``sparktrack.repro`` and autologging.
 """
 
+from sparktrack.autolog import autolog
 from sparktrack.client import TrackingClient
 from sparktrack.entities import (
     Experiment,
@@ -81,6 +82,7 @@ __all__ = [
     "TrackingClient",
     "ViewType",
     "active_run",
+    "autolog",
     "compare_runs",
     "create_experiment",
     "delete_experiment",

@@ -20,6 +20,9 @@ The tree::
     ├── StoreError                     a Delta commit failed after retries; rows stay buffered
     └── MissingRequirementError        Java or an optional package is missing
 
+    AutologgingWarning (a UserWarning)   autologging could not record something; the user's
+                                         fit() was not affected
+
 Messages name the key, clause or path at fault and say how to fix it.
 """
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExistsError",
     "ArtifactNotFoundError",
+    "AutologgingWarning",
     "ExperimentNotFoundError",
     "InvalidArtifactPathError",
     "InvalidFilterError",
@@ -107,3 +111,11 @@ class StoreError(SparkTrackError):
 
 class MissingRequirementError(SparkTrackError):
     """A system requirement (Java, an optional package) is missing."""
+
+
+class AutologgingWarning(UserWarning):
+    """Autologging could not record something (or truncated it); training was not affected.
+
+    Filter it with ``warnings.filterwarnings("ignore", category=AutologgingWarning)`` or pass
+    ``silent=True`` to :func:`sparktrack.autolog`.
+    """

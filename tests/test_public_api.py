@@ -27,6 +27,7 @@ PUBLIC_NAMES = [
     "TrackingClient",
     "ViewType",
     "active_run",
+    "autolog",
     "compare_runs",
     "create_experiment",
     "delete_experiment",

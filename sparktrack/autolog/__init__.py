@@ -1,0 +1,69 @@
+"""Autologging for Spark MLlib: every ``fit()`` tracked, tuning as nested parent/child runs.
+
+Importing this package does not import pyspark: :func:`autolog` imports what it patches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+__all__ = ["autolog"]
+
+
+def autolog(
+    *,
+    log_models: bool = True,
+    log_datasets: bool = True,
+    disable: bool = False,
+    exclusive: bool = False,
+    silent: bool = False,
+    log_post_training_metrics: bool = True,
+    max_tuning_runs: int | None = None,
+    log_model_allowlist: Iterable[str] | None = None,
+    extra_tags: Mapping[str, object] | None = None,
+) -> None:
+    """Track every Spark MLlib ``Estimator.fit()`` from now on (MLflow's pyspark.ml autolog).
+
+    A ``fit()`` outside any run gets its own run, ended before ``fit()`` returns (FAILED if
+    it raised; the exception is unchanged). Inside an active run, the fit is logged into it
+    and the run stays open; keys the run already holds with another value get a UUID suffix.
+    ``CrossValidator`` and ``TrainValidationSplit`` add one child run per param map. Logging
+    never changes what ``fit()`` returns: a failure to log is one
+    :class:`~sparktrack.errors.AutologgingWarning`.
+
+    Args:
+        log_models: save the fitted model (for tuners, also the best model) under the run's
+            artifacts with Spark's writer, if its class is on the allowlist.
+        log_datasets: record the training DataFrame's source, format, Delta version, row
+            count and fingerprint as ``input.training.*`` tags (one Spark job).
+        disable: remove the patches and stop autologging.
+        exclusive: do not log into runs the user started; only fits outside runs are logged.
+        silent: emit no warnings or log messages from autologging.
+        log_post_training_metrics: log ``evaluator.evaluate(model.transform(df))`` results
+            on the model's run as ``<metricName>_<df variable name>``.
+        max_tuning_runs: how many child runs a tuner gets (the best maps); None for all.
+        log_model_allowlist: fully qualified model class names that may be saved (a
+            trailing ``*`` matches a prefix); None for MLflow's default list.
+        extra_tags: tags added to every run autologging creates.
+
+    Raises:
+        InvalidInputError: an option has a value of the wrong kind (before anything changes).
+    """
+    from sparktrack.autolog import config, hooks
+
+    if disable:
+        config.set_current(None)
+        hooks.uninstall()
+        return
+    checked = config.make_config(
+        log_models=log_models,
+        log_datasets=log_datasets,
+        log_post_training_metrics=log_post_training_metrics,
+        max_tuning_runs=max_tuning_runs,
+        log_model_allowlist=log_model_allowlist,
+        extra_tags=extra_tags,
+        silent=silent,
+        exclusive=exclusive,
+    )
+    hooks.install()
+    config.set_current(checked)

@@ -1,0 +1,235 @@
+"""One autologged top-level ``fit()``: the run, what is logged before and after training.
+
+The order is: resolve the run (the active one, else a new one), log the estimator's params and
+tags, describe the training data, train inside a :class:`~sparktrack.autolog.sessions.FitSession`
+(so nested fits are not logged as runs), then log the tuning results, the model and end the
+run we created. Every logging step is guarded: a failure is one warning at the end, and the
+user's ``fit()`` returns (or raises) exactly what it would have without autologging.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from sparktrack import fluent
+from sparktrack.autolog import models, naming, post_training, sessions, tuning
+from sparktrack.autolog.config import INTEGRATION, AutologConfig
+from sparktrack.autolog.conflicts import ConflictResolver
+from sparktrack.autolog.inputs import training_input_tags
+from sparktrack.autolog.recording import Problems, limit_params, logger
+from sparktrack.client import TrackingClient
+from sparktrack.entities import Metric, Param, RunInfo, RunStatus, RunTag
+
+__all__ = ["fit_arguments", "run_fit", "run_unlogged"]
+
+AUTOLOGGING_TAG = "mlflow.autologging"
+# How far up the stack the user's fit() call is, seen from Problems.report in run_fit.
+_STACKLEVEL = 3
+
+
+def fit_arguments(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    """(dataset, params) of a ``fit(dataset, params=None)`` call."""
+    dataset = args[0] if args else kwargs.get("dataset")
+    params = args[1] if len(args) > 1 else kwargs.get("params")
+    return dataset, params
+
+
+def run_unlogged(original: Any, estimator: Any, args: tuple, kwargs: dict) -> Any:
+    """Train without logging, but keep the fits it makes from being logged as runs."""
+    try:
+        uids = frozenset(node.uid for node in naming.walk(estimator))
+    except Exception:  # noqa: BLE001
+        uids = frozenset()
+    with sessions.open_session(sessions.FitSession(estimator, uids)):
+        return original(estimator, *args, **kwargs)
+
+
+@dataclass
+class _Target:
+    client: TrackingClient
+    info: RunInfo
+    created: bool
+    resolver: ConflictResolver
+
+
+def _open_run(config: AutologConfig, what: str) -> _Target:
+    client = TrackingClient(fluent.get_tracking_uri())
+    active = fluent.active_run()
+    if active is None:
+        tags = {**config.extra_tags, AUTOLOGGING_TAG: INTEGRATION}
+        run = fluent.start_run(tags=tags)
+        info = client.get_run_info(run.info.run_id)
+        return _Target(client, info, True, ConflictResolver(what=what))
+    info = active.info
+    held = client.get_run(info.run_id).data
+    artifacts = [entry.path for entry in client.list_artifacts(info.run_id)]
+    resolver = ConflictResolver(
+        params=held.params, tags=held.tags, metrics=held.metrics, artifacts=artifacts, what=what
+    )
+    return _Target(client, info, False, resolver)
+
+
+def _log(target: _Target, problems: Problems, *, params=None, tags=None, metrics=None) -> None:
+    resolver = target.resolver
+    settings = target.client.store.settings
+    limited = resolver.params(limit_params(params or {}, settings, problems))
+    named_tags = resolver.tags({k: str(v)[: settings.max_tag_value_length] for k, v in (tags or {}).items()})
+    stamp = int(time.time() * 1000)
+    points = [Metric(resolver.metric(k), float(v), stamp, 0) for k, v in (metrics or {}).items()]
+    named_tags.update(resolver.record())
+    target.client.log_batch(
+        target.info.run_id,
+        params=[Param(k, v) for k, v in limited.items()],
+        tags=[RunTag(k, v) for k, v in named_tags.items()],
+        metrics=points,
+    )
+
+
+def _estimator_info(estimator: Any, names: dict[str, str]) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    if naming.has_hierarchy(estimator):
+        info["hierarchy"] = naming.hierarchy(estimator, names)
+    for node in naming.walk(estimator):
+        if naming.is_tuner(node):
+            info[names[node.uid]] = {
+                "tuning_parameter_map_list": naming.tuning_param_maps(node, names),
+                "tuned_estimator_parameter_map": naming.flatten_params(
+                    node.getEstimator(), names, top=False
+                ),
+            }
+    return info
+
+
+def run_fit(original: Any, self: Any, args: tuple, kwargs: dict, config: AutologConfig) -> Any:
+    """Train ``self`` with ``original`` and log it; see the module docstring."""
+    dataset, params = fit_arguments(args, kwargs)
+    what = f"{type(self).__name__}.fit()"
+    problems = Problems(silent=config.silent)
+    estimator, names, recorder, uids = self, None, None, frozenset()
+    with problems.guard("reading the estimator"):
+        estimator = self.copy(params) if isinstance(params, dict) and params else self
+        names = naming.indexed_names(estimator)
+        uids = frozenset(names)
+        if naming.is_tuner(estimator):
+            recorder = tuning.TrialRecorder(estimator, dataset)
+    target = None
+    if names is not None:
+        with problems.guard("starting the run"):
+            target = _open_run(config, what)
+    if target is not None:
+        with problems.guard("logging the estimator's params"):
+            info = _estimator_info(estimator, names)
+            if info:
+                name = target.resolver.artifact("estimator_info.json")
+                target.client.log_dict(target.info.run_id, info, name)
+            _log(
+                target,
+                problems,
+                params=naming.flatten_params(estimator, names),
+                tags={AUTOLOGGING_TAG: INTEGRATION, **naming.estimator_tags(estimator)},
+            )
+        if config.log_datasets and dataset is not None:
+            with problems.guard("describing the training data"):
+                _log(target, problems, tags=training_input_tags(dataset))
+
+    session = sessions.FitSession(estimator, uids, recorder)
+    with sessions.open_session(session):
+        try:
+            model = original(self, *args, **kwargs)
+        except BaseException as exc:
+            if target is not None and target.created:
+                status = RunStatus.FAILED if isinstance(exc, Exception) else RunStatus.KILLED
+                with problems.guard("ending the run"):
+                    fluent.end_run(status=status)
+            problems.report(what=what, stacklevel=_STACKLEVEL)
+            raise
+
+    if target is not None:
+        _after_training(target, config, problems, estimator, names, recorder, model)
+        if target.created:
+            with problems.guard("ending the run"):
+                fluent.end_run(status=RunStatus.FINISHED)
+    problems.report(what=what, stacklevel=_STACKLEVEL)
+    return model
+
+
+def _after_training(target, config, problems, estimator, names, recorder, model) -> None:
+    run_id = target.info.run_id
+    if naming.is_tuner(estimator) and naming.is_tuner_model(model):
+        result = None
+        with problems.guard("reading the tuning results"):
+            result = tuning.search_result(estimator, model, names)
+        if result is not None:
+            with problems.guard("logging the tuning results"):
+                best = result.param_maps[result.best_index]
+                target.client.log_text(
+                    run_id, tuning.search_results_csv(result),
+                    target.resolver.artifact("search_results.csv"),
+                )
+                target.client.log_dict(
+                    run_id, best, target.resolver.artifact("best_parameters.json")
+                )
+                _log(
+                    target,
+                    problems,
+                    params={f"best_{key}": value for key, value in best.items()},
+                    metrics={
+                        f"best_{key}": values[result.best_index]
+                        for key, values in result.columns.items()
+                    },
+                )
+            with problems.guard("logging the child runs"):
+                settings = target.client.store.settings
+                tuning.log_child_runs(
+                    target.client,
+                    parent=target.client.get_run_info(run_id),
+                    tuner=estimator,
+                    result=result,
+                    names=names,
+                    recorder=recorder,
+                    max_runs=config.max_tuning_runs,
+                    base_tags={**config.extra_tags, AUTOLOGGING_TAG: INTEGRATION},
+                    limit=lambda flat: limit_params(flat, settings, problems),
+                )
+    if config.log_models:
+        with problems.guard("saving the model"):
+            _log_model(target, config, model)
+    if config.log_post_training_metrics:
+        with problems.guard("preparing post-training metrics"):
+            post_training.mark_model(model, run_id)
+
+
+def _log_model(target: _Target, config: AutologConfig, model: Any) -> None:
+    allowlist = config.log_model_allowlist
+    if allowlist is None:
+        allowlist = models.DEFAULT_ALLOWLIST
+    if not models.is_allowed(model, allowlist):
+        logger.warning(
+            "Model %s (%s) is not saved: it or a model inside it is not on the allowlist. "
+            "Pass log_model_allowlist=[...] to sparktrack.autolog to save it.",
+            getattr(model, "uid", "?"),
+            naming.class_path(model),
+        )
+        return
+    run_id = target.info.run_id
+    path = target.resolver.artifact("model")
+    saved = models.log_spark_model(target.client, run_id, model, path)
+    if naming.is_tuner_model(model):
+        # The tuner's writer stores the best model in <path>/bestModel: copy it, no Spark job.
+        best = target.resolver.artifact("best_model")
+        _copy_tree(f"{saved}/bestModel", f"{saved.rsplit('/', 1)[0]}/{best}")
+    if target.resolver.suffix:
+        _log(target, Problems(silent=True))
+
+
+def _copy_tree(source: str, destination: str) -> None:
+    def fs_path(uri: str) -> tuple[pafs.FileSystem, str]:
+        return pafs.FileSystem.from_uri(uri if "://" in uri else "file://" + uri)
+
+    src_fs, src = fs_path(source)
+    dst_fs, dst = fs_path(destination)
+    pafs.copy_files(src, dst, source_filesystem=src_fs, destination_filesystem=dst_fs)

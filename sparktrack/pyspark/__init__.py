@@ -1,0 +1,1 @@
+"""MLflow-style integration namespaces: ``sparktrack.pyspark.ml.autolog()``."""

@@ -1,0 +1,5 @@
+"""``sparktrack.pyspark.ml.autolog()``: the same function as :func:`sparktrack.autolog`."""
+
+from sparktrack.autolog import autolog
+
+__all__ = ["autolog"]
