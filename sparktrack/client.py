@@ -33,10 +33,12 @@ from sparktrack.names import random_run_name
 from sparktrack.run_search import search_run_page
 from sparktrack.store import TrackingStore, open_store
 from sparktrack.store.rows import now_millis
+from sparktrack.validation import validate_run_name
 
 __all__ = ["PagedList", "TrackingClient", "resolve_tracking_uri"]
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
 NOTE_TAG = "mlflow.note.content"
 
 
@@ -291,11 +293,20 @@ class TrackingClient:
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
-        """Log metrics, params and tags at once; all are validated before any is written."""
+        """Log metrics, params and tags at once; all are validated before any is written.
+
+        Like MLflow, a ``mlflow.runName`` tag renames the run.
+        """
+        names = [str(tag.value) for tag in tags if tag.key == RUN_NAME_TAG]
+        if names:
+            validate_run_name(names[-1], settings=self.store.settings)
         self.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        if names:
+            self.store.update_run(run_id, run_name=names[-1])
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
-        self.store.log_batch(run_id, tags=[RunTag(key, value)])
+        """Set a run tag; setting ``mlflow.runName`` renames the run, as in MLflow."""
+        self.log_batch(run_id, tags=[RunTag(key, value)])
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self.store.delete_tag(run_id, key)

@@ -197,14 +197,21 @@ class DeltaTableHandle:
             raise StoreError(f"Table {self.spec.name} is not partitioned by experiment.")
         doomed = pa.array(list(run_ids), type=pa.string())
         for attempt in range(self._commit_retries + 1):
-            current = self.read(prune=[("experiment_id", "=", experiment_id)],
-                                where=pds.field("experiment_id") == experiment_id)
+            latest = self.snapshot()
+            if latest is None:
+                return 0
+            # Read and rewrite one pinned snapshot: a file committed in between is then a
+            # conflict (retried below), not a file the overwrite removes with its rows.
+            pinned = self.snapshot(version=latest.version())
+            current = pinned.to_pyarrow_dataset(
+                file_pruning_predicate=[("experiment_id", "=", experiment_id)]
+            ).to_table(filter=pds.field("experiment_id") == experiment_id)
             keep = current.filter(pc.invert(pc.is_in(current.column("run_id"), value_set=doomed)))
             if keep.num_rows == current.num_rows:
                 return 0
             try:
                 write_deltalake(
-                    self.uri,
+                    pinned,
                     keep.select(self.spec.schema.names).cast(self.spec.schema),
                     mode="overwrite",
                     # experiment ids are validated digits/letters before they get here.
