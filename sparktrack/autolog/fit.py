@@ -145,7 +145,10 @@ def run_fit(original: Any, self: Any, args: tuple, kwargs: dict, config: Autolog
                 status = RunStatus.FAILED if isinstance(exc, Exception) else RunStatus.KILLED
                 with problems.guard("ending the run"):
                     fluent.end_run(status=status)
-            problems.report(what=what, stacklevel=_STACKLEVEL)
+            try:
+                problems.report(what=what, stacklevel=_STACKLEVEL)
+            except Exception:  # noqa: BLE001 - warnings turned into errors must not mask exc
+                pass
             raise
 
     if target is not None:
