@@ -24,6 +24,16 @@ from sparktrack.errors import SparkTrackError
 
 __all__ = ["main", "parse_duration", "parse_time_millis"]
 
+class _UsageError(Exception):
+    """A command line that cannot be run as written (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the usage block and then the error; one line is easier to read and grep.
+    def error(self, message: str):
+        raise _UsageError(f"{self.prog}: error: {message} (see `{self.prog} --help`)")
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -75,7 +85,7 @@ def _experiments_list(client: TrackingClient, args: argparse.Namespace) -> None:
 
 
 def _experiments_create(client: TrackingClient, args: argparse.Namespace) -> None:
-    tags = dict(_key_value(item) for item in args.tag)
+    tags = dict(args.tag)
     experiment_id = client.create_experiment(
         args.name, artifact_location=args.artifact_location, tags=tags
     )
@@ -142,7 +152,8 @@ def _runs_delete(client: TrackingClient, args: argparse.Namespace) -> None:
         print(f"Deleted {len(args.run_ids)} run(s).")
         return
     if args.experiment_id_bulk is None or args.before is None:
-        raise SparkTrackError("Give run ids, or --experiment-id and --before for a bulk delete.")
+        raise _UsageError("sparktrack runs delete: error: give run ids, or --experiment-id and "
+                          "--before for a bulk delete (see `sparktrack runs delete --help`)")
     count = client.delete_runs(args.experiment_id_bulk, args.before, max_runs=args.max_runs)
     print(f"Deleted {count} run(s).")
 
@@ -154,7 +165,8 @@ def _runs_restore(client: TrackingClient, args: argparse.Namespace) -> None:
         print(f"Restored {len(args.run_ids)} run(s).")
         return
     if args.experiment_id_bulk is None or args.after is None:
-        raise SparkTrackError("Give run ids, or --experiment-id and --after for a bulk restore.")
+        raise _UsageError("sparktrack runs restore: error: give run ids, or --experiment-id and "
+                          "--after for a bulk restore (see `sparktrack runs restore --help`)")
     count = client.restore_runs(args.experiment_id_bulk, args.after, max_runs=args.max_runs)
     print(f"Restored {count} run(s).")
 
@@ -185,7 +197,7 @@ def _maintain(client: TrackingClient, args: argparse.Namespace) -> None:
 
 # -- parser ------------------------------------------------------------------------------------
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sparktrack", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sparktrack", description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=None,
                         help=f"store URI (default: $SPARKTRACK_TRACKING_URI or {DEFAULT_TRACKING_URI})")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -198,7 +210,8 @@ def _build_parser() -> argparse.ArgumentParser:
     create = exp_commands.add_parser("create", help="create an experiment, print its id")
     create.add_argument("name")
     create.add_argument("--artifact-location")
-    create.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    create.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                        type=_key_value)
     create.set_defaults(handler=_experiments_create)
     for action, handler in (("delete", _experiments_delete), ("restore", _experiments_restore)):
         command = exp_commands.add_parser(action, help=f"{action} an experiment and its runs")
@@ -247,15 +260,29 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    try:
+        args = _build_parser().parse_args(argv)
+    except _UsageError as error:
+        _print_error(str(error))
+        return 2
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
     try:
         client = TrackingClient(args.store)
         args.handler(client, args)
         client.flush()
-    except SparkTrackError as error:
-        print(f"sparktrack: error: {error}", file=sys.stderr)
+    except _UsageError as error:
+        _print_error(str(error))
+        return 2
+    except (SparkTrackError, OSError) as error:
+        _print_error(f"sparktrack: error: {error}")
         return 1
     return 0
+
+
+def _print_error(message: str) -> None:
+    print(" ".join(message.split("\n")), file=sys.stderr)
 
 
 if __name__ == "__main__":
