@@ -370,7 +370,7 @@ def search_runs(
 ) -> pd.DataFrame | list[Run]:
     """Runs matching a filter as MLflow's pandas frame (or a list of Run with output_format).
 
-    Experiments: the given ids or names, else every experiment with
+    Experiments: the given ids or names, else every active experiment with
     ``search_all_experiments=True``, else the active experiment.
     """
     if output_format not in ("pandas", "list"):
@@ -384,9 +384,10 @@ def search_runs(
                 f"No experiment named {name!r}; list them with search_experiments()."
             )
         ids.append(experiment.experiment_id)
-    if not ids and experiment_ids is None and experiment_names is None:
+    if not experiment_ids and not experiment_names:  # None or [] alike, as in MLflow
         if search_all_experiments:
-            ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+            ids = [e.experiment_id
+                   for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
         else:
             ids = [_resolve_experiment_id(None)]
     runs = client.search_runs(ids, filter_string, run_view_type, max_results, order_by)

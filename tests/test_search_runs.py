@@ -408,6 +408,24 @@ def test_search_all_experiments(ids):
 def test_without_ids_searches_the_active_experiment(ids):
     sparktrack.set_experiment("search-b")
     assert _search() == ["other"]
+    assert _search(experiment_ids=[]) == ["other"]  # MLflow: [] is "not given"
+    assert _search(experiment_ids=[], experiment_names=[]) == ["other"]
+    assert sorted(_search(experiment_ids=[], search_all_experiments=True)) == [
+        "other", "r0", "r1", "r2", "r3"]
+
+
+def test_search_all_experiments_skips_deleted_experiments(tracking):
+    # MLflow searches the active experiments only.
+    sparktrack.set_experiment("kept")
+    with sparktrack.start_run(run_name="kept-run"):
+        pass
+    gone = sparktrack.set_experiment("gone").experiment_id
+    with sparktrack.start_run(run_name="gone-run"):
+        pass
+    sparktrack.set_experiment("kept")
+    sparktrack.delete_experiment(gone)
+    assert _search(search_all_experiments=True, run_view_type="ALL") == ["kept-run"]
+    assert _search(experiment_ids=[gone], run_view_type="ALL") == ["gone-run"]
 
 
 def test_search_reads_only_the_selected_experiments_files(tracking):
