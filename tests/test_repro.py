@@ -17,6 +17,7 @@ from pyspark.sql import functions as F  # noqa: E402
 from pyspark.sql import types as T  # noqa: E402
 
 from sparktrack import repro  # noqa: E402
+from sparktrack.repro import _inputs, _layout  # noqa: E402
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 
@@ -338,10 +339,10 @@ def test_deterministic_split_rejects_bad_seed(spark):
 
 
 def test_cut_points_tile_the_unit_interval():
-    cuts = repro._cut_points([0.1] * 10)
+    cuts = _layout._cut_points([0.1] * 10)
     assert cuts[-1] == 1.0
     assert cuts == sorted(cuts)
-    assert repro._cut_points([3, 1]) == [0.75, 1.0]
+    assert _layout._cut_points([3, 1]) == [0.75, 1.0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -515,12 +516,12 @@ def test_input_key_naming():
 
 
 def test_source_roots_and_formats():
-    root = repro._source_root
+    root = _inputs._source_root
     assert root("s3a://b/t/k=1/j=2/part-0000.snappy.parquet") == ("s3a://b/t", False)
     assert root("s3a://b/data/loose.csv.gz") == ("s3a://b/data/loose.csv.gz", False)
     assert root("file:///no/such/dir/k=1/part-0.parquet") == ("/no/such/dir", True)
     assert root("file:///no/such/dir/my%20file.json") == ("/no/such/dir/my file.json", True)
-    fmt = repro._format_of
+    fmt = _inputs._format_of
     assert fmt("part-0.snappy.parquet") == "parquet"
     assert fmt("x.csv.gz") == "csv"
     assert fmt("x.jsonl") == "json"
