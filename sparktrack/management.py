@@ -20,7 +20,8 @@ from sparktrack.entities import LifecycleStage, ViewType
 from sparktrack.errors import InvalidInputError, StoreError
 from sparktrack.store import TrackingStore
 from sparktrack.store.rows import now_millis
-from sparktrack.store.schemas import METRIC_SUMMARIES, METRICS, PARAMS, RUNS, TAGS
+from sparktrack.store.delta import DeltaTableHandle
+from sparktrack.store.schemas import METRIC_SUMMARIES, METRICS, PARAMS, RUNS, RUNS_LATEST, TAGS
 
 __all__ = ["GcResult", "collect_garbage", "delete_runs", "descendants_of", "restore_runs"]
 
@@ -111,7 +112,8 @@ def collect_garbage(
     vacuum_retention_hours: int = 0,
 ) -> GcResult:
     """Permanently remove runs deleted more than ``older_than`` ago, with their params, metrics,
-    tags, summaries and artifacts, then vacuum the tables so their files are gone from disk.
+    tags, summaries, ``runs_latest`` rows and artifacts, then vacuum the tables so their files
+    are gone from disk.
 
     Readers of the store retry once when a file they planned to read was vacuumed under them.
     """
@@ -126,19 +128,28 @@ def collect_garbage(
                                      rows.column("experiment_id").to_pylist(), strict=True):
         doomed[experiment_id].append(run_id)
     artifact_uris = rows.column("artifact_uri").to_pylist()
+    # The materialized runs_latest (written by maintenance) holds copies of the runs' data.
+    latest = DeltaTableHandle(store.root, RUNS_LATEST, storage_options=store.storage_options)
+    materialized = [latest] if doomed and latest.version() is not None else []
+    rewritten = [
+        *(store.tables[name] for name in (METRICS.name, METRIC_SUMMARIES.name, PARAMS.name,
+                                          TAGS.name)),
+        *materialized,
+        store.tables[RUNS.name],
+    ]
     for experiment_id, run_ids in doomed.items():
         if not _SAFE_ID.match(experiment_id):
             raise StoreError(f"Refusing to rewrite partition of unexpected experiment id "
                              f"{experiment_id!r}.")
         # Runs last: until the end a crash leaves the runs visible and a later gc finishes.
-        for table in (METRICS.name, METRIC_SUMMARIES.name, PARAMS.name, TAGS.name, RUNS.name):
-            store.tables[table].remove_runs(experiment_id, run_ids)
+        for handle in rewritten:
+            handle.remove_runs(experiment_id, run_ids)
     for uri in artifact_uris:
         ArtifactRepository(uri).delete_all()
     removed = [run_id for run_ids in doomed.values() for run_id in run_ids]
     store.forget_runs(removed)
     vacuumed = 0
     if removed:
-        for handle in store.tables.values():
+        for handle in [*store.tables.values(), *materialized]:
             vacuumed += handle.vacuum(retention_hours=vacuum_retention_hours)
     return GcResult(run_ids=removed, files_vacuumed=vacuumed)

@@ -5,6 +5,7 @@ garbage collection that removes runs, their rows, their artifacts and the old fi
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import time
 from datetime import timedelta
@@ -478,3 +479,19 @@ def test_gc_keeps_rows_another_process_appends_while_it_rewrites(
     metrics = DeltaTable(os.path.join(tracking, "metrics")).to_pyarrow_table().to_pylist()
     assert {(m["run_id"], m["key"]) for m in metrics} == {(kept, "loss"), (kept, "late")}
     assert TrackingClient(tracking).get_run(kept).data.metrics == {"loss": 0.3, "late": 1.0}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sparktrack.maintenance") is None,
+                    reason="sparktrack.maintenance is not written yet")
+def test_gc_removes_runs_from_the_materialized_runs_latest(client, tracking, deleted_and_kept):
+    from sparktrack.maintenance import materialize_runs_latest
+
+    doomed, kept = deleted_and_kept
+    materialize_runs_latest(tracking)
+    assert _table_run_ids(tracking, "runs_latest") == {doomed, kept}
+    before = _parquet_on_disk(tracking, "runs_latest")
+    assert client.gc(older_than=timedelta(0)).run_ids == [doomed]
+    latest = DeltaTable(os.path.join(tracking, "runs_latest")).to_pyarrow_table().to_pylist()
+    assert [row["run_id"] for row in latest] == [kept]
+    assert dict(latest[0]["params"]) == {"name": "kept"}
+    assert before - _parquet_on_disk(tracking, "runs_latest")  # old files vacuumed
