@@ -192,6 +192,7 @@ VALID = [
     ("end_time != 5", C(A("end_time"), "!=", 5)),
     ("start_time >= 1.5", C(A("start_time"), ">=", 1.5)),
     ("start_time < -1", C(A("start_time"), "<", -1)),
+    ("start_time < 99999999999999999999999", C(A("start_time"), "<", 1e23)),
     # MLflow's attribute aliases
     ("created > 5", C(A("start_time"), ">", 5)),
     ("Created > 5", C(A("start_time"), ">", 5)),

@@ -15,7 +15,15 @@ from sparktrack.search import (
 )
 
 try:  # tests/ is on sys.path in pytest's default import mode
-    from test_search_evaluate import FILTER_CASES, METRICS, ORDER_CASES, PARAMS, RUNS, TAGS, TableSource
+    from test_search_evaluate import (
+        FILTER_CASES,
+        METRICS,
+        ORDER_CASES,
+        PARAMS,
+        RUNS,
+        TAGS,
+        TableSource,
+    )
 except ImportError:  # tests/ became a package
     from tests.test_search_evaluate import (
         FILTER_CASES,
@@ -85,7 +93,9 @@ def runs_frame(spark):
 
 def _selections(frame, filters):
     """Evaluate every filter in one query: filter text -> selected run ids."""
-    columns = [to_spark_predicate(parse_filter(text)).alias(f"f{i}") for i, text in enumerate(filters)]
+    columns = [
+        to_spark_predicate(parse_filter(text)).alias(f"f{i}") for i, text in enumerate(filters)
+    ]
     rows = frame.select("run_id", *columns).collect()
     return {text: {row["run_id"] for row in rows if row[f"f{i}"]} for i, text in enumerate(filters)}
 
@@ -119,7 +129,9 @@ def test_compiled_execution_selects_the_same(runs_frame):
 
 def test_spark_predicate_is_never_null(runs_frame):
     predicate = to_spark_predicate(parse_filter("metrics.acc > 0 OR params.model = 'lr'"))
-    rows = runs_frame.select("run_id", predicate.isNull().alias("null"), (~predicate).alias("not")).collect()
+    rows = runs_frame.select(
+        "run_id", predicate.isNull().alias("null"), (~predicate).alias("not")
+    ).collect()
     assert not any(row["null"] for row in rows)
     # r3 (NaN), r5 (negative), r7 and r8 (no acc, no model)
     assert {row["run_id"] for row in rows if row["not"]} == {"r3", "r5", "r7", "r8"}
@@ -136,8 +148,8 @@ def spark_orders(runs_frame):
     from pyspark.sql import functions as F
 
     positions = [
-        F.row_number().over(Window.orderBy(*order_to_spark(parse_order_by(order_by)))).alias(f"o{i}")
-        for i, (order_by, _) in enumerate(ORDER_CASES)
+        F.row_number().over(Window.orderBy(*order_to_spark(parse_order_by(o)))).alias(f"o{i}")
+        for i, (o, _) in enumerate(ORDER_CASES)
     ]
     rows = runs_frame.select("run_id", *positions).collect()
     return [
@@ -153,7 +165,8 @@ def spark_orders(runs_frame):
 )
 def test_order_to_spark_orders_like_order_runs(index, order_by, expected, spark_orders):
     source = TableSource()
-    assert order_runs(source.runs(), parse_order_by(order_by), source)["run_id"].to_pylist() == expected
+    ordered = order_runs(source.runs(), parse_order_by(order_by), source)
+    assert ordered["run_id"].to_pylist() == expected
     assert spark_orders[index] == expected
 
 

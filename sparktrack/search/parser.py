@@ -43,27 +43,19 @@ from sparktrack.search.nodes import (
 __all__ = ["parse_filter", "parse_order_by"]
 
 _PREFIXES = {
-    "metric": "metric",
-    "metrics": "metric",
-    "param": "param",
-    "params": "param",
-    "parameter": "param",
-    "parameters": "param",
-    "tag": "tag",
-    "tags": "tag",
-    "attribute": "attribute",
-    "attributes": "attribute",
-    "attr": "attribute",
-    "run": "attribute",
+    alias: kind
+    for kind, aliases in {
+        "metric": ("metric", "metrics"),
+        "param": ("param", "params", "parameter", "parameters"),
+        "tag": ("tag", "tags"),
+        "attribute": ("attribute", "attributes", "attr", "run"),
+    }.items()
+    for alias in aliases
 }
 # MLflow's spellings of attributes (SearchUtils.translate_key_alias).
-_ATTRIBUTE_ALIASES = {
-    "created": "start_time",
-    "Created": "start_time",
-    "run name": "run_name",
-    "Run name": "run_name",
-    "Run Name": "run_name",
-}
+_ATTRIBUTE_ALIASES = {"created": "start_time", "Created": "start_time"} | dict.fromkeys(
+    ("run name", "Run name", "Run Name"), "run_name"
+)
 # The run's name is also its `mlflow.runName` tag; both spellings read the run_name column.
 _RUN_NAME_TAG = "mlflow.runName"
 _FUNCTIONS = {"MIN": "min", "MAX": "max", "LATEST": "latest"}
@@ -219,7 +211,8 @@ def _resolve(tok: _Token) -> Identifier:
         key = ".".join(t for t, _ in rest)
         kind = _PREFIXES.get(prefix.lower())
         if kind is None:
-            hint = " (dataset search is not supported)" if prefix.lower() in ("dataset", "datasets") else ""
+            dataset = prefix.lower() in ("dataset", "datasets")
+            hint = " (dataset search is not supported)" if dataset else ""
             raise _Failure(
                 f"unknown prefix '{prefix}'{hint}; valid prefixes are metrics (metric), params "
                 "(param, parameter, parameters), tags (tag) and attributes (attribute, attr, run)",
@@ -384,7 +377,8 @@ class _Parser:
         depth, end = 0, self.tokens[first].end
         for tok in self.tokens[first:]:
             depth += {"(": 1, ")": -1}.get(tok.kind, 0)
-            if tok.kind == "end" or depth < 0 or (depth == 0 and self.keyword(tok) in ("AND", "OR")):
+            joins = depth == 0 and self.keyword(tok) in ("AND", "OR")
+            if tok.kind == "end" or depth < 0 or joins:
                 break
             end = tok.end
         return end
@@ -458,7 +452,9 @@ class _Parser:
                     tok.end,
                 )
             if ident.kind == "attribute" and re.fullmatch(r"[+-]?\d+", tok.text):
-                return int(tok.text), tok.end
+                whole = int(tok.text)
+                if -(2**63) <= whole < 2**63:  # else int64 columns cannot take it: use a float
+                    return whole, tok.end
             return float(tok.text), tok.end
         if tok.kind == "string":
             value = tok.value
