@@ -15,7 +15,8 @@ Grammar (keywords are case-insensitive; precedence NOT > AND > OR)::
     order_item := operand ["ASC" | "DESC"] END
 
 A key is a run of word characters and dots (``metrics.loss.val``) or one quoted part:
-backticks, double or single quotes (``metrics.`my metric` ``, ``tags."mlflow.runName"``).
+backticks, double or single quotes (``metrics.`my metric` ``, ``tags."mlflow.runName"``),
+inside which a doubled quote character stands for one (``tags.'it''s'`` is the key it's).
 String literals take single or double quotes; inside them a doubled quote or a backslash
 escapes the quote, ``\\\\`` is one backslash, and any other backslash is kept as written so
 that LIKE patterns can escape their wildcards (``'a\\_b'`` matches the literal "a_b").
@@ -165,11 +166,11 @@ def _scan_name(text: str, start: int) -> tuple[tuple[tuple[str, str], ...], int]
         c = text[i] if i < n else ""
         if c == "`" or (parts and c in "'\""):
             close = text.find(c, i + 1)
-            while close != -1 and text.startswith(c * 2, close) and c == "`":
-                close = text.find(c, close + 2)  # `` inside backticks is one backtick
+            while close != -1 and text.startswith(c * 2, close):
+                close = text.find(c, close + 2)  # a doubled quote is one quote character
             if close == -1:
                 raise _Failure(f"quoted name starting with {c} is never closed", i, n)
-            parts.append((text[i + 1 : close].replace("``", "`"), c))
+            parts.append((text[i + 1 : close].replace(c * 2, c), c))
             i = close + 1
         elif c and _is_word(c):
             j = i
