@@ -162,6 +162,8 @@ def test_experiments_table_matches_client(spark, tracked):
 def test_experiment_selection_options(spark, tracked):
     by_id = _read(spark, tracked.uri, experiment_ids=tracked.beta)
     assert {r.experiment_id for r in by_id.collect()} == {tracked.beta}
+    experiments = _read(spark, tracked.uri, "experiments", experiment_names="alpha").collect()
+    assert [e.experiment_id for e in experiments] == [tracked.alpha]
     by_name = _read(spark, tracked.uri, "metrics", experiment_names="alpha, beta")
     assert by_name.count() == _read(spark, tracked.uri, "metrics").count()
     with pytest.raises(Exception, match="No experiment named 'nope'"):
@@ -247,3 +249,31 @@ def test_register_tables_gives_sql_views(spark, tracked):
     assert count == 4
     with pytest.raises(InvalidInputError, match="no Delta Lake configured"):
         register_tables(spark, tracked.uri, database="tracking")
+
+
+def test_public_names_and_options():
+    import sparktrack.spark
+    from sparktrack.errors import InvalidInputError
+    from sparktrack.spark.datasource import spark_schema
+
+    assert sparktrack.spark.__all__ == ["check_java", "filter", "register", "register_tables",
+                                        "session"]
+    parsed = reader.parse_options({"path": "/s", "TABLE": "Metrics", "experiment_ids": "1, 2",
+                                   "timestampAsOf": "2024-05-01 12:00:00",
+                                   "storage.AWS_REGION": "eu"})
+    assert (parsed.table, parsed.experiment_ids) == ("metrics", ("1", "2"))
+    assert parsed.timestamp == datetime(2024, 5, 1, 12, tzinfo=UTC)
+    assert parsed.storage_options == {"aws_region": "eu"}
+    assert reader.parse_options({"path": "/s", "timestampAsOf": "0"}).timestamp.year == 1970
+    for bad, message in (
+        ({"versionAsOf": "1", "timestampAsOf": "2024-01-01"}, "not both"),
+        ({"versionAsOf": "-1"}, "versionasof"),
+        ({"include_deleted": "maybe"}, "include_deleted"),
+        ({"timestampAsOf": "yesterday"}, "not a timestamp"),
+    ):
+        with pytest.raises(InvalidInputError, match=message):
+            reader.parse_options({"path": "/s", **bad})
+    assert spark_schema("metrics") == (
+        "`run_id` string NOT NULL, `experiment_id` string NOT NULL, `key` string NOT NULL, "
+        "`value` double NOT NULL, `timestamp` bigint NOT NULL, `step` bigint NOT NULL"
+    )

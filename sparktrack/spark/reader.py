@@ -144,6 +144,9 @@ class ReadTask:
 
     files: tuple[FileSlice, ...] = ()
     deleted_run_ids: tuple[str, ...] = ()
+    # The experiments the options allow (None: all). Partition pruning already applies it to
+    # partitioned tables; statistics pruning of the experiments table is only a superset.
+    experiment_ids: tuple[str, ...] | None = None
 
 
 # == options ===================================================================================
@@ -419,17 +422,19 @@ def _run_rows(opts: ReadOptions, dt, experiments: set[str] | None) -> pa.Table:
 def plan(opts: ReadOptions) -> list[ReadTask]:
     """Resolve the snapshots and split the files to read into input partitions."""
     sources = _SOURCES[opts.table]
-    needs_runs = opts.table != "experiments"
+    some_runs = _values(opts.conditions, "run_id") is not None
+    drop_deleted = not opts.include_deleted and opts.table not in ("runs", "experiments")
+    needs_runs = opts.table != "experiments" and (some_runs or drop_deleted)
     snapshots = _snapshots(opts, [*sources, RUNS.name] if needs_runs else sources)
     experiments = _wanted_experiments(opts)
     deleted: dict[str, list[str]] = {}
     if needs_runs:
         runs = _run_rows(opts, snapshots[RUNS.name], experiments)
-        if _values(opts.conditions, "run_id") is not None:
+        if some_runs:
             # A query for some runs only needs the partitions of their experiments.
             owners = set(runs.column("experiment_id").to_pylist())
             experiments = owners if experiments is None else experiments & owners
-        if not opts.include_deleted and opts.table != "runs":
+        if drop_deleted:
             gone = runs.filter(pc.equal(runs.column("lifecycle_stage"), "deleted"))
             for run_id, experiment in zip(gone.column("run_id").to_pylist(),
                                           gone.column("experiment_id").to_pylist()):
@@ -442,11 +447,12 @@ def plan(opts: ReadOptions) -> list[ReadTask]:
         if snapshots[table] is not None
         for file in _list_files(snapshots[table], table, _prune_filters(opts, table, experiments))
     ]
-    return _tasks(opts, files, deleted) or [ReadTask()]
+    wanted = None if experiments is None else tuple(sorted(experiments))
+    return _tasks(opts, files, deleted, wanted) or [ReadTask()]
 
 
-def _tasks(opts: ReadOptions, files: list[FileSlice],
-           deleted: Mapping[str, list[str]]) -> list[ReadTask]:
+def _tasks(opts: ReadOptions, files: list[FileSlice], deleted: Mapping[str, list[str]],
+           experiments: tuple[str, ...] | None = None) -> list[ReadTask]:
     units: dict[Any, list[FileSlice]] = {}
     for file in files:
         if opts.table == "metrics":
@@ -458,9 +464,10 @@ def _tasks(opts: ReadOptions, files: list[FileSlice],
         units.setdefault(unit, []).append(file)
     tasks = []
     for group in _bin_pack(units, opts):
-        experiments = sorted({f.experiment_id for f in group if f.experiment_id is not None})
-        gone = tuple(run_id for e in experiments for run_id in deleted.get(e, ()))
-        tasks.append(ReadTask(files=tuple(group), deleted_run_ids=gone))
+        owners = sorted({f.experiment_id for f in group if f.experiment_id is not None})
+        gone = tuple(run_id for e in owners for run_id in deleted.get(e, ()))
+        tasks.append(ReadTask(files=tuple(group), deleted_run_ids=gone,
+                              experiment_ids=experiments))
     return tasks
 
 
@@ -629,6 +636,9 @@ def read_task(opts: ReadOptions, task: ReadTask, *,
         for table in _SOURCES[opts.table]
     }
     rows = _resolve(opts, raw).select(schema.names).cast(schema)
+    if task.experiment_ids is not None:
+        where = _and(where, pc.field("experiment_id").isin(
+            pa.array(task.experiment_ids, type=pa.string())))
     if where is not None:
         rows = rows.filter(where)
     yield from rows.to_batches(max_chunksize=batch_rows)
