@@ -40,7 +40,7 @@ def make_data(spark, *, rows: int, seed: int):
 
 
 def build_cross_validator(*, parallelism: int = 2, folds: int = 3, seed: int = 7):
-    """CrossValidator over StringIndexer -> VectorAssembler -> StandardScaler -> LogisticRegression."""
+    """CrossValidator over StringIndexer, VectorAssembler, StandardScaler, LogisticRegression."""
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import LogisticRegression
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
@@ -70,7 +70,7 @@ def build_cross_validator(*, parallelism: int = 2, folds: int = 3, seed: int = 7
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default="./sparktrack-store", help="store URI (folder or prefix)")
+    parser.add_argument("--store", default="./sparktrack-store", help="store folder or URI")
     parser.add_argument("--experiment", default="train-cv", help="experiment name")
     parser.add_argument("--rows", type=int, default=4000, help="rows to generate")
     parser.add_argument("--seed", type=int, default=42)
@@ -102,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  test AUC (areaUnderROC_test): {auc:.4f}")
     print(f"  child runs ({len(children)}), best first:")
     for _, child in children.iterrows():
-        print(
-            f"    {child['tags.mlflow.runName']:<28} regParam={child['params.LogisticRegression.regParam']:<6}"
-            f" elasticNet={child['params.LogisticRegression.elasticNetParam']:<4}"
-            f" avg AUC={child['metrics.avg_areaUnderROC']:.4f} +- {child['metrics.std_areaUnderROC']:.4f}"
-        )
+        reg = child["params.LogisticRegression.regParam"]
+        mix = child["params.LogisticRegression.elasticNetParam"]
+        avg, std = child["metrics.avg_areaUnderROC"], child["metrics.std_areaUnderROC"]
+        name = child["tags.mlflow.runName"]
+        print(f"    {name:<28} regParam={reg:<6} elasticNet={mix:<4} AUC={avg:.4f} +- {std:.4f}")
     best = {k[len("best_"):]: v for k, v in parent.data.params.items() if k.startswith("best_")}
     print(f"  best params: {best}")
     train.unpersist()

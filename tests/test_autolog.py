@@ -154,7 +154,9 @@ def test_cv_children_one_per_param_map_with_fold_metrics(cv):
     assert by_map.loc["0", "params.LogisticRegression.regParam"] == "0.01"
     assert by_map.loc["1", "params.LogisticRegression.regParam"] == "5.0"
     row = by_map.loc["0"]
-    assert row["params.stages"] == "['VectorAssembler_1', 'VectorAssembler_2', 'LogisticRegression']"
+    assert row["params.stages"] == (
+        "['VectorAssembler_1', 'VectorAssembler_2', 'LogisticRegression']"
+    )
     assert row["params.VectorAssembler_2.outputCol"] == "features"
     assert row["tags.estimator_name"] == "Pipeline"
     model = cv["model"]
@@ -283,7 +285,9 @@ def test_pipeline_and_one_vs_rest_are_one_run_each(tracked, data):
     assert runs.loc["OneVsRest", "params.classifier"] == "LogisticRegression"
     assert runs.loc["OneVsRest", "params.LogisticRegression.maxIter"] == "2"
     info = json.loads(_read(tracked, runs.loc["OneVsRest", "run_id"], "estimator_info.json"))
-    assert info == {"hierarchy": {"name": "OneVsRest", "classifier": {"name": "LogisticRegression"}}}
+    assert info == {
+        "hierarchy": {"name": "OneVsRest", "classifier": {"name": "LogisticRegression"}}
+    }
 
 
 def _small_cv(seed: int = 1) -> CrossValidator:

@@ -57,7 +57,9 @@ def make_config(
             )
         allowlist = frozenset(name.strip() for name in log_model_allowlist if name.strip())
     if extra_tags is not None and not isinstance(extra_tags, Mapping):
-        raise InvalidInputError(f"extra_tags must be a dict of tag names to values, not {extra_tags!r}.")
+        raise InvalidInputError(
+            f"extra_tags must be a dict of tag names to values, not {extra_tags!r}."
+        )
     return AutologConfig(
         log_models=bool(log_models),
         log_datasets=bool(log_datasets),

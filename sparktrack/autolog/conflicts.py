@@ -13,7 +13,7 @@ import posixpath
 import uuid
 from collections.abc import Iterable, Mapping
 
-__all__ = ["SUFFIX_TAG_PREFIX", "ConflictResolver"]
+__all__ = ["ConflictResolver", "SUFFIX_TAG_PREFIX"]
 
 SUFFIX_TAG_PREFIX = "sparktrack.autolog.suffix."
 

@@ -77,7 +77,8 @@ def _log(target: _Target, problems: Problems, *, params=None, tags=None, metrics
     resolver = target.resolver
     settings = target.client.store.settings
     limited = resolver.params(limit_params(params or {}, settings, problems))
-    named_tags = resolver.tags({k: str(v)[: settings.max_tag_value_length] for k, v in (tags or {}).items()})
+    cut = settings.max_tag_value_length
+    named_tags = resolver.tags({k: str(v)[:cut] for k, v in (tags or {}).items()})
     stamp = int(time.time() * 1000)
     points = [Metric(resolver.metric(k), float(v), stamp, 0) for k, v in (metrics or {}).items()]
     named_tags.update(resolver.record())

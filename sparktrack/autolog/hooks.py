@@ -42,12 +42,12 @@ def _skip_reason(estimator: Any, params: Any, config: options.AutologConfig) -> 
         return "feature estimators fitted alone are not logged"
     if isinstance(params, (list, tuple)):
         return "fit() with a list of param maps is not logged; fit each map separately"
-    if config.exclusive and sessions_fluent_active():
+    if config.exclusive and _run_is_active():
         return "exclusive=True and a run is active"
     return None
 
 
-def sessions_fluent_active() -> bool:
+def _run_is_active() -> bool:
     from sparktrack import fluent
 
     return fluent.active_run() is not None
@@ -154,4 +154,4 @@ def _after_evaluate(evaluator, args, kwargs, value, config) -> None:
         from sparktrack.client import TrackingClient
 
         TrackingClient(fluent.get_tracking_uri()).log_metric(run_id, key, float(value))
-    problems.report(what=f"{type(evaluator).__name__}.evaluate()", stacklevel=4)
+    problems.report(what=f"{type(evaluator).__name__}.evaluate()", stacklevel=3)

@@ -75,7 +75,8 @@ def is_allowed(model: Any, allowlist: frozenset[str]) -> bool:
     if isinstance(model, OneVsRestModel):
         return all(is_allowed(inner, allowlist) for inner in model.models[:1])
     if isinstance(model, PipelineModel):
-        return all(is_allowed(stage, allowlist) for stage in model.stages if isinstance(stage, Model))
+        inner = [stage for stage in model.stages if isinstance(stage, Model)]
+        return all(is_allowed(stage, allowlist) for stage in inner)
     if naming.is_tuner_model(model):
         return is_allowed(model.bestModel, allowlist)
     return all(

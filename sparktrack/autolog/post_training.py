@@ -10,7 +10,6 @@ an already used variable name is ``<dataset>-2``; no variable name gives ``unkno
 from __future__ import annotations
 
 import numbers
-import sys
 import threading
 import weakref
 from collections import defaultdict
@@ -18,11 +17,14 @@ from typing import Any
 
 __all__ = [
     "RUN_ATTRIBUTE",
+    "UNKNOWN_DATASET",
     "dataset_variable_name",
+    "is_loggable",
     "mark_model",
     "metric_key",
     "note_transform",
     "predictions_source",
+    "run_of",
 ]
 
 RUN_ATTRIBUTE = "_sparktrack_run_id"
@@ -129,6 +131,3 @@ def metric_key(run_id: str, metric: str, dataset_name: str) -> str:
 def is_loggable(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
-
-def caller_frame(depth: int) -> Any:
-    return sys._getframe(depth + 1)

@@ -54,7 +54,8 @@ class Problems:
             )
         if self.failures:
             step, first = self.failures[0]
-            more = f" ({len(self.failures) - 1} more step(s) failed)" if len(self.failures) > 1 else ""
+            others = len(self.failures) - 1
+            more = f" ({others} more step(s) failed)" if others else ""
             warnings.warn(
                 AutologgingWarning(
                     f"sparktrack autologging failed while {step} for {what}: "

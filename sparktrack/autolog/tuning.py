@@ -131,7 +131,9 @@ def search_results_csv(result: SearchResult) -> str:
     """One row per param map in grid order: the map as JSON, the metrics, ``param.<key>``."""
     import pandas as pd
 
-    table: dict[str, list[Any]] = {"params": [json.dumps(m, default=str) for m in result.param_maps]}
+    table: dict[str, list[Any]] = {
+        "params": [json.dumps(m, default=str) for m in result.param_maps]
+    }
     table.update(result.columns)
     keys: list[str] = []
     for grid_point in result.param_maps:
@@ -159,7 +161,9 @@ def log_child_runs(
 
     ``limit`` turns a param dict into store-safe strings (truncating over-long values).
     """
-    keep = result.ranked()[: max_runs] if max_runs is not None else list(range(len(result.param_maps)))
+    keep = result.ranked()
+    if max_runs is not None:
+        keep = keep[:max_runs]
     tuned = tuner.getEstimator()
     grid = tuner.getEstimatorParamMaps()
     end_time = int(time.time() * 1000)
