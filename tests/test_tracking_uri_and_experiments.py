@@ -142,6 +142,14 @@ def test_default_experiment_has_id_0(tracking):
         sparktrack.delete_experiment("0")
 
 
+def test_renamed_default_experiment_stays_renamed(tracking):
+    sparktrack.set_experiment_tag("k", "v")  # on the Default experiment
+    sparktrack.rename_experiment("0", "base")
+    assert sparktrack.get_experiment_by_name("Default") is None
+    default = sparktrack.get_experiment("0")
+    assert (default.name, default.tags) == ("base", {"k": "v"})
+
+
 # -- set_experiment ------------------------------------------------------------------------------
 def test_set_experiment_by_name_creates_it_once(tracking):
     experiment = sparktrack.set_experiment("new-one")

@@ -217,6 +217,34 @@ def test_buffered_rows_are_committed_at_interpreter_exit(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_script_that_reads_the_store_exits_cleanly(tmp_path):
+    """Arrow objects freed during interpreter teardown used to abort the process (exit 134,
+    "terminate called without an active exception") in about one exit in four."""
+    script = tmp_path / "reader.py"
+    script.write_text(textwrap.dedent(
+        """
+        import sys
+        import sparktrack
+        sparktrack.set_tracking_uri(sys.argv[1])
+        with sparktrack.start_run() as run:
+            sparktrack.log_metric("m", 1.0)
+        sparktrack.get_run(run.info.run_id)
+        sparktrack.get_metric_history("m", run_id=run.info.run_id)
+        """
+    ))
+    processes = [
+        subprocess.Popen([sys.executable, str(script), str(tmp_path / f"store-{i}")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(6)
+    ]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in processes]
+    for process in processes:
+        process.stdout.close()
+        process.stderr.close()
+    assert [code for code, _ in results] == [0] * 6, [err for _, err in results]
+
+
+@pytest.mark.slow
 def test_a_killed_process_leaves_readable_tables(store_uri, tmp_path):
     script = tmp_path / "killed.py"
     script.write_text(textwrap.dedent(

@@ -15,6 +15,7 @@ on the caller's next logging call or flush.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import threading
 import time
@@ -187,6 +188,10 @@ def _flush_at_exit() -> None:
             buffer.close()
         except Exception as exc:  # noqa: BLE001 - report, never mask the interpreter's exit
             warnings.warn(f"sparktrack could not commit buffered rows at exit: {exc}", stacklevel=1)
+    # Arrow scanners left in reference cycles by Delta reads keep native threads; freed during
+    # interpreter teardown, after Arrow's own, they abort the process ("terminate called
+    # without an active exception", exit 134). Collect them now, while Arrow is alive.
+    gc.collect()
 
 
 atexit.register(_flush_at_exit)

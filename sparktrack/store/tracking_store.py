@@ -160,10 +160,15 @@ class TrackingStore:
         )
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        for experiment in self.list_experiments(view_type=ViewType.ALL):
+        experiments = self.list_experiments(view_type=ViewType.ALL)
+        for experiment in experiments:
             if experiment.name == name:
                 return experiment
-        if name == DEFAULT_EXPERIMENT_NAME:
+        # Create the Default experiment on first use only: once id 0 exists under another name
+        # (renamed), writing it again would undo the rename and drop its tags.
+        if name == DEFAULT_EXPERIMENT_NAME and all(
+            e.experiment_id != DEFAULT_EXPERIMENT_ID for e in experiments
+        ):
             return self._create_default_experiment()
         return None
 
