@@ -376,3 +376,20 @@ def test_client_runs_need_no_active_run(store_uri):
         client.set_terminated(run.info.run_id, status="DONE")
     with pytest.raises(RunNotFoundError):
         client.create_run(experiment_id, parent_run_id="f" * 32)
+
+
+def test_nested_without_an_active_run_starts_a_top_level_run(tracking):
+    with sparktrack.start_run(nested=True) as run:
+        pass
+    result = sparktrack.get_run(run.info.run_id)
+    assert result.info.parent_run_id is None
+    assert "mlflow.parentRunId" not in result.data.tags
+
+
+def test_resuming_with_a_run_name_renames_the_run(tracking):
+    with sparktrack.start_run(run_name="before") as run:
+        pass
+    with sparktrack.start_run(run_id=run.info.run_id, run_name="after"):
+        pass
+    result = sparktrack.get_run(run.info.run_id)
+    assert (result.info.run_name, result.data.tags["mlflow.runName"]) == ("after", "after")
