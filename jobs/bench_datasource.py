@@ -151,8 +151,9 @@ def run(
     full, one = rows
     print_fn(f"full scan of {full['points']:,} points in {full['files']} files: data source "
              f"{full['datasource_s']:.2f}s, spark.read.parquet {full['parquet_s']:.2f}s "
-             f"-> {full['ratio']:.2f}x (planning included each time: {full['datasource_planned_s']:.2f}s "
-             f"vs {full['parquet_planned_s']:.2f}s -> {full['ratio_planned']:.2f}x)")
+             f"-> {full['ratio']:.2f}x (planning included each time: "
+             f"{full['datasource_planned_s']:.2f}s vs {full['parquet_planned_s']:.2f}s -> "
+             f"{full['ratio_planned']:.2f}x)")
     print_fn(f"one run ({one['points']:,} points): {one['files_with_pushdown']} of "
              f"{one['files_without_pushdown']} files read with pushdown "
              f"({100 * one['fraction_read']:.1f}%); {one['with_pushdown_s']:.2f}s with, "

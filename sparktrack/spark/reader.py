@@ -172,7 +172,8 @@ def _timestamp(raw: str) -> datetime:
     except (ValueError, OverflowError):
         raise InvalidInputError(
             f"Option timestampAsOf={raw!r} is not a timestamp; use ISO 8601 "
-            "('2024-05-01 12:00:00', UTC unless an offset is given) or milliseconds since the epoch."
+            "('2024-05-01 12:00:00', UTC unless an offset is given) or milliseconds since the "
+            "epoch."
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -347,7 +348,8 @@ def _list_files(dt, table: str, filters: list) -> list[FileSlice]:
     for fragment in dataset.get_fragments():
         keys = pds.get_partition_keys(fragment.partition_expression)
         experiment = keys.get("experiment_id")
-        files.append(FileSlice(table, fragment.path, None if experiment is None else str(experiment),
+        experiment = None if experiment is None else str(experiment)
+        files.append(FileSlice(table, fragment.path, experiment,
                                int(sizes.get(fragment.path) or 0)))
     return files
 
