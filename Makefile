@@ -29,7 +29,7 @@ check-java:
 
 ## run: install, then run the main job against the embedded default store ./sparktrack-store
 run: check-java $(VENV)/.base
-	$(PY) jobs/train.py --store $(STORE)
+	$(PY) jobs/train_cv.py --store $(STORE)
 
 ## test: install with the dev extra, then run the whole suite
 test: check-java $(VENV)/.dev

@@ -63,6 +63,7 @@ __all__ = [
     "log_batch",
     "log_dict",
     "log_figure",
+    "log_input",
     "log_metric",
     "log_metrics",
     "log_param",
@@ -449,6 +450,18 @@ def log_batch(
     tags: list[RunTag] | tuple = (),
 ) -> None:
     _get_client().log_batch(_run_id_or_start(), metrics=metrics, params=params, tags=tags)
+
+
+def log_input(df: Any, name: str = "training", context: str | None = None) -> dict[str, str]:
+    """Record a Spark DataFrame used by the active run: source, format, Delta version, row count
+    and fingerprints as ``input.<name>.*`` tags (see ``sparktrack.repro.describe_input``)."""
+    from sparktrack.repro import describe_input
+
+    tags = describe_input(df, name=name)
+    if context is not None:
+        tags[f"input.{name}.context"] = context
+    set_tags(tags)
+    return tags
 
 
 def get_metric_history(key: str, run_id: str | None = None) -> list[Metric]:

@@ -49,6 +49,7 @@ PUBLIC_NAMES = [
     "log_batch",
     "log_dict",
     "log_figure",
+    "log_input",
     "log_metric",
     "log_metrics",
     "log_param",
