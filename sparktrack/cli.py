@@ -145,30 +145,34 @@ def _runs_search(client: TrackingClient, args: argparse.Namespace) -> None:
     print(f"({len(runs)} runs)")
 
 
-def _runs_delete(client: TrackingClient, args: argparse.Namespace) -> None:
+def _change_lifecycle(client: TrackingClient, args: argparse.Namespace, *, restore: bool) -> None:
+    """``runs delete`` and ``runs restore``: by run id (with nested runs), or in bulk by time."""
+    action, bound_name = ("restore", "after") if restore else ("delete", "before")
+    done = "Restored" if restore else "Deleted"
     if args.run_ids:
         for run_id in args.run_ids:
-            client.delete_run(run_id, delete_descendants=not args.only)
-        print(f"Deleted {len(args.run_ids)} run(s).")
+            if restore:
+                client.restore_run(run_id, restore_descendants=not args.only)
+            else:
+                client.delete_run(run_id, delete_descendants=not args.only)
+        print(f"{done} {len(args.run_ids)} run(s).")
         return
-    if args.experiment_id_bulk is None or args.before is None:
-        raise _UsageError("sparktrack runs delete: error: give run ids, or --experiment-id and "
-                          "--before for a bulk delete (see `sparktrack runs delete --help`)")
-    count = client.delete_runs(args.experiment_id_bulk, args.before, max_runs=args.max_runs)
-    print(f"Deleted {count} run(s).")
+    bound = getattr(args, bound_name)
+    if args.experiment_id_bulk is None or bound is None:
+        raise _UsageError(f"sparktrack runs {action}: error: give run ids, or --experiment-id and "
+                          f"--{bound_name} for a bulk {action} (see `sparktrack runs {action} "
+                          "--help`)")
+    bulk = client.restore_runs if restore else client.delete_runs
+    count = bulk(args.experiment_id_bulk, bound, max_runs=args.max_runs)
+    print(f"{done} {count} run(s).")
+
+
+def _runs_delete(client: TrackingClient, args: argparse.Namespace) -> None:
+    _change_lifecycle(client, args, restore=False)
 
 
 def _runs_restore(client: TrackingClient, args: argparse.Namespace) -> None:
-    if args.run_ids:
-        for run_id in args.run_ids:
-            client.restore_run(run_id, restore_descendants=not args.only)
-        print(f"Restored {len(args.run_ids)} run(s).")
-        return
-    if args.experiment_id_bulk is None or args.after is None:
-        raise _UsageError("sparktrack runs restore: error: give run ids, or --experiment-id and "
-                          "--after for a bulk restore (see `sparktrack runs restore --help`)")
-    count = client.restore_runs(args.experiment_id_bulk, args.after, max_runs=args.max_runs)
-    print(f"Restored {count} run(s).")
+    _change_lifecycle(client, args, restore=True)
 
 
 def _runs_compare(client: TrackingClient, args: argparse.Namespace) -> None:

@@ -18,7 +18,7 @@ from sparktrack.entities import Run, RunData, ViewType
 from sparktrack.store.rows import newest_rows, oldest_rows
 from sparktrack.store.schemas import METRIC_SUMMARIES, PARAMS, TAGS
 from sparktrack.store.summaries import merge_summaries
-from sparktrack.store.tracking_store import TrackingStore, _run_info
+from sparktrack.store.tracking_store import TrackingStore, run_info_from_row
 
 __all__ = ["StoreSearchSource"]
 
@@ -82,7 +82,7 @@ class StoreSearchSource:
             data[run_id].metrics[key] = value
         for run_id, key, value in _triples(tags, "value"):
             data[run_id].tags[key] = value
-        return [Run(info=_run_info(row), data=data[row["run_id"]])
+        return [Run(info=run_info_from_row(row), data=data[row["run_id"]])
                 for row in run_rows.to_pylist()]
 
 

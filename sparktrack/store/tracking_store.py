@@ -68,7 +68,13 @@ from sparktrack.validation import (
     validate_tag_value,
 )
 
-__all__ = ["DEFAULT_EXPERIMENT_ID", "DEFAULT_EXPERIMENT_NAME", "TrackingStore", "normalize_root"]
+__all__ = [
+    "DEFAULT_EXPERIMENT_ID",
+    "DEFAULT_EXPERIMENT_NAME",
+    "TrackingStore",
+    "normalize_root",
+    "run_info_from_row",
+]
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -340,7 +346,7 @@ class TrackingStore:
             self._runs[run_id] = state
             self._experiment_run_counts[experiment.experiment_id] = count + 1
             self._buffer_tags(state, tags)
-        return _run_info(row)
+        return run_info_from_row(row)
 
     def update_run(
         self,
@@ -370,7 +376,7 @@ class TrackingStore:
             self._write_run_row(state, changes)
         # No commit is forced when a run ends: a loop of short runs would otherwise write a
         # file per run. The background thread commits within the flush interval.
-        return _run_info(state.row)
+        return run_info_from_row(state.row)
 
     def set_run_lifecycle(self, run_id: str, stage: LifecycleStage) -> None:
         with self._lock:
@@ -575,8 +581,8 @@ class TrackingStore:
         with self._lock:
             state = self._runs.get(run_id)
             if state is not None:
-                return _run_info(state.row)
-        return _run_info(self._read_run_row(run_id))
+                return run_info_from_row(state.row)
+        return run_info_from_row(self._read_run_row(run_id))
 
     def get_run(self, run_id: str) -> Run:
         """A run's info, params, latest metric values and tags, read from the store."""
@@ -596,7 +602,7 @@ class TrackingStore:
             params=dict(zip(params.column("key").to_pylist(), params.column("value").to_pylist())),
             tags=dict(zip(tags.column("key").to_pylist(), tags.column("value").to_pylist())),
         )
-        return Run(info=_run_info(row), data=data)
+        return Run(info=run_info_from_row(row), data=data)
 
     def _live_tags(self, where: pds.Expression, prune: list) -> pa.Table:
         rows = newest_rows(self.tables[TAGS.name].read(prune=prune, where=where), ["run_id", "key"])
@@ -631,7 +637,7 @@ class TrackingStore:
     def list_run_infos(
         self, experiment_ids: Iterable[str] | None, *, view_type: ViewType = ViewType.ALL
     ) -> list[RunInfo]:
-        return [_run_info(row) for row in self.run_rows(experiment_ids,
+        return [run_info_from_row(row) for row in self.run_rows(experiment_ids,
                                                          view_type=view_type).to_pylist()]
 
     def forget_runs(self, run_ids: Iterable[str]) -> None:
@@ -665,7 +671,7 @@ def _experiment(row: dict) -> Experiment:
     )
 
 
-def _run_info(row: dict) -> RunInfo:
+def run_info_from_row(row: dict) -> RunInfo:
     return RunInfo(
         run_id=row["run_id"],
         experiment_id=row["experiment_id"],
