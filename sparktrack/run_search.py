@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 
 import pandas as pd
-import pyarrow as pa
+import pyarrow.compute as pc
 
 from sparktrack.entities import Run, ViewType
 from sparktrack.errors import InvalidInputError
@@ -68,9 +68,7 @@ def search_run_page(
     page = matching.slice(offset, max_results)
     # The evaluator keeps the candidate columns only; fetch the full rows of the page.
     full = source.run_rows()
-    positions = {run_id: i for i, run_id in enumerate(full.column("run_id").to_pylist())}
-    rows = full.take(pa.array([positions[r] for r in page.column("run_id").to_pylist()],
-                              type=pa.int64()))
+    rows = full.take(pc.index_in(page.column("run_id"), value_set=full.column("run_id")))
     runs = source.load_runs(rows)
     next_offset = offset + max_results
     return runs, (_token_for(next_offset) if next_offset < matching.num_rows else None)

@@ -6,10 +6,12 @@ a process share one write buffer.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import threading
 
 from sparktrack.config import Settings, settings_from_env
-from sparktrack.store.buffer import flush_all
+from sparktrack.store.buffer import close_all, flush_all
 from sparktrack.store.tracking_store import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
@@ -46,3 +48,19 @@ def open_store(
             )
             _stores[root] = store
         return store
+
+
+def _at_exit() -> None:
+    close_all()
+    # Drop the stores' Delta snapshots, dataset plans and cached state, then collect the
+    # Arrow scanners Delta reads leave in reference cycles: freed later, during interpreter
+    # teardown after Arrow's own, they abort the process ("terminate called without an active
+    # exception", exit 134).
+    with _stores_lock:
+        stores = list(_stores.values())
+    for store in stores:
+        store.release_caches()
+    gc.collect()
+
+
+atexit.register(_at_exit)

@@ -7,15 +7,13 @@ wait, and the rest is committed by ``flush()``, by every read through the same p
 
 What a crash can lose: a process killed hard (SIGKILL, power loss) loses the rows it buffered
 during the last ``flush_interval_seconds`` plus the duration of one commit. A normal exit,
-an exception or Ctrl-C loses nothing (the atexit hook flushes). Rows are never dropped
+an exception or Ctrl-C loses nothing (the store's atexit hook flushes). Rows are never dropped
 silently: if a commit fails after its retries the rows stay buffered, and the error is raised
 on the caller's next logging call or flush.
 """
 
 from __future__ import annotations
 
-import atexit
-import gc
 import os
 import threading
 import time
@@ -31,7 +29,7 @@ from sparktrack.store.delta import DeltaTableHandle
 from sparktrack.store.schemas import METRIC_SUMMARIES, METRICS, PARAMS, RUNS, TAGS
 from sparktrack.store.summaries import summarize_points
 
-__all__ = ["WriteBuffer", "flush_all"]
+__all__ = ["WriteBuffer", "close_all", "flush_all"]
 
 # Commit order: a reader in another process sees a run's row before its params and metrics.
 _BUFFERED_TABLES = (RUNS.name, TAGS.name, PARAMS.name, METRICS.name)
@@ -182,19 +180,15 @@ def flush_all() -> None:
         buffer.flush()
 
 
-def _flush_at_exit() -> None:
+def close_all() -> None:
+    """Commit and stop every live buffer (the store's exit hook calls it first)."""
     for buffer in list(_live_buffers):
         try:
             buffer.close()
         except Exception as exc:  # noqa: BLE001 - report, never mask the interpreter's exit
             warnings.warn(f"sparktrack could not commit buffered rows at exit: {exc}", stacklevel=1)
-    # Arrow scanners left in reference cycles by Delta reads keep native threads; freed during
-    # interpreter teardown, after Arrow's own, they abort the process ("terminate called
-    # without an active exception", exit 134). Collect them now, while Arrow is alive.
-    gc.collect()
 
 
-atexit.register(_flush_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(
         after_in_child=lambda: [buffer._forget_after_fork() for buffer in list(_live_buffers)]

@@ -170,6 +170,35 @@ class DeltaTableHandle:
                 table = self.snapshot()
         raise AssertionError("unreachable")
 
+    def data_files(self, *, prune: PruningFilter | None = None) -> tuple[int, dict[str, Any]]:
+        """The current version and its data files matching ``prune``, as {path: fragment}.
+
+        With :meth:`read_files`, lets a reader that remembers which files it has read fetch only
+        the ones committed since. Version -1 and no files when the table does not exist yet.
+        """
+        table = self.snapshot()
+        if table is None:
+            return -1, {}
+        fragments = self._dataset(table, prune).get_fragments()
+        return table.version(), {fragment.path: fragment for fragment in fragments}
+
+    def read_files(self, fragments: Sequence[Any], *, columns: list[str] | None = None) -> pa.Table:
+        """Rows of the given fragments of :meth:`data_files` (partition columns filled in).
+
+        Raises:
+            FileNotFoundError: a file was vacuumed since it was listed; list them again.
+        """
+        schema = self.spec.schema
+        if not fragments:
+            if columns is not None:
+                schema = pa.schema([schema.field(name) for name in columns])
+            return schema.empty_table()
+        first = fragments[0]
+        dataset = pds.FileSystemDataset(
+            list(fragments), schema, first.format, filesystem=first.filesystem
+        )
+        return dataset.to_table(columns=columns)
+
     def _dataset(self, table: DeltaTable, prune: PruningFilter | None) -> pds.Dataset:
         # Planning a dataset (one fragment per file, with its statistics) costs far more than
         # a small read; reuse the plan while the table version and the pruning are unchanged.
@@ -184,6 +213,12 @@ class DeltaTableHandle:
                     self._datasets.clear()
                 self._datasets[key] = cached
             return cached
+
+    def release(self) -> None:
+        """Drop the open snapshot and the cached dataset plans (reopened on the next use)."""
+        with self._lock:
+            self._table = None
+            self._datasets.clear()
 
     # -- maintenance -----------------------------------------------------------------------
     def remove_runs(self, experiment_id: str, run_ids: Sequence[str]) -> int:

@@ -6,9 +6,11 @@ import threading
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["newest_rows", "next_version", "now_millis", "oldest_rows"]
+__all__ = ["group_codes", "newest_rows", "next_version", "now_millis", "oldest_rows"]
 
 _clock_lock = threading.Lock()
 _last_version = 0
@@ -30,9 +32,44 @@ def next_version() -> int:
         return _last_version
 
 
+def group_codes(table: pa.Table, keys: Sequence[str]) -> np.ndarray | None:
+    """One int64 per row, equal exactly when the rows' ``keys`` are equal; None if a key is null.
+
+    Dictionary-encodes each key column and folds the indices together, so grouping becomes
+    integer work for numpy instead of a sort of strings.
+    """
+    combined: np.ndarray | None = None
+    for key in keys:
+        column = table.column(key)
+        if column.null_count:
+            return None
+        encoded = pc.dictionary_encode(column.combine_chunks())
+        indices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        size = max(len(encoded.dictionary), 1)
+        combined = indices if combined is None else combined * size + indices
+    return combined
+
+
 def _pick(table: pa.Table, keys: Sequence[str], order: str, direction: str) -> pa.Table:
     if table.num_rows == 0:
         return table
+    codes = group_codes(table, keys)
+    ordering = table.column(order)
+    if codes is None or ordering.null_count:
+        return _pick_by_sorting(table, keys, order, direction)
+    rank = ordering.to_numpy()
+    if direction == "descending":
+        rank = -rank.astype(np.float64) if rank.dtype.kind == "f" else -rank
+    # Stable: rows that tie on ``order`` keep the first in table order, as the sort below does.
+    permutation = np.lexsort((rank, codes))
+    grouped = codes[permutation]
+    first = np.empty(len(grouped), dtype=bool)
+    first[0] = True
+    np.not_equal(grouped[1:], grouped[:-1], out=first[1:])
+    return table.take(pa.array(permutation[first]))
+
+
+def _pick_by_sorting(table: pa.Table, keys: Sequence[str], order: str, direction: str) -> pa.Table:
     ordered = table.sort_by([*((key, "ascending") for key in keys), (order, direction)])
     numbered = ordered.append_column("__row", pa.array(range(ordered.num_rows), type=pa.int64()))
     firsts = numbered.group_by(list(keys), use_threads=False).aggregate([("__row", "first")])

@@ -1,9 +1,11 @@
 """The store's side of search: candidate runs and one (run_id, value) table per key.
 
-Search reads only what a filter names: the runs of the selected experiments, and for each key
-in the filter or the order one filtered scan of the params, tags or metric summaries of those
-experiments (never the metric history). The page of results is then completed with all params,
-latest metrics and tags of just the runs on it.
+Search reads only what a filter names: the current runs of the selected experiments, and for
+each key in the filter or the order that key's current params, tags or metric summaries
+(never the metric history). The page of results is then completed with all params, latest
+metrics and tags of just the runs on it. The current state is the store's
+:class:`~sparktrack.store.current_state.CurrentState`: after the first search of an
+experiment, a search reads only the files committed since.
 """
 
 from __future__ import annotations
@@ -12,12 +14,9 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pds
 
 from sparktrack.entities import Run, RunData, ViewType
-from sparktrack.store.rows import newest_rows, oldest_rows
 from sparktrack.store.schemas import METRIC_SUMMARIES, PARAMS, TAGS
-from sparktrack.store.summaries import merge_summaries
 from sparktrack.store.tracking_store import TrackingStore, run_info_from_row
 
 __all__ = ["StoreSearchSource"]
@@ -37,9 +36,7 @@ class StoreSearchSource:
     ) -> None:
         self._store = store
         self._experiment_ids = [str(e) for e in experiment_ids]
-        self._prune = [("experiment_id", "in", self._experiment_ids)]
         self._run_rows = store.run_rows(self._experiment_ids, view_type=view_type)
-        self._summaries: pa.Table | None = None
 
     def runs(self) -> pa.Table:
         return self._run_rows.select(_RUN_COLUMNS)
@@ -47,20 +44,19 @@ class StoreSearchSource:
     def run_rows(self) -> pa.Table:
         return self._run_rows
 
-    def _read(self, table: str, where: pds.Expression) -> pa.Table:
-        return self._store.tables[table].read(prune=self._prune, where=where)
+    def _current(self, table: str, key: str | None = None) -> pa.Table:
+        return self._store.current_rows(table, self._experiment_ids, key=key)
 
     def metric(self, key: str, aggregate: str) -> pa.Table:
-        merged = merge_summaries(self._read(METRIC_SUMMARIES.name, pds.field("key") == key))
-        return pa.table({"run_id": merged.column("run_id"),
-                         "value": merged.column(_AGGREGATE_COLUMN[aggregate])})
+        rows = self._current(METRIC_SUMMARIES.name, key)
+        return pa.table({"run_id": rows.column("run_id"),
+                         "value": rows.column(_AGGREGATE_COLUMN[aggregate])})
 
     def param(self, key: str) -> pa.Table:
-        rows = oldest_rows(self._read(PARAMS.name, pds.field("key") == key), ["run_id"], "logged_at")
-        return rows.select(["run_id", "value"])
+        return self._current(PARAMS.name, key).select(["run_id", "value"])
 
     def tag(self, key: str) -> pa.Table:
-        rows = newest_rows(self._read(TAGS.name, pds.field("key") == key), ["run_id"])
+        rows = self._current(TAGS.name, key)
         return rows.filter(pc.invert(rows.column("deleted"))).select(["run_id", "value"])
 
     def load_runs(self, run_rows: pa.Table) -> list[Run]:
@@ -68,17 +64,19 @@ class StoreSearchSource:
         if run_rows.num_rows == 0:
             return []
         ids = run_rows.column("run_id")
-        where = pc.field("run_id").isin(ids)
-        params = oldest_rows(self._read(PARAMS.name, where), ["run_id", "key"], "logged_at")
-        summaries = merge_summaries(self._read(METRIC_SUMMARIES.name, where))
-        tags = newest_rows(self._read(TAGS.name, where), ["run_id", "key"])
+
+        def of_page(table: str) -> pa.Table:
+            rows = self._current(table)
+            return rows.filter(pc.is_in(rows.column("run_id"), value_set=ids))
+
+        tags = of_page(TAGS.name)
         tags = tags.filter(pc.invert(tags.column("deleted")))
         data: dict[str, RunData] = {
             run_id: RunData(metrics={}, params={}, tags={}) for run_id in ids.to_pylist()
         }
-        for run_id, key, value in _triples(params, "value"):
+        for run_id, key, value in _triples(of_page(PARAMS.name), "value"):
             data[run_id].params[key] = value
-        for run_id, key, value in _triples(summaries, "latest_value"):
+        for run_id, key, value in _triples(of_page(METRIC_SUMMARIES.name), "latest_value"):
             data[run_id].metrics[key] = value
         for run_id, key, value in _triples(tags, "value"):
             data[run_id].tags[key] = value

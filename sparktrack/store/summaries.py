@@ -8,9 +8,11 @@ and search never scans the history.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sparktrack.store.rows import group_codes
 from sparktrack.store.schemas import METRIC_SUMMARIES
 
 __all__ = ["merge_summaries", "summarize_points"]
@@ -44,6 +46,22 @@ def merge_summaries(partials: pa.Table) -> pa.Table:
     """Merge partial summary rows into one row per (run, key)."""
     if partials.num_rows == 0:
         return partials
+    codes = group_codes(partials, ["run_id", "key"])
+    if codes is not None:
+        # Most (run, key) pairs have a single partial (a run that logged the key in one
+        # commit): those are already merged, only the others need the group-by below.
+        _, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+        repeated = counts[inverse] > 1
+        if not repeated.any():
+            return partials.select(METRIC_SUMMARIES.schema.names).cast(METRIC_SUMMARIES.schema)
+        singles = partials.filter(pa.array(~repeated))
+        singles = singles.select(METRIC_SUMMARIES.schema.names).cast(METRIC_SUMMARIES.schema)
+        merged = _merge_by_group(partials.filter(pa.array(repeated)))
+        return pa.concat_tables([singles, merged])
+    return _merge_by_group(partials)
+
+
+def _merge_by_group(partials: pa.Table) -> pa.Table:
     ordered = partials.sort_by(
         [
             (name, "ascending")

@@ -46,6 +46,7 @@ from sparktrack.errors import (
     RunNotFoundError,
 )
 from sparktrack.store.buffer import WriteBuffer
+from sparktrack.store.current_state import CurrentState
 from sparktrack.store.delta import DeltaTableHandle, join_uri
 from sparktrack.store.rows import newest_rows, next_version, now_millis, oldest_rows
 from sparktrack.store.schemas import (
@@ -122,6 +123,14 @@ class TrackingStore:
             for name, spec in TABLES.items()
         }
         self.buffer = WriteBuffer(self.tables, self.settings)
+        # Search reads the current state of these tables; it is cached per experiment and
+        # updated from the files committed since the last read.
+        self.current = {
+            RUNS.name: CurrentState(self.tables[RUNS.name], _newest_run_rows),
+            PARAMS.name: CurrentState(self.tables[PARAMS.name], _first_param_values),
+            TAGS.name: CurrentState(self.tables[TAGS.name], _newest_tag_rows),
+            METRIC_SUMMARIES.name: CurrentState(self.tables[METRIC_SUMMARIES.name], merge_summaries),
+        }
         self._lock = threading.RLock()
         self._runs: dict[str, _RunState] = {}
         self._experiment_run_counts: dict[str, int] = {}
@@ -134,6 +143,13 @@ class TrackingStore:
     def flush(self) -> None:
         """Commit every buffered row of this store now."""
         self.buffer.flush()
+
+    def release_caches(self) -> None:
+        """Forget cached snapshots and state (they are rebuilt on the next read)."""
+        for handle in self.tables.values():
+            handle.release()
+        for state in self.current.values():
+            state.forget()
 
     # == experiments ========================================================================
     def _all_experiments(self) -> list[Experiment]:
@@ -619,15 +635,29 @@ class TrackingStore:
             for p in points.select(["value", "timestamp", "step"]).to_pylist()
         ]
 
+    def current_rows(
+        self, table: str, experiment_ids: Sequence[str], *, key: str | None = None
+    ) -> pa.Table:
+        """Current rows of ``table`` (runs, params, tags or metric_summaries) of some experiments.
+
+        Runs: the newest row of each run; params: the first value of each (run, key); tags:
+        the newest row of each (run, key), deletions included (``deleted`` is true); metric
+        summaries: one merged row per (run, key). With ``key``, only that key's rows.
+        """
+        self.buffer.flush()
+        state = self.current[table]
+        ids = [str(e) for e in experiment_ids]
+        return state.rows(ids) if key is None else state.rows_with_key(ids, key)
+
     def run_rows(
         self, experiment_ids: Iterable[str] | None, *, view_type: ViewType = ViewType.ALL
     ) -> pa.Table:
         """The current row of every run of the given experiments (all when None)."""
-        self.buffer.flush()
-        prune = None
         if experiment_ids is not None:
-            prune = [("experiment_id", "in", [str(e) for e in experiment_ids])]
-        rows = newest_rows(self.tables[RUNS.name].read(prune=prune), ["run_id"])
+            rows = self.current_rows(RUNS.name, list(experiment_ids))
+        else:
+            self.buffer.flush()
+            rows = newest_rows(self.tables[RUNS.name].read(), ["run_id"])
         if view_type is not ViewType.ALL:
             stage = (LifecycleStage.ACTIVE if view_type is ViewType.ACTIVE_ONLY
                      else LifecycleStage.DELETED)
@@ -646,6 +676,19 @@ class TrackingStore:
             for run_id in run_ids:
                 self._runs.pop(run_id, None)
             self._experiment_run_counts.clear()
+
+
+def _newest_run_rows(rows: pa.Table) -> pa.Table:
+    return newest_rows(rows, ["run_id"])
+
+
+def _first_param_values(rows: pa.Table) -> pa.Table:
+    return oldest_rows(rows, ["run_id", "key"], "logged_at")
+
+
+def _newest_tag_rows(rows: pa.Table) -> pa.Table:
+    # Deletions stay: a deletion must still win over an older value committed after it.
+    return newest_rows(rows, ["run_id", "key"])
 
 
 def _experiment_id_for(name: str, *, taken: Iterable[str]) -> str:

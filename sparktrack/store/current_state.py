@@ -1,0 +1,129 @@
+"""The current state of a table, per experiment, kept in memory and updated from new files only.
+
+The tables search reads are append-only, and their current state is a function of the set of
+rows that does not depend on how the rows are split into files: the newest row of each run or
+tag, the first value of each param, the associative merge of the metric summaries. So the
+state of the files already read, merged with the rows of the files committed since, is the
+state of all files, and a search after a commit reads only that commit's files instead of the
+whole experiment. When a file disappears (compaction, garbage collection) the experiment's
+state is rebuilt from the files of the new version.
+
+Each update re-resolves only the runs the new rows touch: every table groups by run first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparktrack.store.delta import DeltaTableHandle
+
+__all__ = ["CurrentState"]
+
+Resolve = Callable[[pa.Table], pa.Table]
+
+
+@dataclass
+class _Snapshot:
+    version: int
+    files: frozenset[str]
+    rows: pa.Table
+    by_key: dict[str, pa.Table] = field(default_factory=dict)
+
+
+class CurrentState:
+    """Resolved rows of one table for each experiment, cached and brought up to date on read.
+
+    Args:
+        handle: the table.
+        resolve: raw rows -> current rows (e.g. the newest row of each run); it must give the
+            same answer for ``resolve(resolve(a) + b)`` as for ``resolve(a + b)``.
+        max_experiments: experiments kept in memory (least recently read dropped first).
+    """
+
+    def __init__(
+        self, handle: DeltaTableHandle, resolve: Resolve, *, max_experiments: int = 16
+    ) -> None:
+        self._handle = handle
+        self._resolve = resolve
+        self._max_experiments = max_experiments
+        self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def rows(self, experiment_ids: Sequence[str]) -> pa.Table:
+        """Current rows of the given experiments."""
+        return _concat([self._snapshot(e).rows for e in experiment_ids], self._schema())
+
+    def rows_with_key(self, experiment_ids: Sequence[str], key: str) -> pa.Table:
+        """Current rows whose ``key`` column equals ``key`` (params, tags, summaries)."""
+        parts = []
+        for experiment_id in experiment_ids:
+            snapshot = self._snapshot(experiment_id)
+            cached = snapshot.by_key.get(key)
+            if cached is None:
+                rows = snapshot.rows
+                cached = rows.filter(pc.equal(rows.column("key"), key))
+                snapshot.by_key[key] = cached
+            parts.append(cached)
+        return _concat(parts, self._schema())
+
+    def forget(self) -> None:
+        """Drop every cached experiment (the next read rebuilds from the files)."""
+        with self._lock:
+            self._snapshots.clear()
+
+    def _schema(self) -> pa.Schema:
+        return self._handle.spec.schema
+
+    def _snapshot(self, experiment_id: str) -> _Snapshot:
+        prune = [("experiment_id", "=", experiment_id)]
+        with self._lock:
+            for attempt in (1, 2):
+                version, files = self._handle.data_files(prune=prune)
+                known = self._snapshots.get(experiment_id)
+                if known is not None and known.version == version:
+                    self._snapshots.move_to_end(experiment_id)
+                    return known
+                try:
+                    snapshot = self._updated(known, version, files)
+                    break
+                except FileNotFoundError:
+                    # Vacuumed between listing and reading: list again, once.
+                    if attempt == 2:
+                        raise
+            self._snapshots[experiment_id] = snapshot
+            self._snapshots.move_to_end(experiment_id)
+            while len(self._snapshots) > self._max_experiments:
+                self._snapshots.popitem(last=False)
+            return snapshot
+
+    def _updated(self, known: _Snapshot | None, version: int, files: dict[str, Any]) -> _Snapshot:
+        paths = frozenset(files)
+        if known is None or not known.files <= paths:
+            rows = self._resolve(self._handle.read_files(list(files.values())))
+            return _Snapshot(version, paths, rows)
+        added = [files[path] for path in paths - known.files]
+        if not added:
+            return _Snapshot(version, paths, known.rows, known.by_key)
+        fresh = self._handle.read_files(added)
+        if fresh.num_rows == 0:
+            return _Snapshot(version, paths, known.rows, known.by_key)
+        touched = pc.unique(fresh.column("run_id"))
+        in_touched = pc.is_in(known.rows.column("run_id"), value_set=touched)
+        untouched = known.rows.filter(pc.invert(in_touched))
+        merged = self._resolve(pa.concat_tables([known.rows.filter(in_touched), fresh]))
+        return _Snapshot(version, paths, _concat([untouched, merged], self._schema()))
+
+
+def _concat(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    if not parts:
+        return schema.empty_table()
+    if len(parts) == 1:
+        return parts[0]
+    return pa.concat_tables(parts)

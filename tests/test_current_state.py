@@ -1,0 +1,213 @@
+"""The cached current state search reads: after the first search of an experiment, later
+searches read only the files committed since. Whatever was committed in between (new runs,
+metric points, tag deletions, renames, other writers, compaction, gc), a search on the warm
+state must answer exactly what a search on a cold store answers.
+
+Also: the numpy fast paths that pick the newest/oldest row per group and merge metric
+summaries agree with the plain sort/group-by implementations they replace.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pyarrow as pa
+import pytest
+
+from sparktrack import Metric, Param, RunTag, TrackingClient
+from sparktrack.entities import ViewType
+from sparktrack.maintenance import compact
+from sparktrack.run_search import search_run_page
+from sparktrack.store import TrackingStore
+from sparktrack.store.rows import _pick_by_sorting, newest_rows, oldest_rows
+from sparktrack.store.schemas import METRIC_SUMMARIES, TAGS
+from sparktrack.store.summaries import _merge_by_group, merge_summaries
+
+
+def _snapshot(store: TrackingStore, experiment_id: str, **search) -> list[tuple]:
+    """Every matching run as (id, name, status, params, metrics, tags), in search order."""
+    runs, _ = search_run_page(store, [experiment_id], max_results=1000, **search)
+    return [
+        (r.info.run_id, r.info.run_name, r.info.status, r.info.lifecycle_stage,
+         r.data.params, r.data.metrics, r.data.tags)
+        for r in runs
+    ]
+
+
+def _assert_warm_equals_cold(client: TrackingClient, experiment_id: str, **search) -> list:
+    warm = _snapshot(client.store, experiment_id, **search)
+    cold_store = TrackingStore(client.store.root)  # its own, empty caches
+    assert warm == _snapshot(cold_store, experiment_id, **search)
+    return warm
+
+
+def _new_run(client, experiment_id, name, *, params=None, metrics=None, tags=None, start=None):
+    run = client.create_run(experiment_id, run_name=name, start_time=start)
+    client.log_batch(
+        run.info.run_id,
+        params=[Param(k, v) for k, v in (params or {}).items()],
+        metrics=[Metric(k, v, 1, 0) for k, v in (metrics or {}).items()],
+        tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+    )
+    return run.info.run_id
+
+
+@pytest.fixture()
+def client(store_uri):
+    return TrackingClient(store_uri)
+
+
+def test_search_after_commits_of_every_kind_matches_a_cold_store(client):
+    experiment_id = client.create_experiment("warm")
+    first = _new_run(client, experiment_id, "a", params={"p": "1"}, metrics={"m": 0.5},
+                     tags={"team": "x"}, start=1000)
+    second = _new_run(client, experiment_id, "b", params={"p": "2"}, metrics={"m": 0.9},
+                      start=2000)
+    client.flush()
+    before = _assert_warm_equals_cold(client, experiment_id, order_by=["metrics.m DESC"])
+    assert [row[0] for row in before] == [second, first]
+
+    # New points change the latest, min and max of an existing summary.
+    client.log_metric(first, "m", 0.1, step=1)
+    client.log_metric(first, "m", 2.0, step=2)
+    client.set_tag(second, "team", "y")
+    client.delete_tag(first, "team")
+    client.update_run(second, name="b-renamed")
+    third = _new_run(client, experiment_id, "c", params={"p": "3"}, metrics={"m": 1.5},
+                     start=3000)
+    client.set_terminated(third, status="FAILED")
+    client.flush()
+
+    after = _assert_warm_equals_cold(client, experiment_id, order_by=["metrics.m DESC"])
+    assert [row[0] for row in after] == [first, third, second]
+    by_id = {row[0]: row for row in after}
+    assert by_id[first][5] == {"m": 2.0}
+    assert "team" not in by_id[first][6]
+    assert by_id[second][1] == "b-renamed" and by_id[second][6]["team"] == "y"
+    assert by_id[third][2] == "FAILED"
+    for filter_string, expected in (
+        ("MIN(metrics.m) < 0.2", {first}),
+        ("MAX(metrics.m) > 1.9", {first}),
+        ("tags.team = 'y'", {second}),
+        ("tags.team IS NULL", {first, third}),
+        ("params.p = '3'", {third}),
+    ):
+        rows = _assert_warm_equals_cold(client, experiment_id, filter_string=filter_string)
+        assert {row[0] for row in rows} == expected, filter_string
+
+    client.delete_run(third)
+    rows = _assert_warm_equals_cold(client, experiment_id, view_type=ViewType.DELETED_ONLY)
+    assert [row[0] for row in rows] == [third]
+
+
+def test_writes_of_another_store_instance_are_seen(client):
+    experiment_id = client.create_experiment("two-writers")
+    _new_run(client, experiment_id, "mine", metrics={"m": 1.0})
+    client.flush()
+    assert len(_snapshot(client.store, experiment_id)) == 1
+    other = TrackingStore(client.store.root)  # as another process would write
+    theirs = other.create_run(experiment_id, run_name="theirs", user_id="u", start_time=5)
+    other.log_batch(theirs.run_id, metrics=[Metric("m", 7.0, 1, 0)])
+    other.flush()
+    rows = _assert_warm_equals_cold(client, experiment_id, filter_string="metrics.m > 5")
+    assert [row[0] for row in rows] == [theirs.run_id]
+
+
+def test_an_older_tag_committed_after_its_deletion_stays_deleted(client):
+    experiment_id = client.create_experiment("late-tag")
+    run_id = _new_run(client, experiment_id, "r", tags={"t": "v0"})
+    client.flush()
+    tags = client.store.tables[TAGS.name]
+
+    def commit_tag(value: str, *, deleted: bool, updated_at: int) -> None:
+        tags.append(pa.table({
+            "run_id": [run_id], "experiment_id": [experiment_id], "key": ["t"],
+            "value": [value], "deleted": [deleted], "updated_at": [updated_at],
+        }, schema=TAGS.schema))
+
+    later = 2**62
+    commit_tag("", deleted=True, updated_at=later)
+    assert _snapshot(client.store, experiment_id)[0][6].get("t") is None
+    # A writer whose clock or buffer was behind commits an older value afterwards.
+    commit_tag("stale", deleted=False, updated_at=later - 1)
+    rows = _assert_warm_equals_cold(client, experiment_id)
+    assert rows[0][6].get("t") is None
+
+
+def test_compaction_and_gc_replace_files_and_the_state_follows(client):
+    experiment_id = client.create_experiment("rewritten")
+    ids = []
+    for i in range(4):  # one commit each: several small files to compact
+        ids.append(_new_run(client, experiment_id, f"r{i}", params={"i": str(i)},
+                            metrics={"m": float(i)}, start=1000 + i))
+        client.flush()
+    before = _assert_warm_equals_cold(client, experiment_id)
+    compact(client.store.root)
+    assert _assert_warm_equals_cold(client, experiment_id) == before
+
+    client.delete_run(ids[0])
+    client.gc(older_than=timedelta(0))
+    rows = _assert_warm_equals_cold(client, experiment_id, view_type=ViewType.ALL)
+    assert [row[0] for row in rows] == list(reversed(ids[1:]))
+
+
+def _random_rows(rng: random.Random, n: int) -> pa.Table:
+    return pa.table({
+        "run_id": [f"r{rng.randrange(30)}" for _ in range(n)],
+        "key": [f"k{rng.randrange(4)}" for _ in range(n)],
+        "at": [rng.randrange(5) for _ in range(n)],  # many ties
+        "row": list(range(n)),
+    })
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_pick_agrees_with_sorting_including_ties(seed):
+    rows = _random_rows(random.Random(seed), 400)
+    keys = ["run_id", "key"]
+    newest = newest_rows(rows, keys, "at")
+    oldest = oldest_rows(rows, keys, "at")
+
+    def by_group(table):
+        return sorted(table.to_pylist(), key=lambda r: (r["run_id"], r["key"]))
+
+    assert by_group(newest) == by_group(_pick_by_sorting(rows, keys, "at", "descending"))
+    assert by_group(oldest) == by_group(_pick_by_sorting(rows, keys, "at", "ascending"))
+    # Ties go to the first row in table order, as the stable sort does.
+    for picked in by_group(newest):
+        rivals = [r for r in rows.to_pylist()
+                  if (r["run_id"], r["key"], r["at"]) == (picked["run_id"], picked["key"],
+                                                          picked["at"])]
+        assert picked["row"] == min(r["row"] for r in rivals)
+
+
+def test_pick_with_a_null_key_falls_back_to_sorting():
+    rows = pa.table({"run_id": ["a", None, "a", None], "at": [1, 2, 3, 4]})
+    picked = newest_rows(rows, ["run_id"], "at").to_pylist()
+    assert sorted(picked, key=lambda r: r["at"]) == [{"run_id": "a", "at": 3},
+                                                     {"run_id": None, "at": 4}]
+
+
+def test_summary_merge_fast_path_agrees_with_group_by():
+    rng = random.Random(7)
+    n = 300
+    partials = pa.table({
+        "run_id": [f"r{rng.randrange(60)}" for _ in range(n)],
+        "experiment_id": ["1"] * n,
+        "key": [f"k{rng.randrange(5)}" for _ in range(n)],
+        "latest_value": [rng.choice([rng.random(), float("nan")]) for _ in range(n)],
+        "latest_step": [rng.randrange(3) for _ in range(n)],
+        "latest_timestamp": [rng.randrange(3) for _ in range(n)],
+        "min_value": [rng.random() for _ in range(n)],
+        "max_value": [rng.random() for _ in range(n)],
+        "count": [rng.randrange(1, 4) for _ in range(n)],
+        "updated_at": [rng.randrange(100) for _ in range(n)],
+    }, schema=METRIC_SUMMARIES.schema)
+
+    def canonical(table):
+        return sorted(tuple(str(v) for v in row.values()) for row in table.to_pylist())
+
+    merged = merge_summaries(partials)
+    assert merged.schema == METRIC_SUMMARIES.schema
+    assert canonical(merged) == canonical(_merge_by_group(partials))
+    assert len({(r["run_id"], r["key"]) for r in merged.to_pylist()}) == merged.num_rows
