@@ -32,7 +32,7 @@ from sparktrack.errors import (
     InvalidInputError,
     InvalidStateError,
 )
-from sparktrack.run_search import MAX_RESULTS_LIMIT, runs_to_frame
+from sparktrack.run_search import MAX_RESULTS_LIMIT
 from sparktrack.store import DEFAULT_EXPERIMENT_ID
 from sparktrack.store.rows import now_millis
 
@@ -391,8 +391,9 @@ def search_runs(
                    for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
         else:
             ids = [_resolve_experiment_id(None)]
-    runs = client.search_runs(ids, filter_string, run_view_type, max_results, order_by)
-    return runs_to_frame(runs) if output_format == "pandas" else list(runs)
+    if output_format == "pandas":
+        return client.search_runs_frame(ids, filter_string, run_view_type, max_results, order_by)
+    return list(client.search_runs(ids, filter_string, run_view_type, max_results, order_by))
 
 
 def _run_id_or_start() -> str:

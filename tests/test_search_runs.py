@@ -493,3 +493,30 @@ def test_search_sees_unflushed_writes_of_this_process(tracking):
     with sparktrack.start_run(run_name="fresh"):
         sparktrack.log_metric("loss", 0.25)
         assert _search("metrics.loss = 0.25") == ["fresh"]
+
+
+def test_pandas_frame_is_the_frame_of_the_run_entities(tracking):
+    """search_runs builds its frame column by column; it must equal runs_to_frame(entities)
+    for missing keys, NaN, deleted tags, a running run (no end time) and an empty result."""
+    from sparktrack.run_search import runs_to_frame
+
+    _run("a", params={"p": "1", "only_a": "x"}, metrics={"m": [0.5, float("nan")]},
+         tags={"t": "1"})
+    _run("b", params={"p": "2"}, metrics={"m": 2.0, "n": [3.0, 1.0]})
+    c = _run("c", tags={"t": "gone", "u": "kept"})
+    client = TrackingClient(sparktrack.get_tracking_uri())
+    client.delete_tag(c, "t")
+    running = sparktrack.start_run(run_name="running")
+    sparktrack.log_metric("m", 1.0)
+    experiment_id = running.info.experiment_id
+    for filter_string, order_by in (("", None), ("metrics.m > 0.7", ["metrics.m DESC"]),
+                                    ("params.p = 'nothing'", None)):
+        frame = sparktrack.search_runs([experiment_id], filter_string, order_by=order_by)
+        entities = client.search_runs(experiment_id, filter_string, order_by=order_by)
+        pd.testing.assert_frame_equal(frame, runs_to_frame(entities))
+    sparktrack.end_run()
+    everything = sparktrack.search_runs([experiment_id])
+    assert everything.loc[everything["run_id"] == c, "tags.u"].item() == "kept"
+    assert everything.loc[everything["run_id"] == c, "tags.t"].isna().item()
+    assert math.isnan(everything.loc[everything["tags.mlflow.runName"] == "a", "metrics.m"]
+                      .item())

@@ -11,12 +11,13 @@ experiment, a search reads only the files committed since.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparktrack.entities import Run, RunData, ViewType
-from sparktrack.store.schemas import METRIC_SUMMARIES, PARAMS, TAGS
+from sparktrack.store.schemas import METRIC_SUMMARIES, PARAMS, RUNS, TAGS
 from sparktrack.store.tracking_store import TrackingStore, run_info_from_row
 
 __all__ = ["StoreSearchSource"]
@@ -25,6 +26,7 @@ _RUN_COLUMNS = [
     "run_id", "experiment_id", "run_name", "status", "user_id", "start_time", "end_time",
     "artifact_uri", "lifecycle_stage",
 ]
+_TABLES = (RUNS.name, PARAMS.name, TAGS.name, METRIC_SUMMARIES.name)
 _AGGREGATE_COLUMN = {"latest": "latest_value", "min": "min_value", "max": "max_value"}
 
 
@@ -36,6 +38,11 @@ class StoreSearchSource:
     ) -> None:
         self._store = store
         self._experiment_ids = [str(e) for e in experiment_ids]
+        # Every search reads all four tables' state (the page needs params, metrics and tags):
+        # bring them up to date side by side, Arrow and numpy release the GIL while reading.
+        store.buffer.flush()
+        with ThreadPoolExecutor(len(_TABLES), thread_name_prefix="sparktrack-search") as pool:
+            list(pool.map(self._current, _TABLES))
         self._run_rows = store.run_rows(self._experiment_ids, view_type=view_type)
 
     def runs(self) -> pa.Table:
@@ -59,24 +66,34 @@ class StoreSearchSource:
         rows = self._current(TAGS.name, key)
         return rows.filter(pc.invert(rows.column("deleted"))).select(["run_id", "value"])
 
+    def current_values(self) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """(params, merged metric summaries, live tags) of every run of the experiments."""
+        tags = self._current(TAGS.name)
+        tags = tags.filter(pc.invert(tags.column("deleted")))
+        return self._current(PARAMS.name), self._current(METRIC_SUMMARIES.name), tags
+
+    def page_values(self, run_rows: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """(params, merged metric summaries, live tags) of the runs in ``run_rows``."""
+        ids = run_rows.column("run_id")
+        params, summaries, tags = self.current_values()
+
+        def of_page(rows: pa.Table) -> pa.Table:
+            return rows.filter(pc.is_in(rows.column("run_id"), value_set=ids))
+
+        return of_page(params), of_page(summaries), of_page(tags)
+
     def load_runs(self, run_rows: pa.Table) -> list[Run]:
         """Complete a page of run rows with their params, latest metrics and tags."""
         if run_rows.num_rows == 0:
             return []
-        ids = run_rows.column("run_id")
-
-        def of_page(table: str) -> pa.Table:
-            rows = self._current(table)
-            return rows.filter(pc.is_in(rows.column("run_id"), value_set=ids))
-
-        tags = of_page(TAGS.name)
-        tags = tags.filter(pc.invert(tags.column("deleted")))
+        params, summaries, tags = self.page_values(run_rows)
         data: dict[str, RunData] = {
-            run_id: RunData(metrics={}, params={}, tags={}) for run_id in ids.to_pylist()
+            run_id: RunData(metrics={}, params={}, tags={})
+            for run_id in run_rows.column("run_id").to_pylist()
         }
-        for run_id, key, value in _triples(of_page(PARAMS.name), "value"):
+        for run_id, key, value in _triples(params, "value"):
             data[run_id].params[key] = value
-        for run_id, key, value in _triples(of_page(METRIC_SUMMARIES.name), "latest_value"):
+        for run_id, key, value in _triples(summaries, "latest_value"):
             data[run_id].metrics[key] = value
         for run_id, key, value in _triples(tags, "value"):
             data[run_id].tags[key] = value
