@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from sparktrack.store.delta import DeltaTableHandle
 
-__all__ = ["CurrentState"]
+__all__ = ["CurrentState", "StateView"]
 
 Resolve = Callable[[pa.Table], pa.Table]
 
@@ -56,22 +56,9 @@ class CurrentState:
         self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
         self._lock = threading.Lock()
 
-    def rows(self, experiment_ids: Sequence[str]) -> pa.Table:
-        """Current rows of the given experiments."""
-        return _concat([self._snapshot(e).rows for e in experiment_ids], self._schema())
-
-    def rows_with_key(self, experiment_ids: Sequence[str], key: str) -> pa.Table:
-        """Current rows whose ``key`` column equals ``key`` (params, tags, summaries)."""
-        parts = []
-        for experiment_id in experiment_ids:
-            snapshot = self._snapshot(experiment_id)
-            cached = snapshot.by_key.get(key)
-            if cached is None:
-                rows = snapshot.rows
-                cached = rows.filter(pc.equal(rows.column("key"), key))
-                snapshot.by_key[key] = cached
-            parts.append(cached)
-        return _concat(parts, self._schema())
+    def view(self, experiment_ids: Sequence[str]) -> StateView:
+        """The current rows of the given experiments, as of now (later commits not seen)."""
+        return StateView([self._snapshot(e) for e in experiment_ids], self._schema())
 
     def forget(self) -> None:
         """Drop every cached experiment (the next read rebuilds from the files)."""
@@ -119,6 +106,30 @@ class CurrentState:
         untouched = known.rows.filter(pc.invert(in_touched))
         merged = self._resolve(pa.concat_tables([known.rows.filter(in_touched), fresh]))
         return _Snapshot(version, paths, _concat([untouched, merged], self._schema()))
+
+
+class StateView:
+    """The state of one table for some experiments at one version each (immutable)."""
+
+    def __init__(self, snapshots: list[_Snapshot], schema: pa.Schema) -> None:
+        self._snapshots = snapshots
+        self._schema = schema
+
+    def rows(self) -> pa.Table:
+        """All current rows."""
+        return _concat([snapshot.rows for snapshot in self._snapshots], self._schema)
+
+    def rows_with_key(self, key: str) -> pa.Table:
+        """The current rows whose ``key`` column equals ``key`` (params, tags, summaries)."""
+        parts = []
+        for snapshot in self._snapshots:
+            cached = snapshot.by_key.get(key)
+            if cached is None:
+                rows = snapshot.rows
+                cached = rows.filter(pc.equal(rows.column("key"), key))
+                snapshot.by_key[key] = cached  # snapshots never change: safe to share
+            parts.append(cached)
+        return _concat(parts, self._schema)
 
 
 def _concat(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:

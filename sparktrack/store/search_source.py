@@ -10,13 +10,15 @@ experiment, a search reads only the files committed since.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sparktrack.entities import Run, RunData, ViewType
+from sparktrack.entities import LifecycleStage, Run, RunData, ViewType
 from sparktrack.store.schemas import METRIC_SUMMARIES, PARAMS, RUNS, TAGS
 from sparktrack.store.tracking_store import TrackingStore, run_info_from_row
 
@@ -30,6 +32,29 @@ _TABLES = (RUNS.name, PARAMS.name, TAGS.name, METRIC_SUMMARIES.name)
 _AGGREGATE_COLUMN = {"latest": "latest_value", "min": "min_value", "max": "max_value"}
 
 
+_pool_lock = threading.Lock()
+_search_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Threads reused across searches (starting four per search costs a few milliseconds)."""
+    global _search_pool
+    with _pool_lock:
+        if _search_pool is None:
+            _search_pool = ThreadPoolExecutor(len(_TABLES), thread_name_prefix="sparktrack-search")
+        return _search_pool
+
+
+def _forget_pool_after_fork() -> None:
+    # The child has none of the parent's threads: a pool it inherited would never run a task.
+    global _search_pool
+    _search_pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 class StoreSearchSource:
     """A :class:`sparktrack.search.SearchSource` over some experiments of a store."""
 
@@ -40,10 +65,17 @@ class StoreSearchSource:
         self._experiment_ids = [str(e) for e in experiment_ids]
         # Every search reads all four tables' state (the page needs params, metrics and tags):
         # bring them up to date side by side, Arrow and numpy release the GIL while reading.
+        # The search then sees one version of each table.
         store.buffer.flush()
-        with ThreadPoolExecutor(len(_TABLES), thread_name_prefix="sparktrack-search") as pool:
-            list(pool.map(self._current, _TABLES))
-        self._run_rows = store.run_rows(self._experiment_ids, view_type=view_type)
+        views = _pool().map(lambda table: store.current[table].view(self._experiment_ids),
+                            _TABLES)
+        self._views = dict(zip(_TABLES, views, strict=True))
+        rows = self._views[RUNS.name].rows()
+        if view_type is not ViewType.ALL:
+            stage = (LifecycleStage.ACTIVE if view_type is ViewType.ACTIVE_ONLY
+                     else LifecycleStage.DELETED)
+            rows = rows.filter(pc.equal(rows.column("lifecycle_stage"), stage.value))
+        self._run_rows = rows
 
     def runs(self) -> pa.Table:
         return self._run_rows.select(_RUN_COLUMNS)
@@ -52,7 +84,8 @@ class StoreSearchSource:
         return self._run_rows
 
     def _current(self, table: str, key: str | None = None) -> pa.Table:
-        return self._store.current_rows(table, self._experiment_ids, key=key)
+        view = self._views[table]
+        return view.rows() if key is None else view.rows_with_key(key)
 
     def metric(self, key: str, aggregate: str) -> pa.Table:
         rows = self._current(METRIC_SUMMARIES.name, key)

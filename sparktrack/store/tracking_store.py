@@ -46,7 +46,7 @@ from sparktrack.errors import (
     RunNotFoundError,
 )
 from sparktrack.store.buffer import WriteBuffer
-from sparktrack.store.current_state import CurrentState
+from sparktrack.store.current_state import CurrentState, StateView
 from sparktrack.store.delta import DeltaTableHandle, join_uri
 from sparktrack.store.rows import newest_rows, next_version, now_millis, oldest_rows
 from sparktrack.store.schemas import (
@@ -635,26 +635,23 @@ class TrackingStore:
             for p in points.select(["value", "timestamp", "step"]).to_pylist()
         ]
 
-    def current_rows(
-        self, table: str, experiment_ids: Sequence[str], *, key: str | None = None
-    ) -> pa.Table:
-        """Current rows of ``table`` (runs, params, tags or metric_summaries) of some experiments.
+    def current_view(self, table: str, experiment_ids: Sequence[str]) -> StateView:
+        """The current state of ``table`` (runs, params, tags or metric_summaries) of some
+        experiments, after committing what is buffered.
 
         Runs: the newest row of each run; params: the first value of each (run, key); tags:
         the newest row of each (run, key), deletions included (``deleted`` is true); metric
-        summaries: one merged row per (run, key). With ``key``, only that key's rows.
+        summaries: one merged row per (run, key).
         """
         self.buffer.flush()
-        state = self.current[table]
-        ids = [str(e) for e in experiment_ids]
-        return state.rows(ids) if key is None else state.rows_with_key(ids, key)
+        return self.current[table].view([str(e) for e in experiment_ids])
 
     def run_rows(
         self, experiment_ids: Iterable[str] | None, *, view_type: ViewType = ViewType.ALL
     ) -> pa.Table:
         """The current row of every run of the given experiments (all when None)."""
         if experiment_ids is not None:
-            rows = self.current_rows(RUNS.name, list(experiment_ids))
+            rows = self.current_view(RUNS.name, list(experiment_ids)).rows()
         else:
             self.buffer.flush()
             rows = newest_rows(self.tables[RUNS.name].read(), ["run_id"])
