@@ -40,6 +40,9 @@ class Settings:
     # A caller that logs faster than commits keep up waits once this many rows are pending.
     max_pending_rows: int = 1_000_000
     commit_retries: int = 8
+    # Search keeps each table's current state of recently searched experiments in memory, up
+    # to this many MiB per table (the experiment being searched is always kept).
+    search_cache_mb: int = 1024
 
     # MLflow OSS limits.
     max_key_length: int = 250

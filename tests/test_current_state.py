@@ -211,3 +211,19 @@ def test_summary_merge_fast_path_agrees_with_group_by():
     assert merged.schema == METRIC_SUMMARIES.schema
     assert canonical(merged) == canonical(_merge_by_group(partials))
     assert len({(r["run_id"], r["key"]) for r in merged.to_pylist()}) == merged.num_rows
+
+
+def test_memory_budget_keeps_only_the_experiment_searched_last(store_uri):
+    from sparktrack.config import Settings
+
+    store = TrackingStore(store_uri, settings=Settings(search_cache_mb=0))
+    client = TrackingClient(store_uri)
+    experiments = [client.create_experiment(name) for name in ("one", "two")]
+    for experiment_id in experiments:
+        _new_run(client, experiment_id, f"run-of-{experiment_id}", metrics={"m": 1.0})
+    client.flush()
+    for experiment_id in [*experiments, *experiments]:
+        rows = _snapshot(store, experiment_id)
+        assert [row[1] for row in rows] == [f"run-of-{experiment_id}"]
+        held = store.current["runs"]._snapshots  # the cache itself: one experiment at most
+        assert list(held) == [experiment_id]

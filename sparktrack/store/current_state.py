@@ -44,15 +44,14 @@ class CurrentState:
         handle: the table.
         resolve: raw rows -> current rows (e.g. the newest row of each run); it must give the
             same answer for ``resolve(resolve(a) + b)`` as for ``resolve(a + b)``.
-        max_experiments: experiments kept in memory (least recently read dropped first).
+        max_bytes: memory the cached experiments may use; the least recently read are dropped
+            first, the one just read never.
     """
 
-    def __init__(
-        self, handle: DeltaTableHandle, resolve: Resolve, *, max_experiments: int = 16
-    ) -> None:
+    def __init__(self, handle: DeltaTableHandle, resolve: Resolve, *, max_bytes: int) -> None:
         self._handle = handle
         self._resolve = resolve
-        self._max_experiments = max_experiments
+        self._max_bytes = max_bytes
         self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -86,8 +85,10 @@ class CurrentState:
                         raise
             self._snapshots[experiment_id] = snapshot
             self._snapshots.move_to_end(experiment_id)
-            while len(self._snapshots) > self._max_experiments:
-                self._snapshots.popitem(last=False)
+            held = sum(kept.rows.nbytes for kept in self._snapshots.values())
+            while held > self._max_bytes and len(self._snapshots) > 1:
+                _, dropped = self._snapshots.popitem(last=False)
+                held -= dropped.rows.nbytes
             return snapshot
 
     def _updated(self, known: _Snapshot | None, version: int, files: dict[str, Any]) -> _Snapshot:

@@ -125,11 +125,15 @@ class TrackingStore:
         self.buffer = WriteBuffer(self.tables, self.settings)
         # Search reads the current state of these tables; it is cached per experiment and
         # updated from the files committed since the last read.
+        cache_bytes = self.settings.search_cache_mb * 2**20
         self.current = {
-            RUNS.name: CurrentState(self.tables[RUNS.name], _newest_run_rows),
-            PARAMS.name: CurrentState(self.tables[PARAMS.name], _first_param_values),
-            TAGS.name: CurrentState(self.tables[TAGS.name], _newest_tag_rows),
-            METRIC_SUMMARIES.name: CurrentState(self.tables[METRIC_SUMMARIES.name], merge_summaries),
+            name: CurrentState(self.tables[name], resolve, max_bytes=cache_bytes)
+            for name, resolve in (
+                (RUNS.name, _newest_run_rows),
+                (PARAMS.name, _first_param_values),
+                (TAGS.name, _newest_tag_rows),
+                (METRIC_SUMMARIES.name, merge_summaries),
+            )
         }
         self._lock = threading.RLock()
         self._runs: dict[str, _RunState] = {}
