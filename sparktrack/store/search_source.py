@@ -10,10 +10,7 @@ experiment, a search reads only the files committed since.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,29 +29,6 @@ _TABLES = (RUNS.name, PARAMS.name, TAGS.name, METRIC_SUMMARIES.name)
 _AGGREGATE_COLUMN = {"latest": "latest_value", "min": "min_value", "max": "max_value"}
 
 
-_pool_lock = threading.Lock()
-_search_pool: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    """Threads reused across searches (starting four per search costs a few milliseconds)."""
-    global _search_pool
-    with _pool_lock:
-        if _search_pool is None:
-            _search_pool = ThreadPoolExecutor(len(_TABLES), thread_name_prefix="sparktrack-search")
-        return _search_pool
-
-
-def _forget_pool_after_fork() -> None:
-    # The child has none of the parent's threads: a pool it inherited would never run a task.
-    global _search_pool
-    _search_pool = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
 class StoreSearchSource:
     """A :class:`sparktrack.search.SearchSource` over some experiments of a store."""
 
@@ -63,13 +37,11 @@ class StoreSearchSource:
     ) -> None:
         self._store = store
         self._experiment_ids = [str(e) for e in experiment_ids]
-        # Every search reads all four tables' state (the page needs params, metrics and tags):
-        # bring them up to date side by side, Arrow and numpy release the GIL while reading.
-        # The search then sees one version of each table.
+        # Every search reads all four tables' state (the page needs params, metrics and tags);
+        # the search then sees one version of each table.
         store.buffer.flush()
-        views = _pool().map(lambda table: store.current[table].view(self._experiment_ids),
-                            _TABLES)
-        self._views = dict(zip(_TABLES, views, strict=True))
+        self._views = {table: store.current[table].view(self._experiment_ids)
+                       for table in _TABLES}
         rows = self._views[RUNS.name].rows()
         if view_type is not ViewType.ALL:
             stage = (LifecycleStage.ACTIVE if view_type is ViewType.ACTIVE_ONLY
