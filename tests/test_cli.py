@@ -128,7 +128,7 @@ def test_experiments_create_list_delete_restore(cli, client):
 
     code, out, _ = cli("experiments", "list")
     assert code == 0
-    assert out.splitlines()[0].split() == ["experiment_id", "name", "stage", "created"]
+    assert out.splitlines()[0].split() == ["experiment_id", "name", "stage", "created", "updated"]
     assert any(line.split()[:3] == [experiment_id, "churn", "active"] for line in out.splitlines())
 
     code, out, _ = cli("experiments", "delete", experiment_id)
@@ -259,17 +259,19 @@ def test_runs_delete_and_restore_by_id_with_descendants(cli, client, runs):
     child = client.create_run(runs["experiment"], run_name="child",
                               parent_run_id=runs["run1"]).info.run_id
     code, out, _ = cli("runs", "delete", runs["run1"], runs["run2"])
-    assert code == 0 and "Deleted 2 run(s)" in out
+    assert code == 0 and out.strip() == "Deleted 3 run(s) (2 given, 1 nested)."
     assert _stage(client, runs["run1"]) == _stage(client, child) == "deleted"
     assert _stage(client, runs["run2"]) == "deleted"
     code, out, _ = cli("runs", "search", "--experiment-name", "cli", "--view", "deleted")
     assert out.splitlines()[-1] == "(3 runs)"
 
     code, out, _ = cli("runs", "restore", runs["run1"], "--only")
-    assert code == 0 and "Restored 1 run(s)" in out
+    assert code == 0 and out.strip() == "Restored 1 run(s)."
     assert _stage(client, runs["run1"]) == "active" and _stage(client, child) == "deleted"
     code, out, _ = cli("runs", "restore", runs["run1"], runs["run2"])
     assert code == 0
+    assert out.strip() == ("Restored 2 run(s) (1 given, 1 nested). 1 given run(s) were already "
+                           "active.")
     assert {_stage(client, r) for r in (runs["run1"], runs["run2"], child)} == {"active"}
 
 
