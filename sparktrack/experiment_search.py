@@ -24,7 +24,12 @@ from sparktrack.search import And, Comparison, Identifier, OrderKey, filter_runs
 from sparktrack.search import parse_filter, parse_order_by
 from sparktrack.store import TrackingStore
 
-__all__ = ["DEFAULT_ORDER", "MAX_RESULTS_LIMIT", "search_experiment_page"]
+__all__ = [
+    "DEFAULT_ORDER",
+    "MAX_RESULTS_LIMIT",
+    "order_experiments",
+    "search_experiment_page",
+]
 
 MAX_RESULTS_LIMIT = 50_000
 """MLflow's largest page of experiments (``SEARCH_MAX_RESULTS_THRESHOLD``)."""
@@ -84,7 +89,11 @@ def _sort_value(experiment: Experiment, key: str) -> object:
     return value
 
 
-def _ordered(experiments: list[Experiment], order: list[OrderKey]) -> list[Experiment]:
+def order_experiments(
+    experiments: Sequence[Experiment], order: Sequence[OrderKey]
+) -> list[Experiment]:
+    """``experiments`` sorted by ``order`` (keys from ``parse_order_by(entity="experiment")``;
+    empty: the default order), ties broken by experiment id as MLflow does."""
     keys = list(order) if order else list(DEFAULT_ORDER)
     if _EXPERIMENT_ID not in {key.identifier for key in keys}:
         keys.append(OrderKey(_EXPERIMENT_ID, ascending=False))  # MLflow's tie-breaker
@@ -125,7 +134,7 @@ def search_experiment_page(
         source = _ExperimentSource(experiments)
         kept = set(filter_runs(tree, source).column("run_id").to_pylist())
         experiments = [e for e in experiments if e.experiment_id in kept]
-    matching = _ordered(experiments, order)
+    matching = order_experiments(experiments, order)
     if max_results is None:
         return matching[offset:], None
     end = offset + max_results
