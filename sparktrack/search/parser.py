@@ -20,6 +20,11 @@ inside which a doubled quote character stands for one (``tags.'it''s'`` is the k
 String literals take single or double quotes; inside them a doubled quote or a backslash
 escapes the quote, ``\\\\`` is one backslash, and any other backslash is kept as written so
 that LIKE patterns can escape their wildcards (``'a\\_b'`` matches the literal "a_b").
+
+``entity="experiment"`` applies the same grammar to experiments: the only prefixes are
+``attribute.`` (``attributes.``, ``attr.``) and ``tags.`` (``tag.``), the attributes are
+``name``, ``experiment_id``, ``creation_time`` and ``last_update_time``, there are no
+functions, and an identifier may be quoted whole (``"name" = 'x'``), as MLflow allows there.
 """
 
 from __future__ import annotations
