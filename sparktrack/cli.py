@@ -77,11 +77,18 @@ def _format_time(millis: int | None) -> str:
 
 # -- experiments -------------------------------------------------------------------------------
 def _experiments_list(client: TrackingClient, args: argparse.Namespace) -> None:
-    experiments = client.search_experiments(view_type=_view(args.view))
-    print(f"{'experiment_id':<20} {'name':<30} {'stage':<8} created")
-    for e in experiments:
+    experiments = client.search_experiments(
+        view_type=_view(args.view), max_results=None, filter_string=args.filter,
+        order_by=args.order_by,
+    )
+    shown = experiments[:args.max_results] if args.max_results is not None else experiments
+    print(f"{'experiment_id':<20} {'name':<30} {'stage':<8} {'created':<19}  updated")
+    for e in shown:
         print(f"{e.experiment_id:<20} {e.name:<30} {e.lifecycle_stage:<8} "
-              f"{_format_time(e.creation_time)}")
+              f"{_format_time(e.creation_time):<19}  {_format_time(e.last_update_time)}")
+    more = f" of {len(experiments)}; raise --max-results to see more" if len(shown) < len(
+        experiments) else ""
+    print(f"({len(shown)} experiment{'' if len(shown) == 1 else 's'}{more})")
 
 
 def _experiments_create(client: TrackingClient, args: argparse.Namespace) -> None:
@@ -90,6 +97,12 @@ def _experiments_create(client: TrackingClient, args: argparse.Namespace) -> Non
         args.name, artifact_location=args.artifact_location, tags=tags
     )
     print(experiment_id)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: use a positive integer")
+    return int(text)
 
 
 def _key_value(item: str) -> tuple[str, str]:
@@ -118,7 +131,8 @@ def _experiment_ids(client: TrackingClient, args: argparse.Namespace) -> list[st
             raise SparkTrackError(f"No experiment named {name!r} (see `experiments list`).")
         ids.append(experiment.experiment_id)
     if not ids:
-        ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+        ids = [e.experiment_id
+               for e in client.search_experiments(view_type=ViewType.ALL, max_results=None)]
     return ids
 
 
@@ -150,12 +164,19 @@ def _change_lifecycle(client: TrackingClient, args: argparse.Namespace, *, resto
     action, bound_name = ("restore", "after") if restore else ("delete", "before")
     done = "Restored" if restore else "Deleted"
     if args.run_ids:
+        changed: list[str] = []
         for run_id in args.run_ids:
             if restore:
-                client.restore_run(run_id, restore_descendants=not args.only)
+                changed += client.restore_run(run_id, restore_descendants=not args.only)
             else:
-                client.delete_run(run_id, delete_descendants=not args.only)
-        print(f"{done} {len(args.run_ids)} run(s).")
+                changed += client.delete_run(run_id, delete_descendants=not args.only)
+        given = set(args.run_ids)
+        nested = sum(1 for run_id in changed if run_id not in given)
+        detail = f" ({len(changed) - nested} given, {nested} nested)" if nested else ""
+        untouched = len(given - set(changed))
+        state = "active" if restore else "deleted"
+        skipped = f" {untouched} given run(s) were already {state}." if untouched else ""
+        print(f"{done} {len(changed)} run(s){detail}.{skipped}")
         return
     bound = getattr(args, bound_name)
     if args.experiment_id_bulk is None or bound is None:
@@ -196,7 +217,44 @@ def _maintain(client: TrackingClient, args: argparse.Namespace) -> None:
     from sparktrack.maintenance import maintain
 
     report = maintain(client.store.root, storage_options=client.store.storage_options)
-    print(report)
+    print(_maintenance_summary(report))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _maintenance_summary(report) -> str:
+    """One line per table: data files before -> after compaction, bytes rewritten, the
+    checkpoint version and the files vacuumed; then runs_latest and the time taken."""
+    import json
+
+    tables = sorted({*report.compacted, *report.checkpoints, *report.vacuumed})
+    lines = [f"{'table':<18} {'files':>13}  {'rewritten':<22} {'checkpoint':>10}  vacuumed"]
+    for table in tables:
+        files, rewritten = "-", "-"
+        metrics = report.compacted.get(table)
+        if metrics is not None:
+            before = metrics.get("totalConsideredFiles", 0)
+            after = before - metrics.get("numFilesRemoved", 0) + metrics.get("numFilesAdded", 0)
+            files = f"{before} -> {after}"
+            if metrics.get("numFilesRemoved"):
+                removed = json.loads(metrics.get("filesRemoved") or "{}").get("totalSize", 0)
+                added = json.loads(metrics.get("filesAdded") or "{}").get("totalSize", 0)
+                rewritten = f"{_size(removed)} -> {_size(added)}"
+        version = report.checkpoints.get(table)
+        checkpoint = f"v{version}" if version is not None else "-"
+        vacuumed = report.vacuumed.get(table)
+        lines.append(f"{table:<18} {files:>13}  {rewritten:<22} {checkpoint:>10}  "
+                     f"{'-' if vacuumed is None else f'{vacuumed} file(s)'}")
+    if report.runs_latest_rows is not None:
+        lines.append(f"runs_latest rewritten with {report.runs_latest_rows} run(s).")
+    lines.append(f"Done in {report.seconds:.2f} s.")
+    return "\n".join(lines)
 
 
 # -- parser ------------------------------------------------------------------------------------
@@ -210,6 +268,13 @@ def _build_parser() -> argparse.ArgumentParser:
     exp_commands = experiments.add_subparsers(dest="action", required=True)
     listing = exp_commands.add_parser("list", help="list experiments")
     listing.add_argument("--view", choices=["active", "deleted", "all"], default="active")
+    listing.add_argument("--filter", help="e.g. \"name LIKE 'churn%%' AND tags.team = 'ml'\"")
+    listing.add_argument("--order-by", action="append",
+                         help="name, experiment_id, creation_time or last_update_time, "
+                         "then ASC or DESC, e.g. 'name ASC' (repeatable; default "
+                         "'creation_time DESC')")
+    listing.add_argument("--max-results", type=_positive_int, default=None,
+                         help="print at most this many experiments (default: all)")
     listing.set_defaults(handler=_experiments_list)
     create = exp_commands.add_parser("create", help="create an experiment, print its id")
     create.add_argument("name")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from datetime import timedelta
@@ -29,6 +28,7 @@ from sparktrack.entities import (
     ViewType,
 )
 from sparktrack.errors import InvalidInputError
+from sparktrack.experiment_search import search_experiment_page
 from sparktrack.names import random_run_name
 from sparktrack.run_search import MAX_RESULTS_LIMIT, search_run_frame, search_run_page
 from sparktrack.store import TrackingStore, open_store
@@ -107,19 +107,28 @@ class TrackingClient:
         self,
         *,
         view_type: ViewType | str = ViewType.ACTIVE_ONLY,
-        max_results: int | None = None,
+        max_results: int | None = 1000,
+        filter_string: str | None = None,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
         name_like: str | None = None,
-    ) -> list[Experiment]:
-        """Experiments newest first; ``name_like`` is a SQL LIKE pattern (``%``, ``_``)."""
-        experiments = self.store.list_experiments(view_type=_view_type(view_type))
-        if name_like is not None:
-            pattern = re.compile(
-                "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in name_like)
-                + r"\Z",
-                re.DOTALL,
-            )
-            experiments = [e for e in experiments if pattern.match(e.name)]
-        return experiments[:max_results] if max_results is not None else experiments
+    ) -> PagedList:
+        """Experiments matching a filter, one page; ``.token`` of the result fetches the next.
+
+        The filter is MLflow's experiment grammar (``name``, ``experiment_id``,
+        ``creation_time``, ``last_update_time``, ``tags.<key>``; see the README) plus ``OR``,
+        ``NOT`` and parentheses. ``order_by`` items are ``name``, ``experiment_id``,
+        ``creation_time`` or ``last_update_time`` with ``ASC``/``DESC``; the default order is
+        ``creation_time DESC, experiment_id ASC``. ``max_results`` is 1..50,000 (None: every
+        match in one page). ``name_like`` is a SQL LIKE pattern (``%``, ``_``) ANDed with the
+        filter. A bad filter or order raises ``InvalidFilterError``.
+        """
+        experiments, token = search_experiment_page(
+            self.store, view_type=_view_type(view_type), max_results=max_results,
+            filter_string=filter_string, order_by=order_by, page_token=page_token,
+            name_like=name_like,
+        )
+        return PagedList(experiments, token)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         self.store.rename_experiment(str(experiment_id), new_name)
@@ -193,22 +202,36 @@ class TrackingClient:
             run_id, status=status, end_time=end_time if end_time is not None else now_millis()
         )
 
-    def delete_run(self, run_id: str, *, delete_descendants: bool = True) -> None:
-        """Soft-delete a run (and, by default, the runs nested under it)."""
-        self._set_lifecycle(run_id, LifecycleStage.DELETED, with_descendants=delete_descendants)
+    def delete_run(self, run_id: str, *, delete_descendants: bool = True) -> list[str]:
+        """Soft-delete a run (and, by default, the runs nested under it).
 
-    def restore_run(self, run_id: str, *, restore_descendants: bool = True) -> None:
-        """Restore a soft-deleted run (and, by default, its deleted nested runs)."""
-        self._set_lifecycle(run_id, LifecycleStage.ACTIVE, with_descendants=restore_descendants)
+        Returns the ids of the runs this call deleted: the run first, then its nested runs;
+        runs that were already deleted are left out.
+        """
+        return self._set_lifecycle(run_id, LifecycleStage.DELETED,
+                                   with_descendants=delete_descendants)
 
-    def _set_lifecycle(self, run_id: str, stage: LifecycleStage, *, with_descendants: bool) -> None:
+    def restore_run(self, run_id: str, *, restore_descendants: bool = True) -> list[str]:
+        """Restore a soft-deleted run (and, by default, its deleted nested runs).
+
+        Returns the ids of the runs this call restored, the run first; active ones are left out.
+        """
+        return self._set_lifecycle(run_id, LifecycleStage.ACTIVE,
+                                   with_descendants=restore_descendants)
+
+    def _set_lifecycle(
+        self, run_id: str, stage: LifecycleStage, *, with_descendants: bool
+    ) -> list[str]:
         info = self.store.get_run_info(run_id)
         targets = [run_id]
         if with_descendants:
             targets += management.descendants_of(self.store, run_id, info.experiment_id)
+        changed = []
         for target in targets:
             if self.store.get_run_info(target).lifecycle_stage != stage:
                 self.store.set_run_lifecycle(target, stage)
+                changed.append(target)
+        return changed
 
     def delete_runs(
         self, experiment_id: str, max_timestamp_millis: int, *, max_runs: int = 10_000

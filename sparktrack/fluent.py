@@ -230,11 +230,28 @@ def get_experiment_by_name(name: str) -> Experiment | None:
 def search_experiments(
     view_type: ViewType | str = ViewType.ACTIVE_ONLY,
     max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+    *,
     name_like: str | None = None,
 ) -> list[Experiment]:
-    return _get_client().search_experiments(
-        view_type=view_type, max_results=max_results, name_like=name_like
+    """Every experiment matching ``filter_string`` (up to ``max_results``), as a plain list.
+
+    Like MLflow's ``mlflow.search_experiments``: no paging to do. The filter and ``order_by``
+    grammar is :meth:`TrackingClient.search_experiments`'; the default order is
+    ``creation_time DESC, experiment_id ASC``. ``name_like`` is a SQL LIKE pattern ANDed with
+    the filter (``name_like="cv%"`` is ``filter_string="name LIKE 'cv%'"``).
+    """
+    if max_results is not None and (
+        isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
+    ):
+        raise InvalidInputError(f"max_results must be a positive integer, got {max_results!r}.")
+    # One page holding every match: one consistent read, not a page loop over a changing store.
+    experiments = _get_client().search_experiments(
+        view_type=view_type, max_results=None, filter_string=filter_string,
+        order_by=order_by, name_like=name_like,
     )
+    return list(experiments[:max_results])
 
 
 def rename_experiment(experiment_id: str, new_name: str) -> None:
@@ -387,8 +404,8 @@ def search_runs(
         ids.append(experiment.experiment_id)
     if not experiment_ids and not experiment_names:  # None or [] alike, as in MLflow
         if search_all_experiments:
-            ids = [e.experiment_id
-                   for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+            ids = [e.experiment_id for e in client.search_experiments(
+                view_type=ViewType.ACTIVE_ONLY, max_results=None)]
         else:
             ids = [_resolve_experiment_id(None)]
     if output_format == "pandas":

@@ -94,7 +94,7 @@ def test_installed_console_script_searches_the_store(store_uri, runs):
     [
         ([], ["experiments", "runs", "gc", "maintain", "--store"]),
         (["experiments"], ["list", "create", "delete", "restore"]),
-        (["experiments", "list"], ["--view"]),
+        (["experiments", "list"], ["--view", "--filter", "--order-by", "--max-results"]),
         (["experiments", "create"], ["name", "--artifact-location", "--tag"]),
         (["experiments", "delete"], ["experiment_id"]),
         (["experiments", "restore"], ["experiment_id"]),
@@ -128,7 +128,7 @@ def test_experiments_create_list_delete_restore(cli, client):
 
     code, out, _ = cli("experiments", "list")
     assert code == 0
-    assert out.splitlines()[0].split() == ["experiment_id", "name", "stage", "created"]
+    assert out.splitlines()[0].split() == ["experiment_id", "name", "stage", "created", "updated"]
     assert any(line.split()[:3] == [experiment_id, "churn", "active"] for line in out.splitlines())
 
     code, out, _ = cli("experiments", "delete", experiment_id)
@@ -162,6 +162,48 @@ def test_experiments_errors_are_one_line(cli, runs):
     assert code == 2 and "KEY=VALUE" in _one_line_error(err)
     code, _, err = cli("experiments", "list", "--view", "gone")
     assert code == 2 and "--view" in _one_line_error(err)
+
+
+def test_experiments_list_filter_order_and_max_results(cli, client):
+    for name, team in (("churn-a", "ml"), ("churn-b", "data"), ("fraud", "ml")):
+        client.create_experiment(name, tags={"team": team})
+
+    def listed(*args):
+        code, out, err = cli("experiments", "list", *args)
+        assert code == 0, err
+        lines = out.splitlines()
+        assert lines[0].split() == ["experiment_id", "name", "stage", "created", "updated"]
+        return [line.split()[1] for line in lines[1:-1]], lines[-1]
+
+    assert listed("--filter", "name LIKE 'churn%'", "--order-by", "name") == (
+        ["churn-a", "churn-b"], "(2 experiments)")
+    assert listed("--filter", "tags.team = 'ml'", "--order-by", "name DESC") == (
+        ["fraud", "churn-a"], "(2 experiments)")
+    assert listed("--filter", "tags.team = 'ml' OR name = 'churn-b'", "--order-by",
+                  "creation_time ASC") == (["churn-a", "churn-b", "fraud"], "(3 experiments)")
+    assert listed("--order-by", "name", "--max-results", "1") == (
+        ["churn-a"], "(1 experiment of 3; raise --max-results to see more)")
+    assert listed("--filter", "name = 'nope'") == ([], "(0 experiments)")
+    assert listed()[0] == ["fraud", "churn-b", "churn-a"]  # newest first by default
+    fraud = client.get_experiment_by_name("fraud").experiment_id
+    client.delete_experiment(fraud)
+    assert listed("--view", "deleted", "--filter", "tags.team = 'ml'") == (
+        ["fraud"], "(1 experiment)")
+
+
+def test_experiments_list_refusals_are_one_line(cli):
+    code, out, err = cli("experiments", "list", "--filter", "metrics.acc > 1")
+    line = _one_line_error(err)
+    assert code == 1 and out == ""
+    assert 'Invalid filter clause "metrics.acc > 1"' in line and "search_runs" in line
+    code, _, err = cli("experiments", "list", "--order-by", "tags.team")
+    line = _one_line_error(err)
+    assert code == 1 and "cannot be ordered by tags.team" in line
+    code, _, err = cli("experiments", "list", "--filter", "name = 'a'\nOR name = 'b")
+    assert code == 1 and "never closed" in _one_line_error(err)
+    for bad in ("0", "-3", "many"):
+        code, _, err = cli("experiments", "list", "--max-results", bad)
+        assert code == 2 and "--max-results" in _one_line_error(err)
 
 
 # -- runs search -------------------------------------------------------------------------------
@@ -259,18 +301,37 @@ def test_runs_delete_and_restore_by_id_with_descendants(cli, client, runs):
     child = client.create_run(runs["experiment"], run_name="child",
                               parent_run_id=runs["run1"]).info.run_id
     code, out, _ = cli("runs", "delete", runs["run1"], runs["run2"])
-    assert code == 0 and "Deleted 2 run(s)" in out
+    assert code == 0 and out.strip() == "Deleted 3 run(s) (2 given, 1 nested)."
     assert _stage(client, runs["run1"]) == _stage(client, child) == "deleted"
     assert _stage(client, runs["run2"]) == "deleted"
     code, out, _ = cli("runs", "search", "--experiment-name", "cli", "--view", "deleted")
     assert out.splitlines()[-1] == "(3 runs)"
 
     code, out, _ = cli("runs", "restore", runs["run1"], "--only")
-    assert code == 0 and "Restored 1 run(s)" in out
+    assert code == 0 and out.strip() == "Restored 1 run(s)."
     assert _stage(client, runs["run1"]) == "active" and _stage(client, child) == "deleted"
     code, out, _ = cli("runs", "restore", runs["run1"], runs["run2"])
     assert code == 0
+    assert out.strip() == ("Restored 2 run(s) (1 given, 1 nested). 1 given run(s) were already "
+                           "active.")
     assert {_stage(client, r) for r in (runs["run1"], runs["run2"], child)} == {"active"}
+
+
+def test_runs_delete_and_restore_count_nested_runs_at_every_depth(cli, client, runs):
+    child = client.create_run(runs["experiment"], parent_run_id=runs["run1"]).info.run_id
+    grandchild = client.create_run(runs["experiment"], parent_run_id=child).info.run_id
+    code, out, _ = cli("runs", "delete", runs["run1"])
+    assert code == 0 and out.strip() == "Deleted 3 run(s) (1 given, 2 nested)."
+    assert _stage(client, grandchild) == "deleted"
+    code, out, _ = cli("runs", "delete", runs["run1"], child)
+    assert code == 0
+    assert out.strip() == "Deleted 0 run(s). 2 given run(s) were already deleted."
+    code, out, _ = cli("runs", "restore", child)  # the child and its own nested run
+    assert code == 0 and out.strip() == "Restored 2 run(s) (1 given, 1 nested)."
+    assert _stage(client, runs["run1"]) == "deleted" and _stage(client, grandchild) == "active"
+    code, out, _ = cli("runs", "restore", runs["run1"], child)
+    assert code == 0
+    assert out.strip() == "Restored 1 run(s). 1 given run(s) were already active."
 
 
 def test_runs_delete_only_leaves_children(cli, client, runs):
@@ -397,10 +458,26 @@ def test_gc_bad_duration_is_a_usage_error(cli, duration):
 
 @pytest.mark.skipif(importlib.util.find_spec("sparktrack.maintenance") is None,
                     reason="sparktrack.maintenance is not written yet")
-def test_maintain_runs(cli, runs):
+def test_maintain_runs(cli, client, runs):
+    client.update_run(runs["run1"], name="renamed")
+    client.flush()  # a second commit: the runs table now holds two small files
     code, out, err = cli("maintain")
     assert code == 0, err
-    assert out.strip()
+    lines = out.splitlines()
+    assert lines[0].split() == ["table", "files", "rewritten", "checkpoint", "vacuumed"]
+    rows = {line.split()[0]: line for line in lines[1:-2]}
+    assert {"experiments", "runs", "params", "metrics", "tags", "metric_summaries"} <= rows.keys()
+    runs_row = rows["runs"].split()
+    assert runs_row[1:4] == ["2", "->", "1"]
+    assert "B ->" in rows["runs"] and rows["runs"].rstrip().endswith("0 file(s)")
+    assert lines[-2] == "runs_latest rewritten with 3 run(s)."
+    assert lines[-1].startswith("Done in ") and lines[-1].endswith(" s.")
+    assert "MaintenanceReport(" not in out
+
+    code, out, err = cli("maintain")  # nothing left to compact
+    assert code == 0, err
+    runs_row = next(line for line in out.splitlines() if line.startswith("runs ")).split()
+    assert runs_row[1:5] == ["1", "->", "1", "-"]
 
 
 def test_unknown_command_and_missing_command(cli):

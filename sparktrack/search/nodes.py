@@ -19,6 +19,9 @@ __all__ = [
     "AGGREGATES",
     "And",
     "Comparison",
+    "EXPERIMENT_NUMERIC_ATTRIBUTES",
+    "EXPERIMENT_STRING_ATTRIBUTES",
+    "Entity",
     "Identifier",
     "NUMERIC_ATTRIBUTES",
     "Node",
@@ -31,6 +34,8 @@ __all__ = [
 ]
 
 Kind: TypeAlias = Literal["metric", "param", "tag", "attribute"]
+# What a filter searches: runs (the full grammar) or experiments (attributes and tags only).
+Entity: TypeAlias = Literal["run", "experiment"]
 Aggregate: TypeAlias = Literal["latest", "min", "max"]
 Value: TypeAlias = str | int | float | tuple[str, ...] | None
 
@@ -46,6 +51,13 @@ STRING_ATTRIBUTES: frozenset[str] = frozenset(
 NUMERIC_COMPARATORS: tuple[str, ...] = ("=", "!=", ">", ">=", "<", "<=")
 KEY_VALUE_COMPARATORS: tuple[str, ...] = ("=", "!=", "LIKE", "ILIKE", "IS NULL", "IS NOT NULL")
 STRING_ATTRIBUTE_COMPARATORS: tuple[str, ...] = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
+ID_COMPARATORS: tuple[str, ...] = ("=", "!=", "IN", "NOT IN")
+
+# Attributes of an experiment (MLflow 3.17's SearchExperimentsUtils): times in milliseconds
+# since the epoch; the id is compared as a whole (no LIKE), as MLflow does.
+EXPERIMENT_NUMERIC_ATTRIBUTES: frozenset[str] = frozenset({"creation_time", "last_update_time"})
+EXPERIMENT_STRING_ATTRIBUTES: frozenset[str] = frozenset({"name", "experiment_id"})
+_ALL_NUMERIC_ATTRIBUTES = NUMERIC_ATTRIBUTES | EXPERIMENT_NUMERIC_ATTRIBUTES
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,8 @@ class Identifier:
     def type_name(self) -> str:
         """How error messages name this identifier's type ("metrics", "numeric attributes"...)."""
         if self.kind == "attribute":
-            return "numeric attributes" if self.key in NUMERIC_ATTRIBUTES else "string attributes"
+            numeric = self.key in _ALL_NUMERIC_ATTRIBUTES
+            return "numeric attributes" if numeric else "string attributes"
         return self.kind + "s"
 
     def __str__(self) -> str:
@@ -125,13 +138,15 @@ class OrderKey:
     ascending: bool = True
 
 
-def valid_comparators(identifier: Identifier) -> tuple[str, ...]:
+def valid_comparators(identifier: Identifier, entity: Entity = "run") -> tuple[str, ...]:
     """The comparators a clause on ``identifier`` may use (MLflow's per-type rules, plus IN
-    for every string attribute, which MLflow allows for run_id only)."""
+    for every string attribute, which MLflow allows for run_id and experiment_id only)."""
     if identifier.kind == "metric":
         return NUMERIC_COMPARATORS
     if identifier.kind in ("param", "tag"):
         return KEY_VALUE_COMPARATORS
-    if identifier.key in NUMERIC_ATTRIBUTES:
+    if identifier.key in _ALL_NUMERIC_ATTRIBUTES:
         return NUMERIC_COMPARATORS
+    if entity == "experiment" and identifier.key == "experiment_id":
+        return ID_COMPARATORS
     return STRING_ATTRIBUTE_COMPARATORS

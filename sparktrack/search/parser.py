@@ -20,6 +20,11 @@ inside which a doubled quote character stands for one (``tags.'it''s'`` is the k
 String literals take single or double quotes; inside them a doubled quote or a backslash
 escapes the quote, ``\\\\`` is one backslash, and any other backslash is kept as written so
 that LIKE patterns can escape their wildcards (``'a\\_b'`` matches the literal "a_b").
+
+``entity="experiment"`` applies the same grammar to experiments: the only prefixes are
+``attribute.`` (``attributes.``, ``attr.``) and ``tags.`` (``tag.``), the attributes are
+``name``, ``experiment_id``, ``creation_time`` and ``last_update_time``, there are no
+functions, and an identifier may be quoted whole (``"name" = 'x'``), as MLflow allows there.
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ from dataclasses import dataclass
 
 from sparktrack.errors import InvalidFilterError
 from sparktrack.search.nodes import (
+    EXPERIMENT_NUMERIC_ATTRIBUTES,
+    EXPERIMENT_STRING_ATTRIBUTES,
     NUMERIC_ATTRIBUTES,
     STRING_ATTRIBUTES,
     And,
     Comparison,
+    Entity,
     Identifier,
     Node,
     Not,
@@ -65,6 +73,56 @@ _MAX_DEPTH = 100
 _EXAMPLE = "a clause such as metrics.acc > 0.9, params.model = 'lr' or status = 'FINISHED'"
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _OPERATORS = ("!=", ">=", "<=", "<>", "==", "=", ">", "<")
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    """What one entity's filters may name: prefixes, attributes and how errors explain them."""
+
+    entity: str
+    prefixes: dict[str, str]
+    prefix_help: str
+    attribute_aliases: dict[str, str]
+    numeric: frozenset[str]
+    strings: frozenset[str]
+    example: str
+    other_keys_hint: str  # how to name a metric/param/tag instead of an unknown attribute
+
+
+_RUNS = _Vocabulary(
+    entity="run",
+    prefixes=_PREFIXES,
+    prefix_help="valid prefixes are metrics (metric), params (param, parameter, parameters), "
+    "tags (tag) and attributes (attribute, attr, run)",
+    attribute_aliases=_ATTRIBUTE_ALIASES,
+    numeric=NUMERIC_ATTRIBUTES,
+    strings=STRING_ATTRIBUTES,
+    example=_EXAMPLE,
+    other_keys_hint="for a metric, param or tag write metrics.{key}, params.{key} or tags.{key}",
+)
+# MLflow's experiment grammar names attributes `attribute.` and tags `tag.`/`tags.`;
+# `attributes.` and `attr.` are accepted as well, as they are for runs.
+_EXPERIMENTS = _Vocabulary(
+    entity="experiment",
+    prefixes={alias: kind for alias, kind in _PREFIXES.items()
+              if kind in ("attribute", "tag") and alias != "run"},
+    prefix_help="an experiment filter compares attributes (attribute, attributes, attr) and "
+    "tags (tag, tags); metrics and params belong to runs (search them with search_runs)",
+    attribute_aliases={},
+    numeric=EXPERIMENT_NUMERIC_ATTRIBUTES,
+    strings=EXPERIMENT_STRING_ATTRIBUTES,
+    example="a clause such as name = 'churn', tags.team = 'ml' or "
+    "creation_time > 1700000000000",
+    other_keys_hint="for a tag write tags.{key}",
+)
+_VOCABULARIES = {"run": _RUNS, "experiment": _EXPERIMENTS}
+
+
+def _vocabulary(entity: str) -> _Vocabulary:
+    try:
+        return _VOCABULARIES[entity]
+    except (KeyError, TypeError):
+        raise ValueError(f"entity must be 'run' or 'experiment', got {entity!r}") from None
 
 
 @dataclass(frozen=True)
@@ -195,7 +253,7 @@ def _scan_name(text: str, start: int) -> tuple[tuple[tuple[str, str], ...], int]
         return tuple(parts), i
 
 
-def _resolve(tok: _Token) -> Identifier:
+def _resolve(tok: _Token, vocab: _Vocabulary = _RUNS) -> Identifier:
     """Turn a name token into an Identifier, applying MLflow's prefix and key aliases."""
     parts = tok.value
     if len(parts) == 1:
@@ -210,43 +268,39 @@ def _resolve(tok: _Token) -> Identifier:
                 "quote the whole key, e.g. tags.`mlflow.runName`", tok.start, tok.end
             )
         key = ".".join(t for t, _ in rest)
-        kind = _PREFIXES.get(prefix.lower())
+        kind = vocab.prefixes.get(prefix.lower())
         if kind is None:
-            dataset = prefix.lower() in ("dataset", "datasets")
+            dataset = prefix.lower() in ("dataset", "datasets") and vocab is _RUNS
             hint = " (dataset search is not supported)" if dataset else ""
             raise _Failure(
-                f"unknown prefix '{prefix}'{hint}; valid prefixes are metrics (metric), params "
-                "(param, parameter, parameters), tags (tag) and attributes (attribute, attr, run)",
-                tok.start,
-                tok.end,
+                f"unknown prefix '{prefix}'{hint}; {vocab.prefix_help}", tok.start, tok.end
             )
     if not key:
         raise _Failure("empty key", tok.start, tok.end)
     if kind != "attribute":
         return Identifier(kind, key)
-    key = _ATTRIBUTE_ALIASES.get(key, key)
-    if key not in NUMERIC_ATTRIBUTES and key not in STRING_ATTRIBUTES:
-        valid = ", ".join(sorted(NUMERIC_ATTRIBUTES | STRING_ATTRIBUTES))
-        hint = (
-            f"; for a metric, param or tag write metrics.{key}, params.{key} or tags.{key}"
-            if len(parts) == 1
-            else ""
-        )
+    key = vocab.attribute_aliases.get(key, key)
+    if key not in vocab.numeric and key not in vocab.strings:
+        valid = ", ".join(sorted(vocab.numeric | vocab.strings))
+        hint = "; " + vocab.other_keys_hint.format(key=key) if len(parts) == 1 else ""
+        if vocab is _EXPERIMENTS and key == "lifecycle_stage":
+            hint = "; choose active or deleted experiments with view_type instead"
         raise _Failure(
             f"unknown attribute '{key}'; valid attributes are {valid}{hint}", tok.start, tok.end
         )
     return Identifier("attribute", key)
 
 
-def _canonical(ident: Identifier) -> Identifier:
-    if ident.kind == "tag" and ident.key == _RUN_NAME_TAG:
+def _canonical(ident: Identifier, vocab: _Vocabulary = _RUNS) -> Identifier:
+    if vocab is _RUNS and ident.kind == "tag" and ident.key == _RUN_NAME_TAG:
         return Identifier("attribute", "run_name")
     return ident
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, vocab: _Vocabulary = _RUNS) -> None:
         self.text = text
+        self.vocab = vocab
         self.tokens = _tokenize(text)
         self.i = 0
         self.depth = 0
@@ -333,9 +387,23 @@ class _Parser:
 
     def operand(self) -> Identifier:
         tok = self.advance()
+        vocab = self.vocab
+        if tok.kind == "string" and vocab is _EXPERIMENTS:
+            # MLflow's experiment grammar strips quotes from an identifier: "name" = 'x'.
+            tok = _Token("name", tok.text, tok.start, tok.end, ((tok.value, tok.text[0]),))
         if tok.kind != "name" or self.keyword(tok):
-            raise _Failure(f"expected {_EXAMPLE}, got {self.describe(tok)}", tok.start, tok.end)
+            raise _Failure(
+                f"expected {vocab.example}, got {self.describe(tok)}", tok.start, tok.end
+            )
         if self.peek().kind == "(" and len(tok.value) == 1 and not tok.value[0][1]:
+            if vocab is _EXPERIMENTS:
+                raise _Failure(
+                    f"'{tok.text}(' is not valid in an experiment filter: functions such as "
+                    "MAX() apply to run metrics; compare name, experiment_id, creation_time, "
+                    "last_update_time or tags.<key>",
+                    tok.start,
+                    self.peek().end,
+                )
             name = tok.value[0][0].upper()
             if name not in _FUNCTIONS:
                 raise _Failure(
@@ -361,7 +429,7 @@ class _Parser:
                     close.end,
                 )
             return Identifier("metric", ident.key, _FUNCTIONS[name])
-        return _resolve(tok)
+        return _resolve(tok, vocab)
 
     def comparison(self) -> Comparison:
         first = self.i
@@ -388,11 +456,12 @@ class _Parser:
         start = self.peek().start
         ident = self.operand()
         op, end = self.comparator(ident, start)
-        valid = valid_comparators(ident)
+        valid = valid_comparators(ident, self.vocab.entity)
         if op not in valid:
+            what = self.type_name(ident)
             raise _Failure(
-                f"{op} is not valid for {ident.type_name}; valid comparators for "
-                f"{ident.type_name} are {', '.join(valid)}",
+                f"{op} is not valid for {what}; valid comparators for {what} are "
+                f"{', '.join(valid)}",
                 start,
                 end,
             )
@@ -402,7 +471,12 @@ class _Parser:
             value, end = self.in_list(start)
         else:
             value, end = self.value(ident, op, start)
-        return Comparison(_canonical(ident), op, value)
+        return Comparison(_canonical(ident, self.vocab), op, value)
+
+    def type_name(self, ident: Identifier) -> str:
+        if self.vocab is _EXPERIMENTS and ident == Identifier("attribute", "experiment_id"):
+            return "experiment_id"  # the only string attribute without LIKE
+        return ident.type_name
 
     def comparator(self, ident: Identifier, start: int) -> tuple[str, int]:
         tok = self.advance()
@@ -432,17 +506,29 @@ class _Parser:
             raise _Failure(f"use {fix} instead of {tok.text}", start, tok.end)
         if tok.kind == "op":
             return tok.text, tok.end
-        valid = ", ".join(valid_comparators(ident))
+        valid = ", ".join(valid_comparators(ident, self.vocab.entity))
         raise _Failure(
             f"expected a comparator after {ident}, got {self.describe(tok)}; valid comparators "
-            f"for {ident.type_name} are {valid}",
+            f"for {self.type_name(ident)} are {valid}",
             start,
             tok.end,
         )
 
     def value(self, ident: Identifier, op: str, start: int) -> tuple[object, int]:
         tok = self.advance()
-        numeric = ident.kind == "metric" or ident.key in NUMERIC_ATTRIBUTES
+        numeric = ident.kind == "metric" or (
+            ident.kind == "attribute" and ident.key in self.vocab.numeric
+        )
+        if numeric and self.vocab is _EXPERIMENTS:
+            # MLflow 3.17 refuses a fractional time for experiments ("creation_time > 1.5").
+            if tok.kind != "number" or not re.fullmatch(r"[+-]?\d+", tok.text):
+                raise _Failure(
+                    f"{ident.key} compares with whole milliseconds since the epoch, got "
+                    f"{self.describe(tok)}; write e.g. {ident.key} {op} 1700000000000",
+                    start,
+                    tok.end,
+                )
+            return int(tok.text), tok.end
         if numeric:
             if tok.kind != "number":
                 raise _Failure(
@@ -517,7 +603,15 @@ class _Parser:
 
     # -- order_by grammar ----------------------------------------------------------------
     def parse_order_item(self) -> OrderKey:
-        ident = _canonical(self.operand())
+        start = self.peek()
+        ident = _canonical(self.operand(), self.vocab)
+        if self.vocab is _EXPERIMENTS and ident.kind != "attribute":
+            raise _Failure(
+                f"experiments cannot be ordered by {ident}; order by name, experiment_id, "
+                "creation_time or last_update_time",
+                start.start,
+                self.tokens[self.i - 1].end,
+            )
         ascending = True
         if self.at("ASC", "DESC"):
             ascending = self.advance().text.upper() == "ASC"
@@ -555,14 +649,18 @@ def _error(kind: str, text: str, failure: _Failure, *, where: str = "") -> Inval
     )
 
 
-def parse_filter(filter_string: str | None) -> Node | None:
+def parse_filter(filter_string: str | None, *, entity: Entity = "run") -> Node | None:
     """Parse a search filter into an expression tree.
 
-    Accepts everything MLflow's ``search_runs`` accepts, plus Databricks' ``MIN()``, ``MAX()``,
-    ``LATEST()`` and unquoted param/tag values, plus ``OR``, ``NOT`` and parentheses.
+    For runs, accepts everything MLflow's ``search_runs`` accepts, plus Databricks' ``MIN()``,
+    ``MAX()``, ``LATEST()`` and unquoted param/tag values, plus ``OR``, ``NOT`` and
+    parentheses. For experiments, accepts MLflow's ``search_experiments`` grammar (attributes
+    ``name``, ``experiment_id``, ``creation_time``, ``last_update_time`` and ``tags.<key>``)
+    with the same ``OR``, ``NOT`` and parentheses.
 
     Args:
         filter_string: The filter, e.g. ``"metrics.acc > 0.9 AND params.model = 'lr'"``.
+        entity: ``"run"`` (default) or ``"experiment"``: which grammar applies.
 
     Returns:
         The tree, or None when the filter is None, empty or blank (every run matches).
@@ -571,6 +669,7 @@ def parse_filter(filter_string: str | None) -> Node | None:
         InvalidFilterError: The filter is not valid; the message quotes the clause at fault,
             its position and what would be valid there.
     """
+    vocab = _vocabulary(entity)
     if filter_string is None:
         return None
     if not isinstance(filter_string, str):
@@ -578,22 +677,25 @@ def parse_filter(filter_string: str | None) -> Node | None:
     if not filter_string.strip():
         return None
     try:
-        return _Parser(filter_string).parse_filter()
+        return _Parser(filter_string, vocab).parse_filter()
     except _Failure as failure:
         raise _error("filter", filter_string, failure) from None
 
 
-def parse_order_by(order_by: list[str] | None) -> list[OrderKey]:
+def parse_order_by(order_by: list[str] | None, *, entity: Entity = "run") -> list[OrderKey]:
     """Parse ``order_by`` items (``"<identifier> [ASC|DESC]"``) into sort keys.
 
-    Identifiers are attributes, ``metrics.x`` (latest value), ``MIN(metrics.x)``,
+    For runs, identifiers are attributes, ``metrics.x`` (latest value), ``MIN(metrics.x)``,
     ``MAX(metrics.x)``, ``params.x`` and ``tags.x``, with the same aliases and quoting as
-    filters. None or an empty list gives no keys (the default order applies).
+    filters; for experiments (``entity="experiment"``) they are ``name``, ``experiment_id``,
+    ``creation_time`` and ``last_update_time``. None or an empty list gives no keys (the
+    default order applies).
 
     Raises:
         InvalidFilterError: An item cannot be parsed or names a field twice; the message
             quotes the item and its index.
     """
+    vocab = _vocabulary(entity)
     if order_by is None:
         return []
     if isinstance(order_by, str):
@@ -611,7 +713,7 @@ def parse_order_by(order_by: list[str] | None) -> list[OrderKey]:
                 "'metrics.acc DESC'"
             )
         try:
-            key = _Parser(item).parse_order_item()
+            key = _Parser(item, vocab).parse_order_item()
         except _Failure as failure:
             raise _error("order_by", item, failure, where=where) from None
         if key.identifier in seen:

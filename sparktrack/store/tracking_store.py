@@ -217,33 +217,46 @@ class TrackingStore:
                     f"Experiment {name!r} already exists (id {experiment.experiment_id}){state}."
                 )
         experiment_id = _experiment_id_for(name, taken=existing.keys())
+        created = now_millis()
         self._write_experiment(
             experiment_id=experiment_id,
             name=name,
             artifact_location=artifact_location or join_uri(self.artifact_root, experiment_id),
             lifecycle_stage=LifecycleStage.ACTIVE,
-            creation_time=now_millis(),
+            creation_time=created,
+            last_update_time=created,
             tags=tags,
         )
         return experiment_id
 
     def _create_default_experiment(self) -> Experiment:
         # Every process derives the same row, so concurrent creations agree.
+        created = now_millis()
         self._write_experiment(
             experiment_id=DEFAULT_EXPERIMENT_ID,
             name=DEFAULT_EXPERIMENT_NAME,
             artifact_location=join_uri(self.artifact_root, DEFAULT_EXPERIMENT_ID),
             lifecycle_stage=LifecycleStage.ACTIVE,
-            creation_time=now_millis(),
+            creation_time=created,
+            last_update_time=created,
             tags={},
         )
         return self.get_experiment(DEFAULT_EXPERIMENT_ID)
 
-    def _write_experiment(self, *, creation_time: int, tags: dict[str, str], **fields) -> None:
+    def _write_experiment(
+        self,
+        *,
+        creation_time: int,
+        tags: dict[str, str],
+        last_update_time: int | None = None,
+        **fields,
+    ) -> None:
+        # A new experiment's last_update_time is its creation_time (as in MLflow); every later
+        # version (rename, delete, restore, tag change) stamps the time of that change.
         row = {
             **fields,
             "creation_time": creation_time,
-            "last_update_time": now_millis(),
+            "last_update_time": now_millis() if last_update_time is None else last_update_time,
             "tags": list(tags.items()),
             "updated_at": next_version(),
         }
