@@ -6,9 +6,6 @@ the store's tables (:class:`StoreSearchSource`); nothing in it is executed or pa
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparktrack.entities import Run, ViewType
-from sparktrack.errors import InvalidInputError
+from sparktrack.paging import check_max_results, offset_from_token, token_for
 from sparktrack.search import filter_runs, order_runs, parse_filter, parse_order_by
 from sparktrack.store import TrackingStore
 from sparktrack.store.search_source import StoreSearchSource
@@ -25,33 +22,6 @@ from sparktrack.store.search_source import StoreSearchSource
 __all__ = ["MAX_RESULTS_LIMIT", "runs_to_frame", "search_run_frame", "search_run_page"]
 
 MAX_RESULTS_LIMIT = 100_000
-
-
-def _offset_from_token(page_token: str | None) -> int:
-    if not page_token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(page_token.encode()))["offset"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidInputError(
-            f"Invalid page_token {page_token!r}: pass the token of a previous search's result."
-        ) from None
-    if not isinstance(offset, int) or offset < 0:
-        raise InvalidInputError(f"Invalid page_token {page_token!r}.")
-    return offset
-
-
-def _token_for(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def _check_max_results(max_results: object) -> None:
-    if (isinstance(max_results, bool) or not isinstance(max_results, int)
-            or not 1 <= max_results <= MAX_RESULTS_LIMIT):
-        raise InvalidInputError(
-            f"max_results must be an integer between 1 and {MAX_RESULTS_LIMIT}, got "
-            f"{max_results!r}."
-        )
 
 
 def _matching_page(
@@ -65,10 +35,13 @@ def _matching_page(
     page_token: str | None,
 ) -> tuple[StoreSearchSource, pa.Table, str | None]:
     """The source searched, the full run rows of one page in order, the next page's token."""
-    _check_max_results(max_results)
+    check_max_results(max_results, MAX_RESULTS_LIMIT)
     tree = parse_filter(filter_string)
-    order = parse_order_by(list(order_by) if order_by else None)
-    offset = _offset_from_token(page_token)
+    # A bare string is passed on as it is: the parser says how to write it as a list.
+    order = parse_order_by(
+        order_by if isinstance(order_by, str) or not order_by else list(order_by)
+    )
+    offset = offset_from_token(page_token)
     source = StoreSearchSource(store, experiment_ids, view_type=view_type)
     matching = order_runs(filter_runs(tree, source), order, source)
     page = matching.slice(offset, max_results)
@@ -76,7 +49,7 @@ def _matching_page(
     full = source.run_rows()
     rows = full.take(pc.index_in(page.column("run_id"), value_set=full.column("run_id")))
     next_offset = offset + max_results
-    return source, rows, (_token_for(next_offset) if next_offset < matching.num_rows else None)
+    return source, rows, (token_for(next_offset) if next_offset < matching.num_rows else None)
 
 
 def search_run_page(

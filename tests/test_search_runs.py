@@ -520,3 +520,9 @@ def test_pandas_frame_is_the_frame_of_the_run_entities(tracking):
     assert everything.loc[everything["run_id"] == c, "tags.t"].isna().item()
     assert math.isnan(everything.loc[everything["tags.mlflow.runName"] == "a", "metrics.m"]
                       .item())
+
+
+def test_order_by_given_as_a_bare_string_says_how_to_write_it(tracking):
+    _run("a", metrics={"m": 1.0})
+    with pytest.raises(InvalidFilterError, match=r'write \["metrics.m DESC"\]'):
+        sparktrack.search_runs(order_by="metrics.m DESC")
