@@ -43,6 +43,9 @@ class Settings:
     # Search keeps each table's current state of recently searched experiments in memory, up
     # to this many MiB per table (the experiment being searched is always kept).
     search_cache_mb: int = 1024
+    # ... and saves it under <store>/_search_state, so a new process starts from it instead
+    # of re-reading every row (local stores only).
+    save_search_state: bool = True
 
     # MLflow OSS limits.
     max_key_length: int = 250
@@ -69,14 +72,24 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
         raw = environ.get(f"SPARKTRACK_{spec.name.upper()}")
         if raw is None:
             continue
-        kind = float if spec.type == "float" else int
+        kind = {"float": float, "bool": _boolean}.get(spec.type, int)  # type: ignore[arg-type]
         try:
             overrides[spec.name] = kind(raw)
         except ValueError:
             from sparktrack.errors import InvalidInputError
 
+            what = "boolean (1/0, true/false, yes/no)" if kind is _boolean else kind.__name__
             raise InvalidInputError(
                 f"Environment variable SPARKTRACK_{spec.name.upper()}={raw!r} is not a valid "
-                f"{kind.__name__}."
+                f"{what}."
             ) from None
     return Settings(**overrides)
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)

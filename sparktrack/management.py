@@ -144,6 +144,8 @@ def collect_garbage(
         # Runs last: until the end a crash leaves the runs visible and a later gc finishes.
         for handle in rewritten:
             handle.remove_runs(experiment_id, run_ids)
+        # The saved search state holds copies of their params and tags too.
+        store.drop_search_state(experiment_id)
     for uri in artifact_uris:
         ArtifactRepository(uri).delete_all()
     removed = [run_id for run_ids in doomed.values() for run_id in run_ids]

@@ -9,6 +9,7 @@ summaries agree with the plain sort/group-by implementations they replace.
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pytest
 
 from sparktrack import Metric, Param, RunTag, TrackingClient
+from sparktrack.config import Settings
 from sparktrack.entities import ViewType
 from sparktrack.maintenance import compact
 from sparktrack.run_search import search_run_page
@@ -37,7 +39,8 @@ def _snapshot(store: TrackingStore, experiment_id: str, **search) -> list[tuple]
 
 def _assert_warm_equals_cold(client: TrackingClient, experiment_id: str, **search) -> list:
     warm = _snapshot(client.store, experiment_id, **search)
-    cold_store = TrackingStore(client.store.root)  # its own, empty caches
+    # Its own empty caches, and no saved state: everything from the Delta files.
+    cold_store = TrackingStore(client.store.root, settings=Settings(save_search_state=False))
     assert warm == _snapshot(cold_store, experiment_id, **search)
     return warm
 
@@ -214,8 +217,6 @@ def test_summary_merge_fast_path_agrees_with_group_by():
 
 
 def test_memory_budget_keeps_only_the_experiment_searched_last(store_uri):
-    from sparktrack.config import Settings
-
     store = TrackingStore(store_uri, settings=Settings(search_cache_mb=0))
     client = TrackingClient(store_uri)
     experiments = [client.create_experiment(name) for name in ("one", "two")]
@@ -227,3 +228,83 @@ def test_memory_budget_keeps_only_the_experiment_searched_last(store_uri):
         assert [row[1] for row in rows] == [f"run-of-{experiment_id}"]
         held = store.current["runs"]._snapshots  # the cache itself: one experiment at most
         assert list(held) == [experiment_id]
+
+
+def _saved_state_file(store_uri, table: str, experiment_id: str) -> str:
+    return os.path.join(store_uri, "_search_state", table, f"experiment_id={experiment_id}.arrow")
+
+
+def test_a_new_process_starts_from_the_saved_state_and_merges_newer_files(client, store_uri):
+    experiment_id = client.create_experiment("saved")
+    first = _new_run(client, experiment_id, "first", params={"p": "1"}, metrics={"m": 1.0})
+    client.flush()
+    _snapshot(client.store, experiment_id)  # the first search saves the state
+    for table in ("runs", "params", "tags", "metric_summaries"):
+        assert os.path.isfile(_saved_state_file(store_uri, table, experiment_id))
+    later = _new_run(client, experiment_id, "later", params={"p": "2"}, metrics={"m": 2.0})
+    client.log_metric(first, "m", 5.0, step=1)
+    client.flush()
+
+    fresh = TrackingStore(store_uri)  # as a new process: nothing in memory
+    read = []
+    handle = fresh.tables["params"]
+    original_read_files = handle.read_files
+    handle.read_files = lambda fragments, **kw: (read.append(len(fragments)),
+                                                 original_read_files(fragments, **kw))[1]
+    rows = _snapshot(fresh, experiment_id, order_by=["metrics.m DESC"])
+    assert [(row[0], row[5]) for row in rows] == [(first, {"m": 5.0}), (later, {"m": 2.0})]
+    assert read == [1]  # only the params file committed after the state was saved
+    assert rows == _snapshot(
+        TrackingStore(store_uri, settings=Settings(save_search_state=False)), experiment_id,
+        order_by=["metrics.m DESC"],
+    )
+
+
+def test_an_unreadable_saved_state_is_ignored_and_replaced(client, store_uri, caplog):
+    experiment_id = client.create_experiment("corrupt")
+    run_id = _new_run(client, experiment_id, "r", params={"p": "1"})
+    client.flush()
+    _snapshot(client.store, experiment_id)
+    path = _saved_state_file(store_uri, "params", experiment_id)
+    with open(path, "wb") as broken:
+        broken.write(b"not arrow at all")
+    rows = _snapshot(TrackingStore(store_uri), experiment_id)
+    assert [(row[0], row[4]) for row in rows] == [(run_id, {"p": "1"})]
+    assert "Ignoring unreadable search state" in caplog.text and path in caplog.text
+    rows = _snapshot(TrackingStore(store_uri), experiment_id)  # the replacement reads fine
+    assert [(row[0], row[4]) for row in rows] == [(run_id, {"p": "1"})]
+
+
+def test_gc_drops_the_saved_state_of_removed_runs(client, store_uri):
+    experiment_id = client.create_experiment("gc-state")
+    kept = _new_run(client, experiment_id, "kept", params={"secret": "keep"})
+    doomed = _new_run(client, experiment_id, "doomed", params={"secret": "remove-me"})
+    client.flush()
+    _snapshot(client.store, experiment_id)
+    client.delete_run(doomed)
+    client.gc(older_than=timedelta(0))
+    for table in ("runs", "params", "tags", "metric_summaries"):
+        path = _saved_state_file(store_uri, table, experiment_id)
+        if os.path.exists(path):
+            with open(path, "rb") as saved:
+                content = saved.read()
+            assert b"remove-me" not in content and doomed.encode() not in content
+    rows = _snapshot(TrackingStore(store_uri), experiment_id, view_type=ViewType.ALL)
+    assert [row[0] for row in rows] == [kept]
+
+
+def test_saving_the_state_can_be_turned_off(store_uri, monkeypatch):
+    from sparktrack.config import settings_from_env
+    from sparktrack.errors import InvalidInputError
+
+    assert settings_from_env({"SPARKTRACK_SAVE_SEARCH_STATE": "no"}).save_search_state is False
+    assert settings_from_env({"SPARKTRACK_SAVE_SEARCH_STATE": "1"}).save_search_state is True
+    with pytest.raises(InvalidInputError, match="SPARKTRACK_SAVE_SEARCH_STATE='maybe'.*boolean"):
+        settings_from_env({"SPARKTRACK_SAVE_SEARCH_STATE": "maybe"})
+    store = TrackingStore(store_uri, settings=Settings(save_search_state=False))
+    client = TrackingClient(store_uri)
+    experiment_id = client.create_experiment("memory-only")
+    _new_run(client, experiment_id, "r")
+    client.flush()
+    assert len(_snapshot(store, experiment_id)) == 1
+    assert not os.path.exists(os.path.join(store_uri, "_search_state"))

@@ -23,10 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparktrack.store.delta import DeltaTableHandle
+from sparktrack.store.state_files import SavedState, StateFiles
 
 __all__ = ["CurrentState", "StateView"]
 
 Resolve = Callable[[pa.Table], pa.Table]
+
+
+# Save the state again once this many files were merged in since it was saved.
+_RESAVE_AFTER_FILES = 32
 
 
 @dataclass
@@ -34,6 +39,7 @@ class _Snapshot:
     version: int
     files: frozenset[str]
     rows: pa.Table
+    saved_files: frozenset[str] = frozenset()  # the files the saved state covers
     by_key: dict[str, pa.Table] = field(default_factory=dict)
 
 
@@ -46,12 +52,21 @@ class CurrentState:
             same answer for ``resolve(resolve(a) + b)`` as for ``resolve(a + b)``.
         max_bytes: memory the cached experiments may use; the least recently read are dropped
             first, the one just read never.
+        saved: where the state is saved for other processes to start from (None: nowhere).
     """
 
-    def __init__(self, handle: DeltaTableHandle, resolve: Resolve, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        handle: DeltaTableHandle,
+        resolve: Resolve,
+        *,
+        max_bytes: int,
+        saved: StateFiles | None = None,
+    ) -> None:
         self._handle = handle
         self._resolve = resolve
         self._max_bytes = max_bytes
+        self._saved = saved
         self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -60,9 +75,16 @@ class CurrentState:
         return StateView([self._snapshot(e) for e in experiment_ids], self._schema())
 
     def forget(self) -> None:
-        """Drop every cached experiment (the next read rebuilds from the files)."""
+        """Drop every cached experiment (the next read starts from the saved state or files)."""
         with self._lock:
             self._snapshots.clear()
+
+    def remove_saved(self, experiment_id: str) -> None:
+        """Forget an experiment here and on disk (its runs were removed for good)."""
+        with self._lock:
+            self._snapshots.pop(experiment_id, None)
+            if self._saved is not None:
+                self._saved.remove(experiment_id)
 
     def _schema(self) -> pa.Schema:
         return self._handle.spec.schema
@@ -72,41 +94,58 @@ class CurrentState:
         with self._lock:
             for attempt in (1, 2):
                 version, files = self._handle.data_files(prune=prune)
-                known = self._snapshots.get(experiment_id)
-                if known is not None and known.version == version:
-                    self._snapshots.move_to_end(experiment_id)
-                    return known
+                known = self._snapshots.get(experiment_id) or self._load_saved(experiment_id)
+                if known is not None and known.version == version and known.files == files.keys():
+                    return self._keep(experiment_id, known)
                 try:
-                    snapshot = self._updated(known, version, files)
+                    snapshot, rebuilt = self._updated(known, version, files)
                     break
                 except FileNotFoundError:
                     # Vacuumed between listing and reading: list again, once.
                     if attempt == 2:
                         raise
-            self._snapshots[experiment_id] = snapshot
-            self._snapshots.move_to_end(experiment_id)
-            held = sum(kept.rows.nbytes for kept in self._snapshots.values())
-            while held > self._max_bytes and len(self._snapshots) > 1:
-                _, dropped = self._snapshots.popitem(last=False)
-                held -= dropped.rows.nbytes
-            return snapshot
+            unsaved = len(snapshot.files - snapshot.saved_files)
+            if self._saved is not None and (rebuilt or unsaved >= _RESAVE_AFTER_FILES):
+                self._saved.save(
+                    experiment_id, SavedState(snapshot.version, snapshot.files, snapshot.rows)
+                )
+                snapshot.saved_files = snapshot.files
+            return self._keep(experiment_id, snapshot)
 
-    def _updated(self, known: _Snapshot | None, version: int, files: dict[str, Any]) -> _Snapshot:
+    def _keep(self, experiment_id: str, snapshot: _Snapshot) -> _Snapshot:
+        """Hold ``snapshot`` as the most recent, dropping the least recent over the budget."""
+        self._snapshots[experiment_id] = snapshot
+        self._snapshots.move_to_end(experiment_id)
+        held = sum(kept.rows.nbytes for kept in self._snapshots.values())
+        while held > self._max_bytes and len(self._snapshots) > 1:
+            _, dropped = self._snapshots.popitem(last=False)
+            held -= dropped.rows.nbytes
+        return snapshot
+
+    def _load_saved(self, experiment_id: str) -> _Snapshot | None:
+        saved = self._saved.load(experiment_id) if self._saved is not None else None
+        if saved is None:
+            return None
+        return _Snapshot(saved.version, saved.files, saved.rows, saved_files=saved.files)
+
+    def _updated(
+        self, known: _Snapshot | None, version: int, files: dict[str, Any]
+    ) -> tuple[_Snapshot, bool]:
+        """The snapshot at ``version`` from ``known``, and whether it was rebuilt from scratch."""
         paths = frozenset(files)
         if known is None or not known.files <= paths:
             rows = self._resolve(self._handle.read_files(list(files.values())))
-            return _Snapshot(version, paths, rows)
+            return _Snapshot(version, paths, rows), True
         added = [files[path] for path in paths - known.files]
-        if not added:
-            return _Snapshot(version, paths, known.rows, known.by_key)
-        fresh = self._handle.read_files(added)
-        if fresh.num_rows == 0:
-            return _Snapshot(version, paths, known.rows, known.by_key)
+        fresh = self._handle.read_files(added) if added else None
+        if fresh is None or fresh.num_rows == 0:
+            return _Snapshot(version, paths, known.rows, known.saved_files, known.by_key), False
         touched = pc.unique(fresh.column("run_id"))
         in_touched = pc.is_in(known.rows.column("run_id"), value_set=touched)
         untouched = known.rows.filter(pc.invert(in_touched))
         merged = self._resolve(pa.concat_tables([known.rows.filter(in_touched), fresh]))
-        return _Snapshot(version, paths, _concat([untouched, merged], self._schema()))
+        rows = _concat([untouched, merged], self._schema())
+        return _Snapshot(version, paths, rows, known.saved_files), False
 
 
 class StateView:

@@ -47,6 +47,7 @@ from sparktrack.errors import (
 )
 from sparktrack.store.buffer import WriteBuffer
 from sparktrack.store.current_state import CurrentState, StateView
+from sparktrack.store.state_files import StateFiles
 from sparktrack.store.delta import DeltaTableHandle, join_uri
 from sparktrack.store.rows import newest_rows, next_version, now_millis, oldest_rows
 from sparktrack.store.schemas import (
@@ -127,7 +128,11 @@ class TrackingStore:
         # updated from the files committed since the last read.
         cache_bytes = self.settings.search_cache_mb * 2**20
         self.current = {
-            name: CurrentState(self.tables[name], resolve, max_bytes=cache_bytes)
+            name: CurrentState(
+                self.tables[name], resolve, max_bytes=cache_bytes,
+                saved=(StateFiles.for_table(self.root, name, TABLES[name].schema)
+                       if self.settings.save_search_state else None),
+            )
             for name, resolve in (
                 (RUNS.name, _newest_run_rows),
                 (PARAMS.name, _first_param_values),
@@ -147,6 +152,11 @@ class TrackingStore:
     def flush(self) -> None:
         """Commit every buffered row of this store now."""
         self.buffer.flush()
+
+    def drop_search_state(self, experiment_id: str) -> None:
+        """Forget an experiment's search state, in memory and saved on disk."""
+        for state in self.current.values():
+            state.remove_saved(experiment_id)
 
     def release_caches(self) -> None:
         """Forget cached snapshots and state (they are rebuilt on the next read)."""
