@@ -9,6 +9,10 @@ whole experiment. When a file disappears (compaction, garbage collection) the ex
 state is rebuilt from the files of the new version.
 
 Each update re-resolves only the runs the new rows touch: every table groups by run first.
+The state is also saved beside the tables (:mod:`sparktrack.store.state_files`) after a
+rebuild and after every ``_RESAVE_AFTER_FILES`` merged files, and a process with nothing in
+memory starts from the saved state the same way: merge what is newer, rebuild if a file it
+covers is gone.
 """
 
 from __future__ import annotations
