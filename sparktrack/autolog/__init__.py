@@ -13,6 +13,7 @@ __all__ = ["autolog"]
 def autolog(
     *,
     log_models: bool = True,
+    log_models_in_background: bool = True,
     log_datasets: bool = True,
     disable: bool = False,
     exclusive: bool = False,
@@ -44,6 +45,14 @@ def autolog(
         max_tuning_runs: how many child runs a tuner gets (the best maps); None for all.
         log_model_allowlist: fully qualified model class names that may be saved (a
             trailing ``*`` matches a prefix); None for MLflow's default list.
+        log_models_in_background: save the model on a background thread, so ``fit()``
+            returns without waiting for Spark's writer (the run is still ended before
+            ``fit()`` returns). Reading the run's artifacts through sparktrack
+            (``list_artifacts``, ``download_artifacts``, ``get_artifact_uri``) waits for its
+            save, ``sparktrack.flush()``, ``SparkSession.stop()`` and interpreter exit wait for
+            all saves. A finished save sets the tag ``sparktrack.model.<artifact path>``; a
+            failed one is one warning on the ``sparktrack.autolog`` logger. False saves
+            inline, before ``fit()`` returns.
         extra_tags: tags added to every run autologging creates.
 
     Raises:
@@ -57,6 +66,7 @@ def autolog(
         return
     checked = config.make_config(
         log_models=log_models,
+        log_models_in_background=log_models_in_background,
         log_datasets=log_datasets,
         log_post_training_metrics=log_post_training_metrics,
         max_tuning_runs=max_tuning_runs,
