@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +160,7 @@ def run_fit(original: Any, self: Any, args: tuple, kwargs: dict, config: Autolog
             raise
 
     if target is not None:
-        _after_training(target, config, problems, estimator, names, recorder, model)
+        _after_training(target, config, problems, estimator, names, recorder, model, dataset)
         if described is not None:
             _log_described(target, problems, described)
         if target.created:
@@ -179,8 +180,20 @@ def _describe_in_background(dataset: Any) -> Future:
         except BaseException as exc:  # noqa: BLE001 - handed to the fit's thread
             future.set_exception(exc)
 
-    threading.Thread(target=work, name="sparktrack-describe-input", daemon=True).start()
+    target = _with_spark_session(work, dataset)
+    threading.Thread(target=target, name="sparktrack-describe-input", daemon=True).start()
     return future
+
+
+def _with_spark_session(work: Callable[[], None], dataset: Any) -> Callable[[], None]:
+    """``work`` made to run on another thread with this thread's Spark session, job properties
+    and tags (Spark Connect keeps the active session per thread, and its writers need one)."""
+    session = getattr(dataset, "sparkSession", None)
+    if session is None:
+        return work
+    from pyspark import inheritable_thread_target
+
+    return inheritable_thread_target(session)(work)
 
 
 def _log_described(target: _Target, problems: Problems, described: Future) -> None:
@@ -188,12 +201,12 @@ def _log_described(target: _Target, problems: Problems, described: Future) -> No
         _log(target, problems, tags=described.result())
 
 
-def _after_training(target, config, problems, estimator, names, recorder, model) -> None:
+def _after_training(target, config, problems, estimator, names, recorder, model, dataset):
     run_id = target.info.run_id
     if config.log_models:
         # First, so that a background save overlaps with the rest of the logging.
         with problems.guard("saving the model"):
-            _log_model(target, config, problems, model)
+            _log_model(target, config, problems, model, dataset)
     if naming.is_tuner(estimator) and naming.is_tuner_model(model):
         result = None
         with problems.guard("reading the tuning results"):
@@ -235,7 +248,9 @@ def _after_training(target, config, problems, estimator, names, recorder, model)
             post_training.mark_model(model, run_id)
 
 
-def _log_model(target: _Target, config: AutologConfig, problems: Problems, model: Any) -> None:
+def _log_model(
+    target: _Target, config: AutologConfig, problems: Problems, model: Any, dataset: Any
+) -> None:
     allowlist = config.log_model_allowlist
     if allowlist is None:
         allowlist = models.DEFAULT_ALLOWLIST
@@ -274,4 +289,5 @@ def _log_model(target: _Target, config: AutologConfig, problems: Problems, model
                 exc_info=not silent,
             )
 
-    pending.start(save.run_id, f"model save to {save.artifact_path}/", save_or_warn)
+    work = _with_spark_session(save_or_warn, dataset)
+    pending.start(save.run_id, f"model save to {save.artifact_path}/", work)
