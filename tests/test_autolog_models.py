@@ -154,20 +154,26 @@ def test_inline_option_saves_before_fit_returns(tracked, train):
     )
 
 
+def _held_job(run_id: str) -> None:
+    opened = threading.Event()
+    pending.start(run_id, "model save to model/", lambda: opened.wait(30))
+    threading.Timer(0.3, opened.set).start()
+
+
 def test_spark_session_stop_waits_for_saves_and_disable_restores_it(tracked):
     original = SparkSession.__dict__["stop"]
     sparktrack.autolog()
     assert is_patched(SparkSession, "stop")
     assert SparkSession.stop.__sparktrack_original__ is original
-    sparktrack.autolog(disable=True)
+    _held_job("b" * 32)
+    sparktrack.autolog(disable=True)  # waits: the restored stop() would not
+    assert pending.pending_runs() == []
     assert SparkSession.__dict__["stop"] is original
 
     # The wrapper itself, around a stand-in for the original (the shared session stays up).
     seen: list[list[str]] = []
     stop = hooks.wrap_stop(lambda session: seen.append(pending.pending_runs()))
-    opened = threading.Event()
-    pending.start("a" * 32, "model save to model/", lambda: opened.wait(30))
-    threading.Timer(0.3, opened.set).start()
+    _held_job("a" * 32)
     stop(object())
     assert seen == [[]]
 

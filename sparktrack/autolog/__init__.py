@@ -34,10 +34,13 @@ def autolog(
 
     Args:
         log_models: save the fitted model (for tuners, also the best model) under the run's
-            artifacts with Spark's writer, if its class is on the allowlist.
+            artifacts with Spark's writer, if its class is on the allowlist. A complete save
+            sets the tag ``sparktrack.model.<artifact path>`` to the model's class.
         log_datasets: record the training DataFrame's source, format, Delta version, row
-            count and fingerprint as ``input.training.*`` tags (one Spark job).
-        disable: remove the patches and stop autologging.
+            count and fingerprint as ``input.training.*`` tags (one Spark job, run on a
+            thread beside training).
+        disable: remove the patches and stop autologging, once the model saves it started
+            in the background have ended.
         exclusive: do not log into runs the user started; only fits outside runs are logged.
         silent: emit no warnings or log messages from autologging.
         log_post_training_metrics: log ``evaluator.evaluate(model.transform(df))`` results
@@ -49,19 +52,20 @@ def autolog(
             returns without waiting for Spark's writer (the run is still ended before
             ``fit()`` returns). Reading the run's artifacts through sparktrack
             (``list_artifacts``, ``download_artifacts``, ``get_artifact_uri``) waits for its
-            save, ``sparktrack.flush()``, ``SparkSession.stop()`` and interpreter exit wait for
-            all saves. A finished save sets the tag ``sparktrack.model.<artifact path>``; a
-            failed one is one warning on the ``sparktrack.autolog`` logger. False saves
-            inline, before ``fit()`` returns.
+            save; ``sparktrack.flush()``, ``SparkSession.stop()``, ``autolog(disable=True)``
+            and interpreter exit wait for all saves. A failed save is one warning on the
+            ``sparktrack.autolog`` logger. False saves inline, before ``fit()`` returns.
         extra_tags: tags added to every run autologging creates.
 
     Raises:
         InvalidInputError: an option has a value of the wrong kind (before anything changes).
     """
+    from sparktrack import pending
     from sparktrack.autolog import config, hooks
 
     if disable:
         config.set_current(None)
+        pending.wait_all()  # the restored SparkSession.stop would no longer wait for them
         hooks.uninstall()
         return
     checked = config.make_config(

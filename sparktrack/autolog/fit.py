@@ -280,14 +280,22 @@ def _log_model(
         try:
             save()
         except Exception as exc:  # noqa: BLE001 - fit() has returned: log, never raise
-            log = logger.debug if silent else logger.warning
-            log(
-                "sparktrack autologging could not save the model of run %s to %s/ in the "
-                "background: %s: %s. The model was trained and returned as usual and the run "
-                "keeps everything else it logged; save it yourself with model.write().save().",
-                save.run_id, save.artifact_path, type(exc).__name__, exc,
-                exc_info=not silent,
-            )
+            logger.debug("sparktrack autologging: background model save failed", exc_info=True)
+            if not silent:
+                logger.warning(
+                    "sparktrack autologging could not save the model of run %s to %s/ in the "
+                    "background: %s: %s. The model was trained and returned as usual and the "
+                    "run keeps everything else it logged; save the model yourself with "
+                    "model.write().save(path).",
+                    save.run_id, save.artifact_path, type(exc).__name__, _brief(exc),
+                )
 
     work = _with_spark_session(save_or_warn, dataset)
     pending.start(save.run_id, f"model save to {save.artifact_path}/", work)
+
+
+def _brief(exc: BaseException) -> str:
+    """An exception's message without a Java stack trace (Py4J puts it in the message)."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    kept = [line for line in lines if line and not line.startswith("at ")]
+    return " ".join(kept[:3])[:1000]
