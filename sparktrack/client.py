@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sparktrack import management
+from sparktrack import management, pending
 from sparktrack.artifacts import ArtifactRepository, safe_relative_path
 from sparktrack.config import DEFAULT_TRACKING_URI, ENV_TRACKING_URI
 from sparktrack.context import current_user, source_info, system_tags
@@ -83,7 +83,9 @@ class TrackingClient:
         self.store: TrackingStore = open_store(self.tracking_uri, storage_options=storage_options)
 
     def flush(self) -> None:
-        """Commit every buffered row of this store now."""
+        """Wait for the process's background work (autologged model saves), then commit every
+        buffered row of this store."""
+        pending.wait_all()
         self.store.flush()
 
     # -- experiments -------------------------------------------------------------------------
@@ -402,11 +404,17 @@ class TrackingClient:
         self._artifacts(run_id).write_bytes(artifact_file, out.getvalue())
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        """The files and folders at ``path`` of the run's artifacts (after its pending saves)."""
+        pending.wait_for_run(run_id)
         return self._artifacts(run_id).list_artifacts(path)
 
     def download_artifacts(
         self, run_id: str, path: str | None = None, dst_path: str | os.PathLike | None = None
     ) -> str:
-        """Copy an artifact (file or folder) to ``dst_path`` (a new temp folder by default)."""
+        """Copy an artifact (file or folder) to ``dst_path`` (a new temp folder by default).
+
+        Like every artifact read, it first waits for the run's background saves.
+        """
+        pending.wait_for_run(run_id)
         destination = dst_path or tempfile.mkdtemp(prefix="sparktrack-artifacts-")
         return self._artifacts(run_id).download_artifacts(path, destination)

@@ -11,6 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from sparktrack import pending
 from sparktrack.client import NOTE_TAG, TrackingClient, resolve_tracking_uri
 from sparktrack.config import ENV_EXPERIMENT_ID, ENV_EXPERIMENT_NAME
 from sparktrack.entities import (
@@ -487,7 +488,8 @@ def get_metric_history(key: str, run_id: str | None = None) -> list[Metric]:
 
 
 def flush() -> None:
-    """Commit every buffered row now (otherwise within the flush interval)."""
+    """Wait for background model saves, then commit every buffered row now (otherwise rows are
+    committed within the flush interval)."""
     _get_client().flush()
 
 
@@ -513,9 +515,13 @@ def log_figure(figure: Any, artifact_file: str) -> None:
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:
+    """Where the active run's artifacts (or one of them) are, once its pending saves are done:
+    a model saved by autologging can be loaded from it at once."""
     from sparktrack.artifacts import safe_relative_path
 
-    base = _get_client().get_run_info(_run_id_or_start()).artifact_uri
+    run_id = _run_id_or_start()
+    pending.wait_for_run(run_id)
+    base = _get_client().get_run_info(run_id).artifact_uri
     relative = safe_relative_path(artifact_path)
     return f"{base}/{relative}" if relative else base
 

@@ -349,3 +349,27 @@ def test_failure_while_logging_children_keeps_the_fit_and_the_rest(tracked, data
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         BinaryClassificationEvaluator().evaluate(model.transform(_assemble().transform(train)))
+
+
+def test_child_params_are_those_of_the_copied_estimator(spark):
+    from sparktrack.autolog import naming
+
+    lr = LogisticRegression(maxIter=3)
+    ovr = OneVsRest(classifier=lr)
+    pipeline = Pipeline(stages=[StringIndexer(inputCol="cat", outputCol="i"), _assemble(), ovr])
+    other = LogisticRegression(maxIter=9, regParam=0.3)
+    grid = (
+        ParamGridBuilder()
+        .addGrid(lr.regParam, [0.0, 1.0])
+        .addGrid(ovr.classifier, [lr, other])
+        .build()
+    )
+    names = naming.indexed_names(pipeline)
+    names[other.uid] = "LogisticRegression_2"
+    for grid_point in grid:
+        copied = naming.flatten_params(pipeline.copy(grid_point), names)
+        assert naming.copied_params(pipeline, grid_point, names) == copied
+    plain = ParamGridBuilder().addGrid(lr.regParam, [0.0, 1.0]).addGrid(lr.maxIter, [1]).build()
+    for grid_point in plain:
+        copied = naming.flatten_params(pipeline.copy(grid_point), names)
+        assert naming.flatten_params(pipeline, names, extra=grid_point) == copied

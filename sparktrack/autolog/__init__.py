@@ -13,6 +13,7 @@ __all__ = ["autolog"]
 def autolog(
     *,
     log_models: bool = True,
+    log_models_in_background: bool = True,
     log_datasets: bool = True,
     disable: bool = False,
     exclusive: bool = False,
@@ -33,10 +34,13 @@ def autolog(
 
     Args:
         log_models: save the fitted model (for tuners, also the best model) under the run's
-            artifacts with Spark's writer, if its class is on the allowlist.
+            artifacts with Spark's writer, if its class is on the allowlist. A complete save
+            sets the tag ``sparktrack.model.<artifact path>`` to the model's class.
         log_datasets: record the training DataFrame's source, format, Delta version, row
-            count and fingerprint as ``input.training.*`` tags (one Spark job).
-        disable: remove the patches and stop autologging.
+            count and fingerprint as ``input.training.*`` tags (one Spark job, run on a
+            thread beside training).
+        disable: remove the patches and stop autologging, once the model saves it started
+            in the background have ended.
         exclusive: do not log into runs the user started; only fits outside runs are logged.
         silent: emit no warnings or log messages from autologging.
         log_post_training_metrics: log ``evaluator.evaluate(model.transform(df))`` results
@@ -44,19 +48,29 @@ def autolog(
         max_tuning_runs: how many child runs a tuner gets (the best maps); None for all.
         log_model_allowlist: fully qualified model class names that may be saved (a
             trailing ``*`` matches a prefix); None for MLflow's default list.
+        log_models_in_background: save the model on a background thread, so ``fit()``
+            returns without waiting for Spark's writer (the run is still ended before
+            ``fit()`` returns). Reading the run's artifacts through sparktrack
+            (``list_artifacts``, ``download_artifacts``, ``get_artifact_uri``) waits for its
+            save; ``sparktrack.flush()``, ``SparkSession.stop()``, ``autolog(disable=True)``
+            and interpreter exit wait for all saves. A failed save is one warning on the
+            ``sparktrack.autolog`` logger. False saves inline, before ``fit()`` returns.
         extra_tags: tags added to every run autologging creates.
 
     Raises:
         InvalidInputError: an option has a value of the wrong kind (before anything changes).
     """
+    from sparktrack import pending
     from sparktrack.autolog import config, hooks
 
     if disable:
         config.set_current(None)
+        pending.wait_all()  # the restored SparkSession.stop would no longer wait for them
         hooks.uninstall()
         return
     checked = config.make_config(
         log_models=log_models,
+        log_models_in_background=log_models_in_background,
         log_datasets=log_datasets,
         log_post_training_metrics=log_post_training_metrics,
         max_tuning_runs=max_tuning_runs,

@@ -18,6 +18,7 @@ class AutologConfig:
     """What autologging records; see :func:`sparktrack.autolog` for each option."""
 
     log_models: bool = True
+    log_models_in_background: bool = True
     log_datasets: bool = True
     log_post_training_metrics: bool = True
     max_tuning_runs: int | None = None
@@ -30,6 +31,7 @@ class AutologConfig:
 def make_config(
     *,
     log_models: bool,
+    log_models_in_background: bool,
     log_datasets: bool,
     log_post_training_metrics: bool,
     max_tuning_runs: int | None,
@@ -62,6 +64,7 @@ def make_config(
         )
     return AutologConfig(
         log_models=bool(log_models),
+        log_models_in_background=bool(log_models_in_background),
         log_datasets=bool(log_datasets),
         log_post_training_metrics=bool(log_post_training_metrics),
         max_tuning_runs=max_tuning_runs,

@@ -1,21 +1,25 @@
 """One autologged top-level ``fit()``: the run, what is logged before and after training.
 
 The order is: resolve the run (the active one, else a new one), log the estimator's params and
-tags, describe the training data, train inside a :class:`~sparktrack.autolog.sessions.FitSession`
-(so nested fits are not logged as runs), then log the tuning results, the model and end the
-run we created. Every logging step is guarded: a failure is one warning at the end, and the
-user's ``fit()`` returns (or raises) exactly what it would have without autologging.
+tags, start describing the training data on a thread (its Spark job runs beside training),
+train inside a :class:`~sparktrack.autolog.sessions.FitSession` (so nested fits are not logged
+as runs), hand the model save to :mod:`sparktrack.pending` (or save it inline), log the
+tuning results and the training data's tags, and end the run we created. Every logging step
+is guarded: a failure is one warning at the end, and the user's ``fit()`` returns (or raises)
+exactly what it would have without autologging. A background save that fails later is one
+warning on the ``sparktrack.autolog`` logger.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow.fs as pafs
-
-from sparktrack import fluent
+from sparktrack import fluent, pending
 from sparktrack.autolog import models, naming, post_training, sessions, tuning
 from sparktrack.autolog.config import INTEGRATION, AutologConfig
 from sparktrack.autolog.conflicts import ConflictResolver
@@ -133,15 +137,18 @@ def run_fit(original: Any, self: Any, args: tuple, kwargs: dict, config: Autolog
                 params=naming.flatten_params(estimator, names),
                 tags={AUTOLOGGING_TAG: INTEGRATION, **naming.estimator_tags(estimator)},
             )
-        if config.log_datasets and dataset is not None:
-            with problems.guard("describing the training data"):
-                _log(target, problems, tags=training_input_tags(dataset))
+    described = None
+    if target is not None and config.log_datasets and dataset is not None:
+        with problems.guard("describing the training data"):
+            described = _describe_in_background(dataset)
 
     session = sessions.FitSession(estimator, uids, recorder)
     with sessions.open_session(session):
         try:
             model = original(self, *args, **kwargs)
         except BaseException as exc:
+            if described is not None and isinstance(exc, Exception):
+                _log_described(target, problems, described)
             if target is not None and target.created:
                 status = RunStatus.FAILED if isinstance(exc, Exception) else RunStatus.KILLED
                 with problems.guard("ending the run"):
@@ -153,7 +160,9 @@ def run_fit(original: Any, self: Any, args: tuple, kwargs: dict, config: Autolog
             raise
 
     if target is not None:
-        _after_training(target, config, problems, estimator, names, recorder, model)
+        _after_training(target, config, problems, estimator, names, recorder, model, dataset)
+        if described is not None:
+            _log_described(target, problems, described)
         if target.created:
             with problems.guard("ending the run"):
                 fluent.end_run(status=RunStatus.FINISHED)
@@ -161,8 +170,43 @@ def run_fit(original: Any, self: Any, args: tuple, kwargs: dict, config: Autolog
     return model
 
 
-def _after_training(target, config, problems, estimator, names, recorder, model) -> None:
+def _describe_in_background(dataset: Any) -> Future:
+    """Run ``describe_input``'s Spark job on a thread; Spark runs it beside the training jobs."""
+    future: Future = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(training_input_tags(dataset))
+        except BaseException as exc:  # noqa: BLE001 - handed to the fit's thread
+            future.set_exception(exc)
+
+    target = _with_spark_session(work, dataset)
+    threading.Thread(target=target, name="sparktrack-describe-input", daemon=True).start()
+    return future
+
+
+def _with_spark_session(work: Callable[[], None], dataset: Any) -> Callable[[], None]:
+    """``work`` made to run on another thread with this thread's Spark session, job properties
+    and tags (Spark Connect keeps the active session per thread, and its writers need one)."""
+    session = getattr(dataset, "sparkSession", None)
+    if session is None:
+        return work
+    from pyspark import inheritable_thread_target
+
+    return inheritable_thread_target(session)(work)
+
+
+def _log_described(target: _Target, problems: Problems, described: Future) -> None:
+    with problems.guard("describing the training data"):
+        _log(target, problems, tags=described.result())
+
+
+def _after_training(target, config, problems, estimator, names, recorder, model, dataset):
     run_id = target.info.run_id
+    if config.log_models:
+        # First, so that a background save overlaps with the rest of the logging.
+        with problems.guard("saving the model"):
+            _log_model(target, config, problems, model, dataset)
     if naming.is_tuner(estimator) and naming.is_tuner_model(model):
         result = None
         with problems.guard("reading the tuning results"):
@@ -199,15 +243,14 @@ def _after_training(target, config, problems, estimator, names, recorder, model)
                     base_tags={**config.extra_tags, AUTOLOGGING_TAG: INTEGRATION},
                     limit=lambda flat: limit_params(flat, settings, problems),
                 )
-    if config.log_models:
-        with problems.guard("saving the model"):
-            _log_model(target, config, model)
     if config.log_post_training_metrics:
         with problems.guard("preparing post-training metrics"):
             post_training.mark_model(model, run_id)
 
 
-def _log_model(target: _Target, config: AutologConfig, model: Any) -> None:
+def _log_model(
+    target: _Target, config: AutologConfig, problems: Problems, model: Any, dataset: Any
+) -> None:
     allowlist = config.log_model_allowlist
     if allowlist is None:
         allowlist = models.DEFAULT_ALLOWLIST
@@ -219,21 +262,40 @@ def _log_model(target: _Target, config: AutologConfig, model: Any) -> None:
             naming.class_path(model),
         )
         return
-    run_id = target.info.run_id
-    path = target.resolver.artifact("model")
-    saved = models.log_spark_model(target.client, run_id, model, path)
-    if naming.is_tuner_model(model):
-        # The tuner's writer stores the best model in <path>/bestModel: copy it, no Spark job.
-        best = target.resolver.artifact("best_model")
-        _copy_tree(f"{saved}/bestModel", f"{saved.rsplit('/', 1)[0]}/{best}")
+    save = models.ModelSave(
+        client=target.client,
+        run_id=target.info.run_id,
+        model=model,
+        artifact_path=target.resolver.artifact("model"),
+        best_path=target.resolver.artifact("best_model") if naming.is_tuner_model(model) else None,
+    )
     if target.resolver.suffix:
-        _log(target, Problems(silent=True))
+        _log(target, problems)  # records the renamed artifact names
+    if not config.log_models_in_background:
+        save()
+        return
+    silent = config.silent
+
+    def save_or_warn() -> None:
+        try:
+            save()
+        except Exception as exc:  # noqa: BLE001 - fit() has returned: log, never raise
+            logger.debug("sparktrack autologging: background model save failed", exc_info=True)
+            if not silent:
+                logger.warning(
+                    "sparktrack autologging could not save the model of run %s to %s/ in the "
+                    "background: %s: %s. The model was trained and returned as usual and the "
+                    "run keeps everything else it logged; save the model yourself with "
+                    "model.write().save(path).",
+                    save.run_id, save.artifact_path, type(exc).__name__, _brief(exc),
+                )
+
+    work = _with_spark_session(save_or_warn, dataset)
+    pending.start(save.run_id, f"model save to {save.artifact_path}/", work)
 
 
-def _copy_tree(source: str, destination: str) -> None:
-    def fs_path(uri: str) -> tuple[pafs.FileSystem, str]:
-        return pafs.FileSystem.from_uri(uri if "://" in uri else "file://" + uri)
-
-    src_fs, src = fs_path(source)
-    dst_fs, dst = fs_path(destination)
-    pafs.copy_files(src, dst, source_filesystem=src_fs, destination_filesystem=dst_fs)
+def _brief(exc: BaseException) -> str:
+    """An exception's message without a Java stack trace (Py4J puts it in the message)."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    kept = [line for line in lines if line and not line.startswith("at ")]
+    return " ".join(kept[:3])[:1000]

@@ -1,4 +1,6 @@
-"""The wrappers installed on ``Estimator.fit``, ``Model.transform`` and ``Evaluator.evaluate``.
+"""The wrappers installed on ``Estimator.fit``, ``Model.transform``, ``Evaluator.evaluate``
+and ``SparkSession.stop`` (classic and Connect: it first waits for background model saves,
+which need the session).
 
 Each wrapper reads the options in force at call time, so calling ``autolog()`` again only
 changes the options. Whatever the wrappers do besides calling the original is guarded: it
@@ -11,13 +13,14 @@ import sys
 import threading
 from typing import Any
 
+from sparktrack import pending
 from sparktrack.autolog import config as options
 from sparktrack.autolog import naming, post_training, sessions
 from sparktrack.autolog.fit import fit_arguments, run_fit, run_unlogged
-from sparktrack.autolog.patching import patch, unpatch_all
+from sparktrack.autolog.patching import is_patched, patch, unpatch_all
 from sparktrack.autolog.recording import Problems, logger
 
-__all__ = ["install", "uninstall"]
+__all__ = ["install", "uninstall", "wrap_stop"]
 
 TRIAL_ATTRIBUTE = "_sparktrack_trial"
 _local = threading.local()
@@ -28,9 +31,31 @@ def install() -> None:
     from pyspark.ml.base import Estimator, Model
     from pyspark.ml.evaluation import Evaluator
 
+    from pyspark.sql.session import SparkSession
+
     patch(Estimator, "fit", _wrap_fit)
     patch(Model, "transform", _wrap_transform)
     patch(Evaluator, "evaluate", _wrap_evaluate)
+    patch(SparkSession, "stop", wrap_stop)
+    _patch_connect_stop()
+
+
+def _patch_connect_stop() -> None:
+    # Importing Spark Connect costs a second: patch it once the user's code has loaded it
+    # (a Connect session exists before its first fit, which calls this again).
+    connect = sys.modules.get("pyspark.sql.connect.session")
+    if connect is not None and not is_patched(connect.SparkSession, "stop"):
+        patch(connect.SparkSession, "stop", wrap_stop)
+
+
+def wrap_stop(original):
+    """``SparkSession.stop`` that first waits for the model saves still running."""
+
+    def stop(self, *args, **kwargs):
+        pending.wait_all()
+        return original(self, *args, **kwargs)
+
+    return stop
 
 
 def uninstall() -> None:
@@ -58,6 +83,7 @@ def _wrap_fit(original):
         config = options.current()
         if config is None:
             return original(self, *args, **kwargs)
+        _patch_connect_stop()
         owner = sessions.find_owner(self)
         if owner is not None:
             return _nested_fit(original, owner, self, args, kwargs)

@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import os
 import posixpath
+from dataclasses import dataclass
 from typing import Any
+
+import pyarrow.fs as pafs
 
 from sparktrack.artifacts import safe_relative_path
 from sparktrack.autolog import naming
+from sparktrack.entities import RunTag
 
-__all__ = ["DEFAULT_ALLOWLIST", "is_allowed", "log_spark_model", "spark_path"]
+__all__ = [
+    "DEFAULT_ALLOWLIST",
+    "MODEL_TAG_PREFIX",
+    "ModelSave",
+    "is_allowed",
+    "log_spark_model",
+    "spark_path",
+]
+
+MODEL_TAG_PREFIX = "sparktrack.model."
 
 DEFAULT_ALLOWLIST = frozenset(
     {
@@ -102,3 +115,36 @@ def log_spark_model(client: Any, run_id: str, model: Any, artifact_path: str) ->
     target = posixpath.join(base, safe_relative_path(artifact_path))
     model.write().save(target)
     return target
+
+
+@dataclass(frozen=True)
+class ModelSave:
+    """Save ``model`` at ``artifact_path`` of the run and, if given, its best model (a tuner's)
+    at ``best_path``; then tag the run. Calling it does the work on the calling thread."""
+
+    client: Any
+    run_id: str
+    model: Any
+    artifact_path: str
+    best_path: str | None = None
+
+    def __call__(self) -> None:
+        saved = log_spark_model(self.client, self.run_id, self.model, self.artifact_path)
+        tags = [RunTag(MODEL_TAG_PREFIX + self.artifact_path, naming.class_path(self.model))]
+        if self.best_path is not None:
+            # The tuner's writer stored the best model in <path>/bestModel: copy it, no Spark job.
+            base = spark_path(self.client.get_run_info(self.run_id).artifact_uri)
+            best = posixpath.join(base, safe_relative_path(self.best_path))
+            _copy_tree(f"{saved}/bestModel", best)
+            best_class = naming.class_path(self.model.bestModel)
+            tags.append(RunTag(MODEL_TAG_PREFIX + self.best_path, best_class))
+        self.client.log_batch(self.run_id, tags=tags)
+
+
+def _copy_tree(source: str, destination: str) -> None:
+    def fs_path(uri: str) -> tuple[pafs.FileSystem, str]:
+        return pafs.FileSystem.from_uri(uri if "://" in uri else "file://" + uri)
+
+    src_fs, src = fs_path(source)
+    dst_fs, dst = fs_path(destination)
+    pafs.copy_files(src, dst, source_filesystem=src_fs, destination_filesystem=dst_fs)

@@ -169,10 +169,9 @@ def log_child_runs(
     end_time = int(time.time() * 1000)
     child_ids = []
     for j in sorted(keep):
-        child_estimator = tuned.copy(grid[j])
         tags = {
             **base_tags,
-            **naming.estimator_tags(child_estimator),
+            **naming.estimator_tags(tuned),
             "sparktrack.autolog.param_map_index": str(j),
         }
         run = client.create_run(
@@ -183,7 +182,7 @@ def log_child_runs(
             start_time=parent.start_time,
         )
         run_id = run.info.run_id
-        params = limit(naming.flatten_params(child_estimator, names))
+        params = limit(naming.copied_params(tuned, grid[j], names))
         metrics = [
             Metric(key, values[j], end_time, 0) for key, values in result.columns.items()
         ]
