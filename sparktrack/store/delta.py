@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
+import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
@@ -57,6 +58,13 @@ class DeltaTableHandle:
         self._storage_options = storage_options
         self._commit_retries = commit_retries
         self._table: DeltaTable | None = None
+        # Local tables are read through Arrow's own filesystem: faster than deltalake's Python
+        # one, and its I/O threads never need the GIL, so a read finishing as the interpreter
+        # exits cannot abort it (Arrow's "terminate called without an active exception").
+        self._filesystem = (
+            pafs.SubTreeFileSystem(self.uri.removeprefix("file://"), pafs.LocalFileSystem())
+            if _is_local(self.uri) else None
+        )
         self._datasets: dict[tuple[int, str], pds.Dataset] = {}
         self._lock = threading.Lock()
 
@@ -207,7 +215,8 @@ class DeltaTableHandle:
             cached = self._datasets.get(key)
             if cached is None:
                 cached = table.to_pyarrow_dataset(
-                    file_pruning_predicate=list(prune) if prune else None
+                    file_pruning_predicate=list(prune) if prune else None,
+                    filesystem=self._filesystem,
                 )
                 if len(self._datasets) >= 32 or any(k[0] != key[0] for k in self._datasets):
                     self._datasets.clear()
@@ -239,7 +248,8 @@ class DeltaTableHandle:
             # conflict (retried below), not a file the overwrite removes with its rows.
             pinned = self.snapshot(version=latest.version())
             current = pinned.to_pyarrow_dataset(
-                file_pruning_predicate=[("experiment_id", "=", experiment_id)]
+                file_pruning_predicate=[("experiment_id", "=", experiment_id)],
+                filesystem=self._filesystem,
             ).to_table(filter=pds.field("experiment_id") == experiment_id)
             keep = current.filter(pc.invert(pc.is_in(current.column("run_id"), value_set=doomed)))
             if keep.num_rows == current.num_rows:
