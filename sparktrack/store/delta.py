@@ -190,7 +190,7 @@ class DeltaTableHandle:
         fragments = self._dataset(table, prune).get_fragments()
         return table.version(), {fragment.path: fragment for fragment in fragments}
 
-    def read_files(self, fragments: Sequence[Any], *, columns: list[str] | None = None) -> pa.Table:
+    def read_files(self, fragments: Sequence[Any]) -> pa.Table:
         """Rows of the given fragments of :meth:`data_files` (partition columns filled in).
 
         Raises:
@@ -198,14 +198,12 @@ class DeltaTableHandle:
         """
         schema = self.spec.schema
         if not fragments:
-            if columns is not None:
-                schema = pa.schema([schema.field(name) for name in columns])
             return schema.empty_table()
         first = fragments[0]
         dataset = pds.FileSystemDataset(
             list(fragments), schema, first.format, filesystem=first.filesystem
         )
-        return dataset.to_table(columns=columns)
+        return dataset.to_table()
 
     def _dataset(self, table: DeltaTable, prune: PruningFilter | None) -> pds.Dataset:
         # Planning a dataset (one fragment per file, with its statistics) costs far more than

@@ -35,12 +35,10 @@ class StoreSearchSource:
     def __init__(
         self, store: TrackingStore, experiment_ids: Sequence[str], *, view_type: ViewType
     ) -> None:
-        self._store = store
         self._experiment_ids = [str(e) for e in experiment_ids]
         # Every search reads all four tables' state (the page needs params, metrics and tags);
         # the search then sees one version of each table.
-        store.buffer.flush()
-        self._views = {table: store.current[table].view(self._experiment_ids)
+        self._views = {table: store.current_view(table, self._experiment_ids)
                        for table in _TABLES}
         rows = self._views[RUNS.name].rows()
         if view_type is not ViewType.ALL:
