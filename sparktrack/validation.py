@@ -17,6 +17,7 @@ from sparktrack.errors import InvalidInputError, InvalidKeyError, LimitExceededE
 
 __all__ = [
     "MAX_DOUBLE",
+    "quoted",
     "validate_experiment_name",
     "validate_key",
     "validate_metric",
@@ -28,13 +29,49 @@ __all__ = [
 
 MAX_DOUBLE = 1.7976931348623157e308
 _KEY_PATTERN = re.compile(r"^[/\w.\- :]*$")
+# The tables store steps and timestamps as int64.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# Longest piece of user input quoted back in an error message.
+_QUOTE_LIMIT = 200
+
+
+def quoted(value: object, *, limit: int = _QUOTE_LIMIT) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (a 100 KB value makes a short message)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters in all)"
+
+
+def _storable_text(text: str, *, what: str) -> str:
+    # Parquet stores UTF-8: a lone surrogate ("\ud800") passes str() but cannot be encoded.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{what} {quoted(text)} contains {text[exc.start:exc.end]!r} at position {exc.start}, "
+            "which is not valid Unicode (a lone surrogate) and cannot be stored. Remove it or "
+            "decode the text with errors='replace' first."
+        ) from None
+    return text
+
+
+def _int64(value: int, *, what: str) -> int:
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise InvalidInputError(
+            f"{what} is {quoted(value)}; it must fit in a signed 64-bit integer "
+            f"({_INT64_MIN} to {_INT64_MAX})."
+        )
+    return value
 _RUN_ID_PATTERN = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 
 
 def validate_key(key: object, *, kind: str, settings: Settings) -> str:
     """Return ``key`` if it is a valid param/metric/tag key, else raise naming the rule broken."""
     if not isinstance(key, str):
-        raise InvalidKeyError(f"{kind} key {key!r} must be a string, got {type(key).__name__}.")
+        raise InvalidKeyError(
+            f"{kind} key {quoted(key)} must be a string, got {type(key).__name__}."
+        )
     if not key:
         raise InvalidKeyError(f"{kind} key must not be empty.")
     if len(key) > settings.max_key_length:
@@ -44,7 +81,7 @@ def validate_key(key: object, *, kind: str, settings: Settings) -> str:
         )
     if not _KEY_PATTERN.fullmatch(key):  # match() would let a trailing newline through
         raise InvalidKeyError(
-            f"Invalid {kind} key {key!r}: keys may only contain alphanumerics, underscores (_), "
+            f"Invalid {kind} key {quoted(key)}: keys may only contain alphanumerics, underscores (_), "
             "dashes (-), periods (.), spaces ( ), colons (:) and slashes (/)."
         )
     # Keys may become file names (artifact exports, CSV columns): they must not resolve to another.
@@ -52,8 +89,8 @@ def validate_key(key: object, *, kind: str, settings: Settings) -> str:
     normalized = posixpath.normpath(key)
     if normalized != key or normalized == "." or normalized.startswith(("..", "/")):
         raise InvalidKeyError(
-            f"Invalid {kind} key {key!r}: keys must not start with '/', contain '..' steps or "
-            f"resolve to another path (it would resolve to {normalized!r})."
+            f"Invalid {kind} key {quoted(key)}: keys must not start with '/', contain '..' steps "
+            f"or resolve to another path (it would resolve to {quoted(normalized)})."
         )
     return key
 
@@ -65,24 +102,32 @@ def validate_metric(
     validate_key(key, kind="Metric", settings=settings)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidInputError(
-            f"Metric {key!r} has value {value!r} of type {type(value).__name__}; metric values "
-            "must be numbers (int or float). Log text as a param or tag instead."
+            f"Metric {key!r} has value {quoted(value)} of type {type(value).__name__}; metric "
+            "values must be numbers (int or float). Log text as a param or tag instead."
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        # An int beyond the double range (10**400): MLflow clamps +-inf, so clamp it too.
+        number = math.inf if value > 0 else -math.inf
     if math.isinf(number):
         number = MAX_DOUBLE if number > 0 else -MAX_DOUBLE
     if isinstance(timestamp, bool) or not isinstance(timestamp, numbers.Integral):
         raise InvalidInputError(
-            f"Metric {key!r} has timestamp {timestamp!r}; it must be an integer number of "
+            f"Metric {key!r} has timestamp {quoted(timestamp)}; it must be an integer number of "
             "milliseconds since the epoch."
         )
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise InvalidInputError(f"Metric {key!r} has step {step!r}; the step must be an integer.")
-    return key, number, int(timestamp), int(step)
+        raise InvalidInputError(
+            f"Metric {key!r} has step {quoted(step)}; the step must be an integer."
+        )
+    timestamp = _int64(int(timestamp), what=f"Metric {key!r} timestamp")
+    step = _int64(int(step), what=f"Metric {key!r} step")
+    return key, number, timestamp, step
 
 
 def validate_param_value(key: str, value: object, *, settings: Settings) -> str:
-    text = str(value)
+    text = _storable_text(str(value), what=f"Param {key!r} value")
     if len(text) > settings.max_param_value_length:
         raise LimitExceededError(
             f"Param {key!r} has a value of {len(text)} characters; the limit is "
@@ -92,7 +137,7 @@ def validate_param_value(key: str, value: object, *, settings: Settings) -> str:
 
 
 def validate_tag_value(key: str, value: object, *, settings: Settings) -> str:
-    text = str(value)
+    text = _storable_text(str(value), what=f"Tag {key!r} value")
     if len(text) > settings.max_tag_value_length:
         raise LimitExceededError(
             f"Tag {key!r} has a value of {len(text)} characters; the limit is "
@@ -104,13 +149,16 @@ def validate_tag_value(key: str, value: object, *, settings: Settings) -> str:
 def validate_run_id(run_id: object) -> str:
     if not isinstance(run_id, str) or not _RUN_ID_PATTERN.match(run_id):
         raise InvalidInputError(
-            f"Invalid run id {run_id!r}: run ids are 32 hexadecimal characters (or letters, "
+            f"Invalid run id {quoted(run_id)}: run ids are 32 hexadecimal characters (or letters, "
             "digits, '-' and '_', at most 256)."
         )
     return run_id
 
 
 def validate_run_name(name: str, *, settings: Settings) -> str:
+    if not isinstance(name, str):
+        raise InvalidInputError(f"Run name {quoted(name)} must be a string.")
+    _storable_text(name, what="Run name")
     if len(name) > settings.max_run_name_length:
         raise LimitExceededError(
             f"Run name {name[:40]!r}... is {len(name)} characters; the limit is "
@@ -121,7 +169,8 @@ def validate_run_name(name: str, *, settings: Settings) -> str:
 
 def validate_experiment_name(name: object, *, settings: Settings) -> str:
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(f"Experiment name {name!r} must be a non-empty string.")
+        raise InvalidInputError(f"Experiment name {quoted(name)} must be a non-empty string.")
+    _storable_text(name, what="Experiment name")
     if len(name) > settings.max_experiment_name_length:
         raise LimitExceededError(
             f"Experiment name {name[:40]!r}... is {len(name)} characters; the limit is "

@@ -17,40 +17,78 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 import warnings
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 from sparktrack.config import Settings
-from sparktrack.errors import StoreError
+from sparktrack.errors import SparkTrackError, StoreError
 from sparktrack.store.delta import DeltaTableHandle
+from sparktrack.store.rows import now_millis
 from sparktrack.store.schemas import METRIC_SUMMARIES, METRICS, PARAMS, RUNS, TAGS
 from sparktrack.store.summaries import summarize_points
+from sparktrack.store.summary_repair import BATCH_KEY, COVERS_KEY, writer_metadata
 
-__all__ = ["WriteBuffer", "close_all", "flush_all"]
+__all__ = ["CommitChecks", "WriteBuffer", "close_all", "flush_all"]
 
 # Commit order: a reader in another process sees a run's row before its params and metrics.
 _BUFFERED_TABLES = (RUNS.name, TAGS.name, PARAMS.name, METRICS.name)
-_COMMIT_ORDER = (*_BUFFERED_TABLES, METRIC_SUMMARIES.name)
 
 _live_buffers: weakref.WeakSet[WriteBuffer] = weakref.WeakSet()
+
+
+@dataclass(slots=True)
+class _Summary:
+    """The summary of one committed metrics batch, waiting for its own commit."""
+
+    batch: str
+    committed_at: float  # time.time() once the metrics commit returned
+    rows: pa.Table
+
+
+@dataclass(frozen=True, slots=True)
+class CommitChecks:
+    """What the store checks around a commit, against what other processes committed.
+
+    ``before`` gets the rows about to be committed ({table: Arrow table}) and returns them
+    without the rows it refuses (raising nothing: refusals are reported through ``after``'s
+    return value or its own error); ``after`` gets the rows just committed and returns an error
+    to raise on the writer's next call, or None.
+    """
+
+    before: Callable[[dict[str, pa.Table]], tuple[dict[str, pa.Table], SparkTrackError | None]]
+    after: Callable[[dict[str, pa.Table]], SparkTrackError | None]
 
 
 class WriteBuffer:
     """Buffers rows for the tables of one store and commits them in batches."""
 
-    def __init__(self, tables: dict[str, DeltaTableHandle], settings: Settings) -> None:
+    def __init__(
+        self,
+        tables: dict[str, DeltaTableHandle],
+        settings: Settings,
+        *,
+        checks: CommitChecks | None = None,
+    ) -> None:
         self._tables = tables
         self._settings = settings
+        self._checks = checks
         self._lock = threading.Lock()  # guards _rows and _row_count
         self._flush_lock = threading.Lock()  # one commit sequence at a time
         self._rows: dict[str, list[tuple]] = {name: [] for name in _BUFFERED_TABLES}
         self._row_count = 0
         # Rows already converted to Arrow whose commit has not succeeded yet.
-        self._pending: dict[str, list[pa.Table]] = {name: [] for name in _COMMIT_ORDER}
-        self._error: StoreError | None = None
+        self._pending: dict[str, list[pa.Table]] = {name: [] for name in _BUFFERED_TABLES}
+        # Rows Arrow could not convert (validation should make this impossible): kept, never
+        # committed, reported at every flush instead of being dropped with their batch.
+        self._unconvertible: dict[str, list[tuple]] = {name: [] for name in _BUFFERED_TABLES}
+        self._summaries: list[_Summary] = []
+        self._error: SparkTrackError | None = None  # a failed background commit (retried)
+        self._refusal: SparkTrackError | None = None  # what the commit checks refused (raised once)
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -85,7 +123,12 @@ class WriteBuffer:
 
     @property
     def row_count(self) -> int:
-        return self._row_count + sum(t.num_rows for ts in self._pending.values() for t in ts)
+        """Rows not committed yet (buffered, converted and waiting, or unconvertible)."""
+        return (
+            self._row_count
+            + sum(t.num_rows for ts in self._pending.values() for t in ts)
+            + sum(len(rows) for rows in self._unconvertible.values())
+        )
 
     # -- committing ------------------------------------------------------------------------
     def flush(self) -> None:
@@ -93,9 +136,13 @@ class WriteBuffer:
 
         The commit retries what a failed background commit left pending, so an earlier
         background error is raised only if this commit fails too (then as its fresh error).
+        An error the commit checks reported (a param another process set first, a run another
+        process deleted) is raised once, here or on the next call.
         """
         self._error = None
+        self._raise_refusal()
         self._commit()
+        self._raise_refusal()
 
     def _commit(self) -> None:
         with self._flush_lock:
@@ -103,36 +150,124 @@ class WriteBuffer:
                 taken, self._rows = self._rows, {name: [] for name in _BUFFERED_TABLES}
                 self._row_count = 0
             self._convert(taken)
-            for name in _COMMIT_ORDER:
-                batches = self._pending[name]
-                if not batches:
+            unconvertible = self._unconvertible_error()
+            ready = {name: self._merged(name) for name in _BUFFERED_TABLES}
+            ready = {name: rows for name, rows in ready.items() if rows is not None}
+            if self._checks is not None and ready:
+                ready, refused = self._checks.before(ready)
+                self._pending = {name: [] for name in _BUFFERED_TABLES}
+                for name, rows in ready.items():
+                    self._pending[name] = [rows]
+                self._report(refused)
+            committed: dict[str, pa.Table] = {}
+            for name in _BUFFERED_TABLES:
+                rows = self._merged(name)
+                if rows is None:
                     continue
-                rows = pa.concat_tables(batches) if len(batches) > 1 else batches[0]
-                self._tables[name].append(rows)  # raises StoreError: pending rows are kept
+                if name == METRICS.name:
+                    self._commit_metrics(rows)
+                else:
+                    self._tables[name].append(rows)  # raises StoreError: pending rows are kept
                 self._pending[name] = []
+                committed[name] = rows
+            self._commit_summaries()
+            if self._checks is not None and committed:
+                self._report(self._checks.after(committed))
+            if unconvertible is not None:
+                raise unconvertible
+
+    def _merged(self, name: str) -> pa.Table | None:
+        batches = self._pending[name]
+        if not batches:
+            return None
+        return pa.concat_tables(batches) if len(batches) > 1 else batches[0]
+
+    def _commit_metrics(self, rows: pa.Table) -> None:
+        # The batch id ties this commit to the summary committed next, so a reader can tell a
+        # batch whose summary a crash lost (see sparktrack.store.summary_repair).
+        batch = uuid.uuid4().hex
+        self._tables[METRICS.name].append(rows, metadata={BATCH_KEY: batch, **writer_metadata()})
+        summary = summarize_points(rows, updated_at=time.time_ns() // 1000)
+        self._summaries.append(_Summary(batch, time.time(), summary))
+
+    def _commit_summaries(self) -> None:
+        # A summary whose metrics commit is older than half the repair grace period is left to
+        # the repair (which starts after the whole period): never both, so never counted twice.
+        limit = time.time() - self._settings.summary_repair_seconds / 2
+        self._summaries = [s for s in self._summaries if s.committed_at >= limit]
+        if not self._summaries:
+            return
+        rows = pa.concat_tables([s.rows for s in self._summaries])
+        covers = ",".join(s.batch for s in self._summaries)
+        self._tables[METRIC_SUMMARIES.name].append(rows, metadata={COVERS_KEY: covers})
+        self._summaries = []
 
     def _convert(self, taken: dict[str, list[tuple]]) -> None:
         for name, rows in taken.items():
             if not rows:
                 continue
-            schema = self._tables[name].spec.schema
-            columns = list(zip(*rows, strict=True))
-            table = pa.table(
-                [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)],
-                schema=schema,
-            )
+            if name == PARAMS.name:
+                # Stamped at commit: the first value committed is the one every reader sees.
+                stamp = now_millis()
+                rows = [(*row[:-1], stamp) for row in rows]
+            try:
+                table = self._to_arrow(name, rows)
+            except (pa.ArrowException, OverflowError, TypeError, ValueError):
+                table = self._convert_row_by_row(name, rows)
+            if table is None:
+                continue
             if name == METRICS.name:
                 # Keep a run's points together: smaller files, faster per-run reads.
                 table = table.sort_by([("experiment_id", "ascending"), ("run_id", "ascending"),
                                        ("key", "ascending"), ("step", "ascending")])
-                summary = summarize_points(table, updated_at=time.time_ns() // 1000)
-                self._pending[METRIC_SUMMARIES.name].append(summary)
             self._pending[name].append(table)
 
+    def _to_arrow(self, name: str, rows: list[tuple]) -> pa.Table:
+        schema = self._tables[name].spec.schema
+        columns = list(zip(*rows, strict=True))
+        return pa.table(
+            [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)],
+            schema=schema,
+        )
+
+    def _convert_row_by_row(self, name: str, rows: list[tuple]) -> pa.Table | None:
+        # One bad row must not take the others of its batch with it: keep the good rows, and
+        # hold the bad ones back (reported, never dropped silently).
+        good = []
+        for row in rows:
+            try:
+                self._to_arrow(name, [row])
+            except (pa.ArrowException, OverflowError, TypeError, ValueError):
+                self._unconvertible[name].append(row)
+            else:
+                good.append(row)
+        return self._to_arrow(name, good) if good else None
+
+    def _unconvertible_error(self) -> StoreError | None:
+        held = [(name, row) for name, rows in self._unconvertible.items() for row in rows]
+        if not held:
+            return None
+        name, row = held[0]
+        return StoreError(
+            f"{len(held)} buffered row(s) cannot be stored (first: table {name!r}, row "
+            f"{_short(row)}); they are held back and every other row was committed. This is a "
+            "bug in sparktrack's validation: please report it with the row above."
+        )
+
+    def _report(self, refusal: SparkTrackError | None) -> None:
+        if refusal is not None and self._refusal is None:
+            self._refusal = refusal
+
     def _raise_pending_error(self) -> None:
+        self._raise_refusal()
         error, self._error = self._error, None
         if error is not None:
             raise error
+
+    def _raise_refusal(self) -> None:
+        refusal, self._refusal = self._refusal, None
+        if refusal is not None:
+            raise refusal
 
     # -- background thread -----------------------------------------------------------------
     def _start_thread(self) -> None:
@@ -168,7 +303,9 @@ class WriteBuffer:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._rows = {name: [] for name in _BUFFERED_TABLES}
-        self._pending = {name: [] for name in _COMMIT_ORDER}
+        self._pending = {name: [] for name in _BUFFERED_TABLES}
+        self._unconvertible = {name: [] for name in _BUFFERED_TABLES}
+        self._summaries = []
         self._row_count = 0
         self._thread = None
         self._wake = threading.Event()
@@ -193,3 +330,8 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(
         after_in_child=lambda: [buffer._forget_after_fork() for buffer in list(_live_buffers)]
     )
+
+
+def _short(value: object, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

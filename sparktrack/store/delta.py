@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import random
+import json
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote
 from typing import Any
 
 import pyarrow as pa
@@ -24,13 +27,28 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from sparktrack.errors import StoreError
 from sparktrack.store.schemas import SCHEMA_VERSION, TableSpec
 
-__all__ = ["DeltaTableHandle", "PruningFilter", "join_uri"]
+__all__ = ["Commit", "DeltaTableHandle", "PruningFilter", "join_uri"]
 
 # A file-pruning filter in deltalake's tuple form, e.g. [("experiment_id", "in", ["1", "2"])].
 PruningFilter = Sequence[tuple[str, str, Any]]
 
 # zstd keeps the metric history small on disk; dictionary encoding does the rest for run ids/keys.
 _WRITER_PROPERTIES = WriterProperties(compression="ZSTD", compression_level=3)
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """One commit of a table's Delta log: its version, commit info and the data files it added.
+
+    ``metadata`` holds the custom keys sparktrack wrote into the commit info (e.g. the
+    ``sparktrack.batch`` id of a write-buffer commit); ``added`` the paths (relative to the
+    table) of files added with ``dataChange`` (compaction re-adds rows and is left out).
+    """
+
+    version: int
+    timestamp_ms: int
+    metadata: dict[str, str]
+    added: tuple[str, ...]
 
 
 def join_uri(root: str, *parts: str) -> str:
@@ -69,8 +87,11 @@ class DeltaTableHandle:
         self._lock = threading.Lock()
 
     # -- writing -------------------------------------------------------------------------
-    def append(self, rows: pa.Table) -> None:
-        """Commit ``rows`` as one Delta commit, creating the table on first use."""
+    def append(self, rows: pa.Table, *, metadata: dict[str, str] | None = None) -> None:
+        """Commit ``rows`` as one Delta commit, creating the table on first use.
+
+        ``metadata`` goes into the commit info (see :meth:`commits_since`).
+        """
         if rows.num_rows == 0:
             return
         rows = rows.select(self.spec.schema.names).cast(self.spec.schema)
@@ -85,7 +106,9 @@ class DeltaTableHandle:
                     partition_by=list(self.spec.partition_by) or None,
                     storage_options=self._storage_options,
                     writer_properties=_WRITER_PROPERTIES,
-                    commit_properties=CommitProperties(max_commit_retries=50),
+                    commit_properties=CommitProperties(
+                        max_commit_retries=50, custom_metadata=metadata
+                    ),
                 )
                 return
             except (CommitFailedError, OSError) as exc:
@@ -284,3 +307,72 @@ class DeltaTableHandle:
     def version(self) -> int | None:
         table = self.snapshot()
         return None if table is None else table.version()
+
+    # -- the log ---------------------------------------------------------------------------
+    def commits_since(self, version: int, *, until: int) -> list[Commit]:
+        """The commits ``version + 1 .. until`` read from the Delta log, oldest first.
+
+        Commits whose log entry is gone (cleaned up after a checkpoint) are left out: they are
+        older than the log retention, so nothing that reads them is still pending.
+        """
+        commits = []
+        for number in range(max(version + 1, 0), until + 1):
+            lines = self._log_entry(number)
+            if lines is None:
+                continue
+            info: dict = {}
+            added = []
+            for line in lines:
+                if not line.strip():
+                    continue
+                action = json.loads(line)
+                if "commitInfo" in action:
+                    info = action["commitInfo"] or {}
+                add = action.get("add")
+                if add and add.get("dataChange", True):
+                    added.append(unquote(add["path"]))
+            metadata = {k: v for k, v in info.items() if k.startswith("sparktrack.")}
+            commits.append(Commit(number, int(info.get("timestamp") or 0), metadata,
+                                  tuple(added)))
+        return commits
+
+    def _log_entry(self, number: int) -> list[str] | None:
+        name = f"_delta_log/{number:020d}.json"
+        try:
+            if self._filesystem is not None:
+                with self._filesystem.open_input_stream(name) as stream:
+                    return stream.read().decode("utf-8").splitlines()
+            from deltalake.fs import DeltaStorageHandler
+
+            handler = DeltaStorageHandler(self.uri, self._storage_options)
+            with handler.open_input_stream(name) as stream:
+                return stream.read().decode("utf-8").splitlines()
+        except FileNotFoundError:
+            return None
+
+    def read_paths(self, paths: Sequence[str]) -> pa.Table:
+        """Rows of the given data files (paths relative to the table), partition columns filled.
+
+        Raises:
+            FileNotFoundError: a file was removed (vacuumed) since it was listed.
+        """
+        if not paths:
+            return self.spec.schema.empty_table()
+        table = self.snapshot()
+        current = {} if table is None else self.data_files()[1]
+        by_name = {path: fragment for path, fragment in current.items()}
+        fragments = []
+        for path in paths:
+            fragment = by_name.get(path) or _find_fragment(by_name, path)
+            if fragment is None:
+                raise FileNotFoundError(f"{self.uri}/{path} is no longer part of the table")
+            fragments.append(fragment)
+        return self.read_files(fragments)
+
+
+def _find_fragment(fragments: dict[str, Any], path: str) -> Any | None:
+    # Fragment paths are the filesystem's (absolute for local tables): match on the suffix.
+    for name, fragment in fragments.items():
+        if name.endswith("/" + path) or name == path:
+            return fragment
+    return None

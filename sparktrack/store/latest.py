@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sparktrack.store.rows import newest_rows, oldest_rows
+from sparktrack.store.rows import first_param_values, newest_rows
 from sparktrack.store.schemas import RUNS_LATEST
 from sparktrack.store.summaries import merge_summaries
 
@@ -34,7 +34,7 @@ def current_runs(runs: pa.Table) -> pa.Table:
 
 def current_params(params: pa.Table) -> pa.Table:
     """The first value logged for each (run, key) (PARAMS schema)."""
-    return oldest_rows(params, ["run_id", "key"], "logged_at")
+    return first_param_values(params)
 
 
 def live_tags(tags: pa.Table) -> pa.Table:

@@ -10,7 +10,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["group_codes", "newest_rows", "next_version", "now_millis", "oldest_rows"]
+__all__ = [
+    "first_param_values",
+    "group_codes",
+    "newest_rows",
+    "next_version",
+    "now_millis",
+    "oldest_rows",
+]
 
 _clock_lock = threading.Lock()
 _last_version = 0
@@ -50,18 +57,27 @@ def group_codes(table: pa.Table, keys: Sequence[str]) -> np.ndarray | None:
     return combined
 
 
-def _pick(table: pa.Table, keys: Sequence[str], order: str, direction: str) -> pa.Table:
+def _pick(
+    table: pa.Table, keys: Sequence[str], order: str, direction: str, tie_break: str | None = None
+) -> pa.Table:
     if table.num_rows == 0:
         return table
     codes = group_codes(table, keys)
     ordering = table.column(order)
-    if codes is None or ordering.null_count:
-        return _pick_by_sorting(table, keys, order, direction)
+    if codes is None or ordering.null_count or (
+        tie_break is not None and table.column(tie_break).null_count
+    ):
+        return _pick_by_sorting(table, keys, order, direction, tie_break)
     rank = ordering.to_numpy()
     if direction == "descending":
         rank = -rank.astype(np.float64) if rank.dtype.kind == "f" else -rank
+    sort_keys = (rank, codes)
+    if tie_break is not None:
+        # Rows that tie on ``order`` are told apart by the smallest ``tie_break`` value, so every
+        # process and every file layout picks the same row.
+        sort_keys = (_value_rank(table.column(tie_break)), rank, codes)
     # Stable: rows that tie on ``order`` keep the first in table order, as the sort below does.
-    permutation = np.lexsort((rank, codes))
+    permutation = np.lexsort(sort_keys)
     grouped = codes[permutation]
     first = np.empty(len(grouped), dtype=bool)
     first[0] = True
@@ -69,8 +85,17 @@ def _pick(table: pa.Table, keys: Sequence[str], order: str, direction: str) -> p
     return table.take(pa.array(permutation[first]))
 
 
-def _pick_by_sorting(table: pa.Table, keys: Sequence[str], order: str, direction: str) -> pa.Table:
-    ordered = table.sort_by([*((key, "ascending") for key in keys), (order, direction)])
+def _value_rank(column: pa.ChunkedArray) -> np.ndarray:
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    dictionary_rank = pc.rank(encoded.dictionary, sort_keys="ascending", tiebreaker="dense")
+    return dictionary_rank.to_numpy()[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _pick_by_sorting(
+    table: pa.Table, keys: Sequence[str], order: str, direction: str, tie_break: str | None = None
+) -> pa.Table:
+    extra = [(tie_break, "ascending")] if tie_break is not None else []
+    ordered = table.sort_by([*((key, "ascending") for key in keys), (order, direction), *extra])
     numbered = ordered.append_column("__row", pa.array(range(ordered.num_rows), type=pa.int64()))
     firsts = numbered.group_by(list(keys), use_threads=False).aggregate([("__row", "first")])
     return ordered.take(firsts.column("__row_first"))
@@ -81,6 +106,16 @@ def newest_rows(table: pa.Table, keys: Sequence[str], order: str = "updated_at")
     return _pick(table, keys, order, "descending")
 
 
-def oldest_rows(table: pa.Table, keys: Sequence[str], order: str) -> pa.Table:
-    """The row with the smallest ``order`` value for each distinct ``keys``."""
-    return _pick(table, keys, order, "ascending")
+def oldest_rows(
+    table: pa.Table, keys: Sequence[str], order: str, *, tie_break: str | None = None
+) -> pa.Table:
+    """The row with the smallest ``order`` value for each distinct ``keys``; among rows that tie
+    on it, the one with the smallest ``tie_break`` value (when given)."""
+    return _pick(table, keys, order, "ascending", tie_break)
+
+
+def first_param_values(params: pa.Table) -> pa.Table:
+    """The value of each (run, key) of the params table: params are write-once, so the row
+    committed first (smallest ``logged_at``, stamped at commit) wins; a tie goes to the smallest
+    value, so every reader in every process picks the same one."""
+    return oldest_rows(params, ["run_id", "key"], "logged_at", tie_break="value")

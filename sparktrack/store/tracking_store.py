@@ -45,11 +45,13 @@ from sparktrack.errors import (
     QuotaExceededError,
     RunNotFoundError,
 )
-from sparktrack.store.buffer import WriteBuffer
+from sparktrack.store.buffer import CommitChecks, WriteBuffer
+from sparktrack.store.summary_repair import SummaryRepair
+from sparktrack.store.write_checks import WriteChecks
 from sparktrack.store.current_state import CurrentState, StateView
 from sparktrack.store.state_files import StateFiles
 from sparktrack.store.delta import DeltaTableHandle, join_uri
-from sparktrack.store.rows import newest_rows, next_version, now_millis, oldest_rows
+from sparktrack.store.rows import first_param_values, newest_rows, next_version, now_millis
 from sparktrack.store.schemas import (
     EXPERIMENTS,
     METRIC_SUMMARIES,
@@ -101,6 +103,7 @@ class _RunState:
     params: dict[str, str] = field(default_factory=dict)
     tag_keys: set[str] = field(default_factory=set)
     metric_points: int = 0
+    deleted_version: int | None = None  # updated_at of the deletion this process wrote
 
 
 class TrackingStore:
@@ -123,7 +126,17 @@ class TrackingStore:
             )
             for name, spec in TABLES.items()
         }
-        self.buffer = WriteBuffer(self.tables, self.settings)
+        self.buffer = WriteBuffer(
+            self.tables, self.settings,
+            checks=CommitChecks(before=self._write_checks_before, after=self._write_checks_after),
+        )
+        self.summary_repair = SummaryRepair(
+            self.tables[METRICS.name], self.tables[METRIC_SUMMARIES.name],
+            grace_seconds=self.settings.summary_repair_seconds,
+            checkpoint_path=(os.path.join(self.root, "_search_state", "summaries_checked.json")
+                             if "://" not in self.root and self.settings.save_search_state
+                             else None),
+        )
         # Search reads the current state of these tables; it is cached per experiment and
         # updated from the files committed since the last read.
         cache_bytes = self.settings.search_cache_mb * 2**20
@@ -135,12 +148,21 @@ class TrackingStore:
             )
             for name, resolve in (
                 (RUNS.name, _newest_run_rows),
-                (PARAMS.name, _first_param_values),
+                (PARAMS.name, first_param_values),
                 (TAGS.name, _newest_tag_rows),
                 (METRIC_SUMMARIES.name, merge_summaries),
             )
         }
         self._lock = threading.RLock()
+        # The checks keep their own in-memory state: a process that only logs must not write
+        # search state files (nor pay for them).
+        self._write_checks = WriteChecks(
+            runs=CurrentState(self.tables[RUNS.name], _newest_run_rows, max_bytes=cache_bytes),
+            params=CurrentState(self.tables[PARAMS.name], first_param_values,
+                                max_bytes=cache_bytes),
+            own_deletion=self._own_deletion, on_refused_run=self._follow_deletion,
+            on_lost_param=self._follow_param,
+        )
         self._runs: dict[str, _RunState] = {}
         self._experiment_run_counts: dict[str, int] = {}
         self._experiments_cache: tuple[float, list[Experiment]] | None = None
@@ -428,6 +450,33 @@ class TrackingStore:
             self._write_run_row(
                 state, {"lifecycle_stage": stage.value, "deleted_time": deleted_time}
             )
+            if stage == LifecycleStage.DELETED:
+                state.deleted_version = state.row["updated_at"]
+
+    # -- what the write buffer checks against other processes (see store.write_checks) --------
+    def _write_checks_before(self, ready: dict[str, pa.Table]):
+        return self._write_checks.refuse_rows_of_runs_deleted_elsewhere(ready)
+
+    def _write_checks_after(self, committed: dict[str, pa.Table]):
+        return self._write_checks.check_params_committed(committed)
+
+    def _own_deletion(self, run_id: str) -> int | None:
+        state = self._runs.get(run_id)
+        return None if state is None else state.deleted_version
+
+    # These two run inside a commit, which may hold the buffer's flush lock while another
+    # thread holds self._lock and waits for that flush: they must not take self._lock. Each
+    # is a single assignment, atomic for the threads that read the state.
+    def _follow_deletion(self, row: dict) -> None:
+        state = self._runs.get(row["run_id"])
+        if state is not None:
+            state.deleted_version = row["updated_at"]
+            state.row = {name: row[name] for name in state.row}
+
+    def _follow_param(self, run_id: str, key: str, value: str) -> None:
+        state = self._runs.get(run_id)
+        if state is not None:
+            state.params[key] = value
 
     def _write_run_row(self, state: _RunState, changes: dict) -> None:
         state.row = {**state.row, **changes, "updated_at": next_version()}
@@ -585,8 +634,8 @@ class TrackingStore:
         row = self._read_run_row(run_id)
         run_filter = pds.field("run_id") == run_id
         prune = [("experiment_id", "=", row["experiment_id"])]
-        params = oldest_rows(
-            self.tables[PARAMS.name].read(prune=prune, where=run_filter), ["key"], "logged_at"
+        params = first_param_values(
+            self.tables[PARAMS.name].read(prune=prune, where=run_filter)
         )
         state = _RunState(
             row=row,
@@ -632,9 +681,10 @@ class TrackingStore:
         row = self._read_run_row(run_id)
         run_filter = pds.field("run_id") == run_id
         prune = [("experiment_id", "=", row["experiment_id"])]
-        params = oldest_rows(
-            self.tables[PARAMS.name].read(prune=prune, where=run_filter), ["key"], "logged_at"
+        params = first_param_values(
+            self.tables[PARAMS.name].read(prune=prune, where=run_filter)
         )
+        self.summary_repair.settle()
         summaries = merge_summaries(
             self.tables[METRIC_SUMMARIES.name].read(prune=prune, where=run_filter)
         )
@@ -671,6 +721,8 @@ class TrackingStore:
         summaries: one merged row per (run, key).
         """
         self.buffer.flush()
+        if table == METRIC_SUMMARIES.name:
+            self.summary_repair.settle()
         return self.current[table].view([str(e) for e in experiment_ids])
 
     def run_rows(
@@ -704,10 +756,6 @@ class TrackingStore:
 
 def _newest_run_rows(rows: pa.Table) -> pa.Table:
     return newest_rows(rows, ["run_id"])
-
-
-def _first_param_values(rows: pa.Table) -> pa.Table:
-    return oldest_rows(rows, ["run_id", "key"], "logged_at")
 
 
 def _newest_tag_rows(rows: pa.Table) -> pa.Table:
