@@ -40,10 +40,10 @@ class Settings:
     # A caller that logs faster than commits keep up waits once this many rows are pending.
     max_pending_rows: int = 1_000_000
     commit_retries: int = 8
-    # A metrics commit whose summary commit has not followed after this long is taken for the
-    # work of a killed writer: the next read summarizes it from the history (sooner when the
-    # writer ran on the same machine and is gone). See sparktrack.store.summary_repair.
-    summary_repair_seconds: float = 30.0
+    # A read waits this long for a metrics commit's summary to follow before it summarizes the
+    # batch from the history itself (at once when the writer ran on this machine and is gone,
+    # e.g. killed). See sparktrack.store.summary_repair.
+    summary_repair_seconds: float = 2.0
     # Search keeps each table's current state of recently searched experiments in memory, up
     # to this many MiB per table (the experiment being searched is always kept).
     search_cache_mb: int = 1024

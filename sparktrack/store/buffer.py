@@ -30,8 +30,13 @@ from sparktrack.errors import SparkTrackError, StoreError
 from sparktrack.store.delta import DeltaTableHandle
 from sparktrack.store.rows import now_millis
 from sparktrack.store.schemas import METRIC_SUMMARIES, METRICS, PARAMS, RUNS, TAGS
-from sparktrack.store.summaries import summarize_points
-from sparktrack.store.summary_repair import BATCH_KEY, COVERS_KEY, writer_metadata
+from sparktrack.store.summary_repair import (
+    BATCH_KEY,
+    COVERS_KEY,
+    summarize_batch,
+    summary_file_name,
+    writer_metadata,
+)
 
 __all__ = ["CommitChecks", "WriteBuffer", "close_all", "flush_all"]
 
@@ -46,7 +51,6 @@ class _Summary:
     """The summary of one committed metrics batch, waiting for its own commit."""
 
     batch: str
-    committed_at: float  # time.time() once the metrics commit returned
     rows: pa.Table
 
 
@@ -149,8 +153,10 @@ class WriteBuffer:
             with self._lock:
                 taken, self._rows = self._rows, {name: [] for name in _BUFFERED_TABLES}
                 self._row_count = 0
+            held_before = sum(len(rows) for rows in self._unconvertible.values())
             self._convert(taken)
-            unconvertible = self._unconvertible_error()
+            if sum(len(rows) for rows in self._unconvertible.values()) > held_before:
+                self._report(self._unconvertible_error())
             ready = {name: self._merged(name) for name in _BUFFERED_TABLES}
             ready = {name: rows for name, rows in ready.items() if rows is not None}
             if self._checks is not None and ready:
@@ -173,8 +179,6 @@ class WriteBuffer:
             self._commit_summaries()
             if self._checks is not None and committed:
                 self._report(self._checks.after(committed))
-            if unconvertible is not None:
-                raise unconvertible
 
     def _merged(self, name: str) -> pa.Table | None:
         batches = self._pending[name]
@@ -187,20 +191,18 @@ class WriteBuffer:
         # batch whose summary a crash lost (see sparktrack.store.summary_repair).
         batch = uuid.uuid4().hex
         self._tables[METRICS.name].append(rows, metadata={BATCH_KEY: batch, **writer_metadata()})
-        summary = summarize_points(rows, updated_at=time.time_ns() // 1000)
-        self._summaries.append(_Summary(batch, time.time(), summary))
+        self._summaries.append(_Summary(batch, summarize_batch(rows)))
 
     def _commit_summaries(self) -> None:
-        # A summary whose metrics commit is older than half the repair grace period is left to
-        # the repair (which starts after the whole period): never both, so never counted twice.
-        limit = time.time() - self._settings.summary_repair_seconds / 2
-        self._summaries = [s for s in self._summaries if s.committed_at >= limit]
-        if not self._summaries:
-            return
-        rows = pa.concat_tables([s.rows for s in self._summaries])
-        covers = ",".join(s.batch for s in self._summaries)
-        self._tables[METRIC_SUMMARIES.name].append(rows, metadata={COVERS_KEY: covers})
-        self._summaries = []
+        # One file per batch, named after it: a repair of the same batch by a reader commits the
+        # same file, which Delta keeps once, so a summary is never counted twice.
+        while self._summaries:
+            summary = self._summaries[0]
+            self._tables[METRIC_SUMMARIES.name].put_named_file(
+                summary.rows, name=summary_file_name(summary.batch),
+                metadata={COVERS_KEY: summary.batch},
+            )
+            self._summaries.pop(0)
 
     def _convert(self, taken: dict[str, list[tuple]]) -> None:
         for name, rows in taken.items():
@@ -250,8 +252,9 @@ class WriteBuffer:
         name, row = held[0]
         return StoreError(
             f"{len(held)} buffered row(s) cannot be stored (first: table {name!r}, row "
-            f"{_short(row)}); they are held back and every other row was committed. This is a "
-            "bug in sparktrack's validation: please report it with the row above."
+            f"{_short(row)}); they are held back (never committed) and every other row was "
+            "committed. This is a bug in sparktrack's validation: please report it with the "
+            "row above."
         )
 
     def _report(self, refusal: SparkTrackError | None) -> None:
@@ -293,10 +296,13 @@ class WriteBuffer:
                 self._error = StoreError(f"Background commit failed: {exc!r}")
 
     def close(self) -> None:
-        """Commit what is left and stop the background thread."""
+        """Commit what is left and stop the background thread; raise if rows are left."""
         self._closed = True
         self._wake.set()
         self._commit()
+        held = self._unconvertible_error()
+        if held is not None:
+            raise held
 
     def _forget_after_fork(self) -> None:
         # The parent process owns the rows it buffered; the child starts empty.

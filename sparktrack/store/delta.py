@@ -308,6 +308,73 @@ class DeltaTableHandle:
         table = self.snapshot()
         return None if table is None else table.version()
 
+    def put_named_file(
+        self, rows: pa.Table, *, name: str, metadata: dict[str, str] | None = None
+    ) -> None:
+        """Commit ``rows`` as files called ``name`` (one per partition), at most once.
+
+        Delta's snapshot keys files by path, so committing a file of the same path again adds
+        nothing: two processes that commit the same rows under the same name (a summary that a
+        writer and a repair both commit) leave one copy. The file is created only if missing, so
+        both commits describe the same bytes.
+        """
+        if rows.num_rows == 0:
+            return
+        from deltalake.transaction import AddAction
+
+        rows = rows.select(self.spec.schema.names).cast(self.spec.schema)
+        self._ensure_created()
+        actions = []
+        for partition, part in _split_by_partition(rows, self.spec.partition_by):
+            folder = "/".join(f"{key}={value}" for key, value in partition.items())
+            path = f"{folder}/{name}.parquet" if folder else f"{name}.parquet"
+            data = part.drop_columns(list(self.spec.partition_by)) if partition else part
+            size = self._create_once(path, data)
+            actions.append(AddAction(path, size, partition, int(time.time() * 1000), True,
+                                     _stats(data)))
+        table = self.snapshot()
+        for attempt in range(self._commit_retries + 1):
+            try:
+                table.create_write_transaction(
+                    actions, mode="append", schema=self.spec.schema,
+                    partition_by=list(self.spec.partition_by) or None,
+                    commit_properties=CommitProperties(max_commit_retries=50,
+                                                       custom_metadata=metadata),
+                )
+                return
+            except (CommitFailedError, OSError) as exc:
+                if attempt == self._commit_retries:
+                    raise StoreError(
+                        f"Could not commit {name} to {self.uri} after {attempt + 1} attempts: "
+                        f"{exc}. The rows are kept and retried on the next flush."
+                    ) from exc
+                time.sleep(min(2.0, 0.01 * 2**attempt) * (0.5 + random.random()))
+                table = self.snapshot()
+            except DeltaError as exc:
+                raise StoreError(f"Writing to Delta table {self.uri} failed: {exc}") from exc
+
+    def _create_once(self, path: str, data: pa.Table) -> int:
+        """Write ``data`` as Parquet at ``path`` unless a file is there; return the file's size."""
+        import pyarrow.parquet as pq
+
+        if self._filesystem is None:
+            raise StoreError(
+                f"{self.uri}: committing named files needs a local table (object stores come "
+                "with the object-store support)."
+            )
+        local = os.path.join(self.uri.removeprefix("file://"), path)
+        if not os.path.exists(local):
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            temporary = f"{local}.{os.getpid()}.{threading.get_ident()}.tmp"
+            pq.write_table(data, temporary, compression="zstd", compression_level=3)
+            try:
+                os.link(temporary, local)  # atomic, and fails if another writer was first
+            except FileExistsError:
+                pass
+            finally:
+                os.remove(temporary)
+        return os.path.getsize(local)
+
     # -- the log ---------------------------------------------------------------------------
     def commits_since(self, version: int, *, until: int) -> list[Commit]:
         """The commits ``version + 1 .. until`` read from the Delta log, oldest first.
@@ -368,6 +435,37 @@ class DeltaTableHandle:
                 raise FileNotFoundError(f"{self.uri}/{path} is no longer part of the table")
             fragments.append(fragment)
         return self.read_files(fragments)
+
+
+def _split_by_partition(
+    rows: pa.Table, partition_by: Sequence[str]
+) -> list[tuple[dict[str, str], pa.Table]]:
+    if not partition_by:
+        return [({}, rows)]
+    keys = rows.select(list(partition_by)).group_by(list(partition_by)).aggregate([]).to_pylist()
+    parts = []
+    for key in keys:
+        mask = None
+        for column, value in key.items():
+            condition = pc.equal(rows.column(column), value)
+            mask = condition if mask is None else pc.and_(mask, condition)
+        parts.append(({column: str(value) for column, value in key.items()}, rows.filter(mask)))
+    return parts
+
+
+def _stats(data: pa.Table) -> str:
+    """Delta file statistics (row count, min, max, nulls) so readers can skip the file."""
+    minimum, maximum, nulls = {}, {}, {}
+    for name in data.column_names:
+        column = data.column(name)
+        nulls[name] = column.null_count
+        # Strings and integers only: a float column may hold NaN, which JSON cannot carry.
+        if pa.types.is_string(column.type) or pa.types.is_integer(column.type):
+            bounds = pc.min_max(column)
+            if bounds["min"].is_valid:
+                minimum[name], maximum[name] = bounds["min"].as_py(), bounds["max"].as_py()
+    return json.dumps({"numRecords": data.num_rows, "minValues": minimum,
+                       "maxValues": maximum, "nullCount": nulls})
 
 
 def _find_fragment(fragments: dict[str, Any], path: str) -> Any | None:

@@ -12,12 +12,14 @@ batch seen in the second). For every metrics batch that no summary covers yet it
 
 * waits, while the batch is younger than ``grace_seconds``: its writer is between its two
   commits (milliseconds) and will cover it; or
-* repairs it, once older: the batch's points are read back from the files that commit added,
-  summarized, and appended to ``metric_summaries`` with a commit info that says which batches
-  it covers.
+* repairs it, once older (at once when the writer ran on this machine and is gone): the
+  batch's points are read back from the files that commit added, summarized, and committed to
+  ``metric_summaries`` with a commit info that says which batch it covers.
 
-A writer never commits a batch's summary when its metrics commit is older than half the grace
-period (it leaves the batch to the repair), so a batch is summarized exactly once.
+The summary of a batch is one file per partition named after the batch, computed the same way
+by the writer and by a repair, and created only if missing. Delta keys a snapshot's files by
+path, so when a stalled writer commits its summary after a reader repaired it, the second
+commit adds nothing: a batch is counted exactly once, whoever commits it and how often.
 
 ``settle`` only waits for batches committed before it was called, so a reader beside busy
 writers is never starved. Where the store is a local folder, how far the log has been checked
@@ -39,7 +41,14 @@ import pyarrow as pa
 from sparktrack.store.delta import Commit, DeltaTableHandle
 from sparktrack.store.summaries import summarize_points
 
-__all__ = ["BATCH_KEY", "COVERS_KEY", "SummaryRepair", "writer_metadata"]
+__all__ = [
+    "BATCH_KEY",
+    "COVERS_KEY",
+    "SummaryRepair",
+    "summarize_batch",
+    "summary_file_name",
+    "writer_metadata",
+]
 
 # Commit-info keys: the id of a write-buffer commit of metrics, the ids a summaries commit
 # covers (comma-separated), and the process that wrote a metrics commit.
@@ -119,8 +128,8 @@ class SummaryRepair:
 
     # -- repairing -----------------------------------------------------------------------------
     def _repair(self, commits: list[Commit]) -> None:
-        parts = []
         for commit in commits:
+            batch = commit.metadata[BATCH_KEY]
             try:
                 points = self._metrics.read_paths(commit.added)
             except FileNotFoundError:
@@ -128,12 +137,11 @@ class SummaryRepair:
                 # it is left to summarize from those files.
                 points = None
             if points is not None and points.num_rows:
-                parts.append(summarize_points(points, updated_at=time.time_ns() // 1000))
-        covers = ",".join(commit.metadata[BATCH_KEY] for commit in commits)
-        if parts:
-            self._summaries.append(pa.concat_tables(parts), metadata={COVERS_KEY: covers})
-        for commit in commits:
-            self._uncovered.pop(commit.metadata[BATCH_KEY], None)
+                # The same file the writer would have committed: if it still does, Delta keeps one.
+                self._summaries.put_named_file(summarize_batch(points),
+                                               name=summary_file_name(batch),
+                                               metadata={COVERS_KEY: batch})
+            self._uncovered.pop(batch, None)
 
     # -- remembering how far the log was checked -----------------------------------------------
     def _load_checkpoint(self) -> tuple[int, int]:
@@ -166,6 +174,22 @@ class SummaryRepair:
             self._saved = checked
         except OSError:
             pass  # a cache: the next process scans a little more of the log
+
+
+def summary_file_name(batch: str) -> str:
+    """The name of the summary file of a metrics batch (the same for its writer and a repair)."""
+    return f"summary-{batch}"
+
+
+def summarize_batch(points: pa.Table) -> pa.Table:
+    """The summary rows of one metrics batch, the same whoever computes them: ordered by run
+    and key, stamped with the batch's newest point time instead of the clock."""
+    import pyarrow.compute as pc
+
+    newest = pc.max(points.column("timestamp")).as_py() or 0
+    summary = summarize_points(points, updated_at=newest * 1000)
+    return summary.sort_by([("experiment_id", "ascending"), ("run_id", "ascending"),
+                            ("key", "ascending")])
 
 
 # -- who wrote a batch -----------------------------------------------------------------------------
