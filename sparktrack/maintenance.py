@@ -22,6 +22,7 @@ from sparktrack.errors import InvalidInputError, StoreError
 from sparktrack.store import normalize_root
 from sparktrack.store.delta import DeltaTableHandle, join_uri
 from sparktrack.store.latest import runs_latest
+from sparktrack.store.summary_repair import settle_summaries
 from sparktrack.store.schemas import (
     METRIC_SUMMARIES,
     PARAMS,
@@ -174,6 +175,7 @@ def materialize_runs_latest(
     from deltalake import write_deltalake
 
     root = normalize_root(uri)
+    settle_summaries(root, storage_options=storage_options)
     raw = {}
     # Runs first: a run's params/tags/metrics are committed after its row, so reading them
     # later never leaves a run without its data.

@@ -324,3 +324,24 @@ def test_rows_logged_to_a_run_another_process_deleted_are_refused(store_uri):
     assert run.info.lifecycle_stage == "deleted"
     assert run.data.metrics == {"early": 1.0}
     assert reader.get_metric_history(run_id, "late") == []
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_the_spark_runs_table_and_runs_latest_agree_with_the_history_after_a_kill(
+    spark, store_uri
+):
+    from sparktrack.maintenance import materialize_runs_latest
+
+    run_id = _first_hundred(store_uri)
+    done = _python(_KILL_WRITER.replace("sys.argv[1], sys.argv[2], int(sys.argv[3])",
+                                        f"{store_uri!r}, {run_id!r}, 4"))
+    assert done.returncode == -9, done.stderr
+
+    row = (spark.read.format("sparktrack").option("path", store_uri).load()
+           .filter(f"run_id = '{run_id}'").collect()[0])
+    assert row["metrics"]["loss"] == 1000.0 - 199
+    materialize_runs_latest(store_uri)
+    latest = spark.read.format("sparktrack").option("path", store_uri) \
+        .option("table", "metric_summaries").load().filter(f"run_id = '{run_id}'").collect()
+    assert [(r["latest_step"], r["count"]) for r in latest] == [(199, 200)]

@@ -51,6 +51,7 @@ from sparktrack.store.schemas import (
     TAGS,
 )
 from sparktrack.store.summaries import merge_summaries
+from sparktrack.store.summary_repair import settle_summaries
 
 __all__ = [
     "OUTPUT_SCHEMAS",
@@ -424,6 +425,10 @@ def _run_rows(opts: ReadOptions, dt, experiments: set[str] | None) -> pa.Table:
 def plan(opts: ReadOptions) -> list[ReadTask]:
     """Resolve the snapshots and split the files to read into input partitions."""
     sources = _SOURCES[opts.table]
+    if METRIC_SUMMARIES.name in sources and opts.version is None and opts.timestamp is None:
+        # A writer killed between its metrics and summaries commits left points no summary
+        # covers: summarize them first, so the latest values agree with the history.
+        settle_summaries(opts.root, storage_options=opts.storage_options)
     some_runs = _values(opts.conditions, "run_id") is not None
     drop_deleted = not opts.include_deleted and opts.table not in ("runs", "experiments")
     needs_runs = opts.table != "experiments" and (some_runs or drop_deleted)

@@ -45,6 +45,7 @@ __all__ = [
     "BATCH_KEY",
     "COVERS_KEY",
     "SummaryRepair",
+    "settle_summaries",
     "summarize_batch",
     "summary_file_name",
     "writer_metadata",
@@ -174,6 +175,28 @@ class SummaryRepair:
             self._saved = checked
         except OSError:
             pass  # a cache: the next process scans a little more of the log
+
+
+def settle_summaries(
+    root: str, *, storage_options: dict[str, str] | None = None, grace_seconds: float = 2.0
+) -> None:
+    """:meth:`SummaryRepair.settle` for readers that open a store root without a
+    ``TrackingStore`` (the Spark data source's planner, maintenance)."""
+    from sparktrack.store.schemas import METRIC_SUMMARIES, METRICS
+
+    SummaryRepair(
+        DeltaTableHandle(root, METRICS, storage_options=storage_options),
+        DeltaTableHandle(root, METRIC_SUMMARIES, storage_options=storage_options),
+        grace_seconds=grace_seconds,
+        checkpoint_path=checkpoint_path(root),
+    ).settle()
+
+
+def checkpoint_path(root: str) -> str | None:
+    """Where a local store remembers how far its log was checked (None for object stores)."""
+    if "://" in root and not root.startswith("file://"):
+        return None
+    return os.path.join(root.removeprefix("file://"), "_search_state", "summaries_checked.json")
 
 
 def summary_file_name(batch: str) -> str:

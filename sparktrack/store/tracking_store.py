@@ -47,6 +47,7 @@ from sparktrack.errors import (
 )
 from sparktrack.store.buffer import CommitChecks, WriteBuffer
 from sparktrack.store.summary_repair import SummaryRepair
+from sparktrack.store.summary_repair import checkpoint_path as summary_checkpoint
 from sparktrack.store.write_checks import WriteChecks
 from sparktrack.store.current_state import CurrentState, StateView
 from sparktrack.store.state_files import StateFiles
@@ -133,8 +134,7 @@ class TrackingStore:
         self.summary_repair = SummaryRepair(
             self.tables[METRICS.name], self.tables[METRIC_SUMMARIES.name],
             grace_seconds=self.settings.summary_repair_seconds,
-            checkpoint_path=(os.path.join(self.root, "_search_state", "summaries_checked.json")
-                             if "://" not in self.root and self.settings.save_search_state
+            checkpoint_path=(summary_checkpoint(self.root) if self.settings.save_search_state
                              else None),
         )
         # Search reads the current state of these tables; it is cached per experiment and
