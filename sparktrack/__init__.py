@@ -1,10 +1,13 @@
 """sparktrack: Spark-native ML experiment tracking whose every run lives in Delta Lake tables.
 
 The module-level functions are MLflow's fluent API (``start_run``, ``log_metric``, ...);
-:class:`TrackingClient` is the explicit-id API. Nothing here starts a JVM: Spark is imported
-only by ``sparktrack.spark``, ``sparktrack.repro`` and autologging.
+:class:`TrackingClient` is the explicit-id API; ``sparktrack.exceptions.MlflowException`` and
+``sparktrack.pyspark.ml.autolog`` are there under MLflow's names, so that a script can
+``import sparktrack as mlflow``. Nothing here starts a JVM: Spark is imported only by
+``sparktrack.spark``, ``sparktrack.repro`` and autologging.
 """
 
+from sparktrack import exceptions  # noqa: F401 - `mlflow.exceptions` after `import mlflow`
 from sparktrack.autolog import autolog
 from sparktrack.client import TrackingClient
 from sparktrack.entities import (
@@ -28,6 +31,7 @@ from sparktrack.fluent import (
     create_experiment,
     delete_experiment,
     delete_run,
+    delete_runs,
     delete_tag,
     download_artifacts,
     end_run,
@@ -54,6 +58,7 @@ from sparktrack.fluent import (
     rename_experiment,
     restore_experiment,
     restore_run,
+    restore_runs,
     search_experiments,
     search_runs,
     set_experiment,
@@ -88,6 +93,7 @@ __all__ = [
     "create_experiment",
     "delete_experiment",
     "delete_run",
+    "delete_runs",
     "delete_tag",
     "download_artifacts",
     "end_run",
@@ -114,6 +120,7 @@ __all__ = [
     "rename_experiment",
     "restore_experiment",
     "restore_run",
+    "restore_runs",
     "search_experiments",
     "search_runs",
     "set_experiment",
@@ -124,3 +131,14 @@ __all__ = [
     "set_tracking_uri",
     "start_run",
 ]
+
+
+def __getattr__(name: str):
+    # `sparktrack.pyspark.ml.autolog()` works after a bare `import sparktrack`, as
+    # `mlflow.pyspark.ml.autolog()` does after `import mlflow`; the subpackage is imported on
+    # first use, and does not import Spark itself.
+    if name == "pyspark":
+        import importlib
+
+        return importlib.import_module("sparktrack.pyspark")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

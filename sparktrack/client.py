@@ -38,7 +38,7 @@ from sparktrack.validation import validate_run_name
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PagedList", "TrackingClient", "resolve_tracking_uri"]
+__all__ = ["PagedList", "TrackingClient", "resolve_tracking_uri", "set_process_tracking_uri"]
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
@@ -53,9 +53,22 @@ class PagedList(list):
         self.token = token
 
 
+# The process-wide tracking URI, set by sparktrack.set_tracking_uri. It lives here, not in
+# the fluent module, because TrackingClient() follows it too, as MlflowClient() follows
+# mlflow.set_tracking_uri.
+_tracking_uri: str | None = None
+
+
+def set_process_tracking_uri(uri: str | None) -> None:
+    """Make ``uri`` the default of every later ``resolve_tracking_uri()`` (None: unset it)."""
+    global _tracking_uri
+    _tracking_uri = uri
+
+
 def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The given URI, else ``SPARKTRACK_TRACKING_URI``, else ``./sparktrack-store``."""
-    return uri or os.environ.get(ENV_TRACKING_URI) or DEFAULT_TRACKING_URI
+    """The given URI, else the one set with ``sparktrack.set_tracking_uri``, else
+    ``SPARKTRACK_TRACKING_URI``, else ``./sparktrack-store``."""
+    return uri or _tracking_uri or os.environ.get(ENV_TRACKING_URI) or DEFAULT_TRACKING_URI
 
 
 def _view_type(view_type: ViewType | str) -> ViewType:
@@ -67,12 +80,23 @@ def _view_type(view_type: ViewType | str) -> ViewType:
         ) from None
 
 
+def _synchronous(synchronous: bool | None) -> bool:
+    if synchronous is not None and not isinstance(synchronous, bool):
+        # Most likely a timestamp passed by position: MLflow puts synchronous before it.
+        raise InvalidInputError(
+            f"synchronous must be True, False or None, got {str(synchronous)[:200]!r}; "
+            "pass a timestamp as timestamp=..."
+        )
+    return bool(synchronous)
+
+
 class TrackingClient:
     """Create and query experiments and runs by id.
 
     Args:
-        tracking_uri: the store root (a folder or an object-store prefix). Defaults to
-            ``SPARKTRACK_TRACKING_URI`` or ``./sparktrack-store``.
+        tracking_uri: the store root (a folder or an object-store prefix). Defaults to the
+            URI set with ``sparktrack.set_tracking_uri``, else ``SPARKTRACK_TRACKING_URI``,
+            else ``./sparktrack-store`` (read when the client is created).
         storage_options: credentials and options handed to ``deltalake`` for object stores.
     """
 
@@ -92,7 +116,6 @@ class TrackingClient:
     def create_experiment(
         self,
         name: str,
-        *,
         artifact_location: str | None = None,
         tags: dict[str, Any] | None = None,
     ) -> str:
@@ -107,12 +130,12 @@ class TrackingClient:
 
     def search_experiments(
         self,
-        *,
         view_type: ViewType | str = ViewType.ACTIVE_ONLY,
         max_results: int | None = 1000,
         filter_string: str | None = None,
         order_by: list[str] | None = None,
         page_token: str | None = None,
+        *,
         name_like: str | None = None,
     ) -> PagedList:
         """Experiments matching a filter, one page; ``.token`` of the result fetches the next.
@@ -152,10 +175,10 @@ class TrackingClient:
     def create_run(
         self,
         experiment_id: str,
-        *,
         start_time: int | None = None,
         tags: dict[str, Any] | None = None,
         run_name: str | None = None,
+        *,
         parent_run_id: str | None = None,
         run_id: str | None = None,
     ) -> Run:
@@ -187,15 +210,14 @@ class TrackingClient:
     def get_run_info(self, run_id: str) -> RunInfo:
         return self.store.get_run_info(run_id)
 
-    def update_run(
-        self, run_id: str, *, status: str | None = None, name: str | None = None
-    ) -> None:
+    def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
         self.store.update_run(run_id, status=status, run_name=name)
 
     def set_terminated(
-        self, run_id: str, *, status: str = RunStatus.FINISHED, end_time: int | None = None
+        self, run_id: str, status: str | None = None, end_time: int | None = None
     ) -> None:
-        """End a run with the given status (FINISHED, FAILED or KILLED)."""
+        """End a run with the given status (FINISHED, FAILED or KILLED; FINISHED by default)."""
+        status = RunStatus.FINISHED if status is None else status
         if status not in ("FINISHED", "FAILED", "KILLED"):
             raise InvalidInputError(
                 f"Cannot end run {run_id} with status {status!r}; use FINISHED, FAILED or KILLED."
@@ -313,9 +335,16 @@ class TrackingClient:
         )
 
     # -- logging -----------------------------------------------------------------------------
-    def log_param(self, run_id: str, key: str, value: Any) -> Any:
-        """Log a write-once param; the same value again is a no-op, another value an error."""
+    def log_param(
+        self, run_id: str, key: str, value: Any, synchronous: bool | None = None
+    ) -> Any:
+        """Log a write-once param; the same value again is a no-op, another value an error.
+
+        ``synchronous=True`` commits it before returning (see :meth:`log_metric`).
+        """
+        synchronous = _synchronous(synchronous)
         self.store.log_batch(run_id, params=[Param(key, value)])
+        self._commit_if(synchronous)
         return value
 
     def log_metric(
@@ -323,36 +352,53 @@ class TrackingClient:
         run_id: str,
         key: str,
         value: float,
-        *,
         timestamp: int | None = None,
         step: int | None = None,
+        synchronous: bool | None = None,
     ) -> None:
+        """Log one point of a metric (``step`` 0 and the current time by default).
+
+        Rows are buffered and committed within the flush interval; reads in this process see
+        them at once. ``synchronous=True`` commits them before returning, one Delta commit
+        per call (MLflow's ``synchronous=False`` is the buffered default here).
+        """
+        synchronous = _synchronous(synchronous)
         self.store.log_metric(
             run_id, key, value, timestamp if timestamp is not None else now_millis(), step or 0
         )
+        self._commit_if(synchronous)
+
+    def _commit_if(self, synchronous: bool) -> None:
+        if synchronous:
+            self.store.flush()
 
     def log_batch(
         self,
         run_id: str,
-        *,
         metrics: Sequence[Metric] = (),
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
+        synchronous: bool | None = None,
     ) -> None:
         """Log metrics, params and tags at once; all are validated before any is written.
 
-        Like MLflow, a ``mlflow.runName`` tag renames the run.
+        Like MLflow, a ``mlflow.runName`` tag renames the run. ``synchronous=True`` commits
+        them before returning (see :meth:`log_metric`).
         """
+        synchronous = _synchronous(synchronous)
         names = [str(tag.value) for tag in tags if tag.key == RUN_NAME_TAG]
         if names:
             validate_run_name(names[-1], settings=self.store.settings)
         self.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
         if names:
             self.store.update_run(run_id, run_name=names[-1])
+        self._commit_if(synchronous)
 
-    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+    def set_tag(
+        self, run_id: str, key: str, value: Any, synchronous: bool | None = None
+    ) -> None:
         """Set a run tag; setting ``mlflow.runName`` renames the run, as in MLflow."""
-        self.log_batch(run_id, tags=[RunTag(key, value)])
+        self.log_batch(run_id, tags=[RunTag(key, value)], synchronous=synchronous)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self.store.delete_tag(run_id, key)

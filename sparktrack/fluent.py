@@ -6,13 +6,21 @@ thread, so threads that train in parallel each have their own run.
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from sparktrack import pending
-from sparktrack.client import NOTE_TAG, TrackingClient, resolve_tracking_uri
+from sparktrack.client import (
+    NOTE_TAG,
+    TrackingClient,
+    resolve_tracking_uri,
+    set_process_tracking_uri,
+)
 from sparktrack.config import ENV_EXPERIMENT_ID, ENV_EXPERIMENT_NAME
 from sparktrack.entities import (
     Experiment,
@@ -47,6 +55,7 @@ __all__ = [
     "create_experiment",
     "delete_experiment",
     "delete_run",
+    "delete_runs",
     "delete_tag",
     "download_artifacts",
     "end_run",
@@ -73,6 +82,7 @@ __all__ = [
     "rename_experiment",
     "restore_experiment",
     "restore_run",
+    "restore_runs",
     "search_experiments",
     "search_runs",
     "set_experiment",
@@ -84,11 +94,15 @@ __all__ = [
     "start_run",
 ]
 
+logger = logging.getLogger("sparktrack")
+
 _state_lock = threading.Lock()
-_tracking_uri: str | None = None
 _active_experiment_id: str | None = None
 _client: TrackingClient | None = None
 _thread = threading.local()
+# Every thread's open runs, oldest first, so that interpreter exit can end them: a thread's
+# own stack is gone once the thread has ended. Single dict operations need no lock (GIL).
+_open_runs: dict[str, ActiveRun] = {}
 
 
 class ActiveRun:
@@ -137,7 +151,7 @@ def _stack() -> list[ActiveRun]:
 def _get_client() -> TrackingClient:
     global _client
     with _state_lock:
-        uri = resolve_tracking_uri(_tracking_uri)
+        uri = resolve_tracking_uri()
         if _client is None or _client.tracking_uri != uri:
             _client = TrackingClient(uri)
         return _client
@@ -145,16 +159,17 @@ def _get_client() -> TrackingClient:
 
 # -- tracking URI and experiments ---------------------------------------------------------------
 def set_tracking_uri(uri: str | os.PathLike) -> None:
-    """Use the store at ``uri`` (a folder or an object-store prefix) from now on."""
-    global _tracking_uri, _active_experiment_id
+    """Use the store at ``uri`` (a folder or an object-store prefix) from now on, in the
+    fluent API and in every ``TrackingClient()`` created without a URI."""
+    global _active_experiment_id
     with _state_lock:
-        _tracking_uri = os.fspath(uri)
+        set_process_tracking_uri(os.fspath(uri))
         _active_experiment_id = None
 
 
 def get_tracking_uri() -> str:
     """The store in use: set_tracking_uri, else SPARKTRACK_TRACKING_URI, else the default."""
-    return resolve_tracking_uri(_tracking_uri)
+    return resolve_tracking_uri()
 
 
 def create_experiment(
@@ -283,9 +298,9 @@ def start_run(
     experiment_id: str | None = None,
     run_name: str | None = None,
     nested: bool = False,
+    parent_run_id: str | None = None,
     tags: dict[str, Any] | None = None,
     description: str | None = None,
-    parent_run_id: str | None = None,
 ) -> ActiveRun:
     """Start a new run, or resume ``run_id``, and make it this thread's active run."""
     stack = _stack()
@@ -325,6 +340,7 @@ def start_run(
         run_id = run.info.run_id
     active = ActiveRun(run_id, client)
     stack.append(active)
+    _open_runs[run_id] = active
     _thread.last_run_id = run_id
     return active
 
@@ -337,6 +353,7 @@ def _end_run_by_id(run_id: str, status: str) -> None:
         # Pop only once ended: a rejected status leaves the run active, as it is in the store.
         active._client.set_terminated(active._run_id, status=status, end_time=now_millis())
         stack.pop()
+        _open_runs.pop(active._run_id, None)
         _thread.last_run_id = active._run_id
 
 
@@ -370,6 +387,24 @@ def delete_run(run_id: str, *, delete_descendants: bool = True) -> None:
 
 def restore_run(run_id: str, *, restore_descendants: bool = True) -> None:
     _get_client().restore_run(run_id, restore_descendants=restore_descendants)
+
+
+def delete_runs(
+    experiment_id: str, max_timestamp_millis: int, *, max_runs: int = 10_000
+) -> int:
+    """Soft-delete up to ``max_runs`` (1..10,000) runs of the experiment started at or before
+    ``max_timestamp_millis``, oldest first; returns how many were deleted (Databricks'
+    ``delete_runs``)."""
+    return _get_client().delete_runs(experiment_id, max_timestamp_millis, max_runs=max_runs)
+
+
+def restore_runs(
+    experiment_id: str, min_timestamp_millis: int, *, max_runs: int = 10_000
+) -> int:
+    """Restore up to ``max_runs`` (1..10,000) runs of the experiment deleted at or after
+    ``min_timestamp_millis``, most recently deleted first; returns how many were restored
+    (Databricks' ``restore_runs``)."""
+    return _get_client().restore_runs(experiment_id, min_timestamp_millis, max_runs=max_runs)
 
 
 def compare_runs(run_ids: list[str], *, hide_identical: bool = False) -> pd.DataFrame:
@@ -421,41 +456,67 @@ def _run_id_or_start() -> str:
 
 
 # -- logging ----------------------------------------------------------------------------------
-def log_param(key: str, value: Any) -> Any:
-    """Log a param of the active run (write-once) and return the value."""
-    return _get_client().log_param(_run_id_or_start(), key, value)
+def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
+    """Log a param of the active run (write-once) and return the value.
+
+    ``synchronous=True`` commits it before returning (see :func:`log_metric`).
+    """
+    return _get_client().log_param(_run_id_or_start(), key, value, synchronous=synchronous)
 
 
-def log_params(params: dict[str, Any]) -> None:
+def log_params(
+    params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
+) -> None:
     _get_client().log_batch(
-        _run_id_or_start(), params=[Param(key, value) for key, value in params.items()]
+        run_id or _run_id_or_start(),
+        params=[Param(key, value) for key, value in params.items()],
+        synchronous=synchronous,
     )
 
 
 def log_metric(
-    key: str, value: float, step: int | None = None, timestamp: int | None = None
+    key: str,
+    value: float,
+    step: int | None = None,
+    synchronous: bool | None = None,
+    timestamp: int | None = None,
+    run_id: str | None = None,
 ) -> None:
-    """Log one point of a metric of the active run (buffered: microseconds, no commit)."""
-    _get_client().log_metric(_run_id_or_start(), key, value, timestamp=timestamp, step=step)
+    """Log one point of a metric of the active run, or of ``run_id``.
 
-
-def log_metrics(
-    metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
-) -> None:
-    timestamp = timestamp if timestamp is not None else int(time.time() * 1000)
-    _get_client().log_batch(
-        _run_id_or_start(),
-        metrics=[Metric(key, value, timestamp, step or 0) for key, value in metrics.items()],
+    Buffered: microseconds, no commit; the row is committed within the flush interval and
+    reads in this process see it at once. ``synchronous=True`` commits before returning (one
+    Delta commit per call); MLflow's ``synchronous=False`` is the default behaviour here.
+    """
+    _get_client().log_metric(
+        run_id or _run_id_or_start(), key, value, timestamp=timestamp, step=step,
+        synchronous=synchronous,
     )
 
 
-def set_tag(key: str, value: Any) -> None:
-    _get_client().set_tag(_run_id_or_start(), key, value)
-
-
-def set_tags(tags: dict[str, Any]) -> None:
+def log_metrics(
+    metrics: dict[str, float],
+    step: int | None = None,
+    synchronous: bool | None = None,
+    run_id: str | None = None,
+    timestamp: int | None = None,
+) -> None:
+    timestamp = timestamp if timestamp is not None else int(time.time() * 1000)
     _get_client().log_batch(
-        _run_id_or_start(), tags=[RunTag(key, value) for key, value in tags.items()]
+        run_id or _run_id_or_start(),
+        metrics=[Metric(key, value, timestamp, step or 0) for key, value in metrics.items()],
+        synchronous=synchronous,
+    )
+
+
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
+    _get_client().set_tag(_run_id_or_start(), key, value, synchronous=synchronous)
+
+
+def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
+    _get_client().log_batch(
+        _run_id_or_start(), tags=[RunTag(key, value) for key, value in tags.items()],
+        synchronous=synchronous,
     )
 
 
@@ -494,20 +555,24 @@ def flush() -> None:
 
 
 # -- artifacts --------------------------------------------------------------------------------
-def log_artifact(local_path: str | os.PathLike, artifact_path: str | None = None) -> None:
-    _get_client().log_artifact(_run_id_or_start(), local_path, artifact_path)
+def log_artifact(
+    local_path: str | os.PathLike, artifact_path: str | None = None, run_id: str | None = None
+) -> None:
+    _get_client().log_artifact(run_id or _run_id_or_start(), local_path, artifact_path)
 
 
-def log_artifacts(local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
-    _get_client().log_artifacts(_run_id_or_start(), local_dir, artifact_path)
+def log_artifacts(
+    local_dir: str | os.PathLike, artifact_path: str | None = None, run_id: str | None = None
+) -> None:
+    _get_client().log_artifacts(run_id or _run_id_or_start(), local_dir, artifact_path)
 
 
-def log_text(text: str, artifact_file: str) -> None:
-    _get_client().log_text(_run_id_or_start(), text, artifact_file)
+def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
+    _get_client().log_text(run_id or _run_id_or_start(), text, artifact_file)
 
 
-def log_dict(dictionary: dict, artifact_file: str) -> None:
-    _get_client().log_dict(_run_id_or_start(), dictionary, artifact_file)
+def log_dict(dictionary: dict, artifact_file: str, run_id: str | None = None) -> None:
+    _get_client().log_dict(run_id or _run_id_or_start(), dictionary, artifact_file)
 
 
 def log_figure(figure: Any, artifact_file: str) -> None:
@@ -536,3 +601,47 @@ def download_artifacts(
     dst_path: str | os.PathLike | None = None,
 ) -> str:
     return _get_client().download_artifacts(run_id or _run_id_or_start(), artifact_path, dst_path)
+
+
+# -- interpreter exit --------------------------------------------------------------------------
+def _end_open_runs_at_exit() -> None:
+    """End every run a script left open, as MLflow does at exit, innermost first.
+
+    The status is FINISHED, or FAILED (KILLED for Ctrl-C) when the script dies of an uncaught
+    exception; MLflow writes FINISHED even then. A run whose status was already set (by a
+    client, say) is left as it is.
+    """
+    status = _exit_status()
+    for active in reversed(list(_open_runs.values())):
+        try:
+            if active._client.get_run_info(active._run_id).status == RunStatus.RUNNING:
+                active._client.set_terminated(active._run_id, status, now_millis())
+        except Exception:  # noqa: BLE001 - the other runs and the exit flush must go on
+            logger.warning("sparktrack: could not end run %s at exit", active._run_id,
+                           exc_info=True)
+    _open_runs.clear()
+
+
+def _exit_status() -> str:
+    # The interpreter sets sys.last_value when the main script dies of an uncaught exception,
+    # before the exit hooks run (not for sys.exit()). A REPL or notebook sets it for every
+    # error it shows and goes on, so there it says nothing about how the session ended.
+    error = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    if error is None or _interactive():
+        return RunStatus.FINISHED
+    return RunStatus.KILLED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED
+
+
+def _interactive() -> bool:
+    if hasattr(sys, "ps1") or sys.flags.interactive:
+        return True
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    return get_ipython is not None and get_ipython() is not None
+
+
+# atexit runs hooks last-registered-first. This one is registered after the store's exit
+# flush (sparktrack.store is imported above), so the runs' new status is in the buffer that
+# flush commits; background model saves (sparktrack.pending registers its wait when a save
+# starts, later still) end before the runs are marked ended.
+atexit.register(_end_open_runs_at_exit)

@@ -32,6 +32,7 @@ PUBLIC_NAMES = [
     "create_experiment",
     "delete_experiment",
     "delete_run",
+    "delete_runs",
     "delete_tag",
     "download_artifacts",
     "end_run",
@@ -58,6 +59,7 @@ PUBLIC_NAMES = [
     "rename_experiment",
     "restore_experiment",
     "restore_run",
+    "restore_runs",
     "search_experiments",
     "search_runs",
     "set_experiment",
@@ -107,11 +109,17 @@ def test_fluent_functions_match_mlflow_signatures():
             if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
         ]
 
-    assert positional(sparktrack.start_run)[:6] == [
-        "run_id", "experiment_id", "run_name", "nested", "tags", "description",
+    # MLflow 3.17's order (parent_run_id before tags; synchronous before timestamp); every
+    # shared name is compared with MLflow itself in test_dropin_signatures.py.
+    assert positional(sparktrack.start_run)[:7] == [
+        "run_id", "experiment_id", "run_name", "nested", "parent_run_id", "tags", "description",
     ]
-    assert positional(sparktrack.log_metric)[:4] == ["key", "value", "step", "timestamp"]
-    assert positional(sparktrack.log_metrics)[:3] == ["metrics", "step", "timestamp"]
+    assert positional(sparktrack.log_metric)[:5] == [
+        "key", "value", "step", "synchronous", "timestamp",
+    ]
+    assert positional(sparktrack.log_metrics)[:5] == [
+        "metrics", "step", "synchronous", "run_id", "timestamp",
+    ]
     assert positional(sparktrack.set_experiment)[:2] == ["experiment_name", "experiment_id"]
     assert positional(sparktrack.create_experiment)[:3] == ["name", "artifact_location", "tags"]
     assert positional(sparktrack.log_artifact)[:2] == ["local_path", "artifact_path"]

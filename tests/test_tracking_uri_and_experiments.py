@@ -36,7 +36,7 @@ def test_set_tracking_uri_accepts_a_path_object(tmp_path):
 
 def test_tracking_uri_from_environment(tmp_path, monkeypatch):
     uri = str(tmp_path / "from-env")
-    monkeypatch.setattr(sparktrack.fluent, "_tracking_uri", None)
+    monkeypatch.setattr(sparktrack.client, "_tracking_uri", None)
     monkeypatch.setenv("SPARKTRACK_TRACKING_URI", uri)
     assert sparktrack.get_tracking_uri() == uri
     assert TrackingClient().tracking_uri == uri
@@ -52,9 +52,30 @@ def test_set_tracking_uri_wins_over_environment(tmp_path, monkeypatch):
     assert sparktrack.get_tracking_uri() == str(tmp_path / "explicit")
 
 
+def test_tracking_client_follows_set_tracking_uri(tmp_path, monkeypatch):
+    """As ``MlflowClient()`` follows ``mlflow.set_tracking_uri``: no silent second store."""
+    monkeypatch.chdir(tmp_path)  # where the default ./sparktrack-store would appear
+    monkeypatch.setenv("SPARKTRACK_TRACKING_URI", str(tmp_path / "env"))
+    uri = str(tmp_path / "chosen")
+    sparktrack.set_tracking_uri(uri)
+    client = TrackingClient()
+    assert client.tracking_uri == uri
+    run_id = client.create_run("0").info.run_id
+    client.log_metric(run_id, "m", 1.0)
+    assert sparktrack.get_run(run_id).data.metrics == {"m": 1.0}  # one store for both APIs
+    client.flush()
+    assert os.path.isdir(os.path.join(uri, "runs", "_delta_log"))
+    assert sorted(os.listdir(tmp_path)) == ["chosen"]
+    # A URI given to the client still wins; a client keeps the store it was created with.
+    assert TrackingClient(str(tmp_path / "given")).tracking_uri == str(tmp_path / "given")
+    sparktrack.set_tracking_uri(str(tmp_path / "later"))
+    assert client.tracking_uri == uri
+    assert TrackingClient().tracking_uri == str(tmp_path / "later")
+
+
 def test_default_tracking_uri_is_a_folder_in_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sparktrack.fluent, "_tracking_uri", None)
+    monkeypatch.setattr(sparktrack.client, "_tracking_uri", None)
     monkeypatch.delenv("SPARKTRACK_TRACKING_URI", raising=False)
     assert sparktrack.get_tracking_uri() == "./sparktrack-store"
     assert TrackingClient().tracking_uri == "./sparktrack-store"
