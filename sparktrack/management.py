@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pyarrow.compute as pc
 
-from sparktrack.artifacts import ArtifactRepository
+from sparktrack._artifact_repository import ArtifactRepository
 from sparktrack.entities import LifecycleStage, ViewType
 from sparktrack.errors import InvalidInputError, StoreError
 from sparktrack.store import TrackingStore
