@@ -5,6 +5,7 @@ The module-level functions are MLflow's fluent API (``start_run``, ``log_metric`
 only by ``sparktrack.spark``, ``sparktrack.repro`` and autologging.
 """
 
+from sparktrack import artifacts  # noqa: F401  (mlflow.artifacts.load_dict and friends)
 from sparktrack.autolog import autolog
 from sparktrack.client import TrackingClient
 from sparktrack.entities import (
