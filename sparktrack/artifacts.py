@@ -109,18 +109,16 @@ def load_text(artifact_uri: str) -> str:
 
 def load_dict(artifact_uri: str) -> dict[str, Any]:
     """A JSON artifact as Python objects; a ``.yaml``/``.yml`` one is read as YAML (PyYAML)."""
-    yaml_file = str(artifact_uri).lower().endswith((".yaml", ".yml"))
-    if yaml_file:
-        yaml = _import_yaml(artifact_uri)
-    with tempfile.TemporaryDirectory(prefix="sparktrack-load-") as folder:
-        text = _read_text(download_artifacts(artifact_uri, dst_path=folder), artifact_uri)
-    if yaml_file:
+    if str(artifact_uri).lower().endswith((".yaml", ".yml")):
+        yaml = _import_yaml(artifact_uri)  # before downloading: fail fast without PyYAML
+        text = load_text(artifact_uri)
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as error:
             raise InvalidInputError(
                 f"Artifact {_shown(artifact_uri)} is not valid YAML: {str(error)[:200]}"
             ) from None
+    text = load_text(artifact_uri)
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

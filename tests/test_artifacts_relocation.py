@@ -199,18 +199,35 @@ def test_gc_on_a_copy_of_an_old_store_skips_locations_outside_the_copy(original,
     assert absolute in caplog.text and "not inside the store" in caplog.text
 
 
-def test_gc_skips_an_experiment_location_outside_the_store(tmp_path):
-    root = tmp_path / "store"
-    elsewhere = tmp_path / "elsewhere"
-    client = TrackingClient(str(root))
-    experiment = client.create_experiment("outside", artifact_location=str(elsewhere))
+def _outside_run(client: TrackingClient, name: str, elsewhere: Path) -> str:
+    experiment = client.create_experiment(name, artifact_location=str(elsewhere))
     run_id = client.create_run(experiment, run_name="r").info.run_id
     client.log_text(run_id, "keep me", "f.txt")
     client.delete_run(run_id)
+    return run_id
+
+
+def test_gc_skips_an_experiment_location_outside_the_store(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    client = TrackingClient(str(tmp_path / "store"))
+    run_id = _outside_run(client, "outside", elsewhere)
     result = client.gc(older_than=timedelta(0))
     assert (elsewhere / run_id / "f.txt").read_text() == "keep me"
     assert result.run_ids == [run_id]
     assert result.skipped_artifacts == [str(elsewhere / run_id)]
+
+
+def test_the_gc_command_reports_what_it_left_outside_the_store(tmp_path, capsys):
+    from sparktrack.cli import main
+
+    elsewhere = tmp_path / "elsewhere"
+    store = tmp_path / "store"
+    run_id = _outside_run(TrackingClient(str(store)), "outside", elsewhere)
+    capsys.readouterr()
+    assert main(["--store", str(store), "gc", "--older-than", "0s"]) == 0
+    out = capsys.readouterr().out
+    assert f"Left artifacts outside the store on disk: {elsewhere / run_id}" in out
+    assert (elsewhere / run_id / "f.txt").is_file()
 
 
 def test_gc_does_not_follow_a_run_folder_linked_outside_the_store(original, tmp_path):
