@@ -178,7 +178,8 @@ class TrackingStore:
             return cached[1]
         rows = newest_rows(self.tables[EXPERIMENTS.name].read(), ["experiment_id"]).to_pylist()
         experiments = sorted(
-            (_experiment(row, self.root) for row in rows), key=lambda e: (-e.creation_time, e.experiment_id)
+            (_experiment(row, self.root) for row in rows),
+            key=lambda e: (-e.creation_time, e.experiment_id),
         )
         self._experiments_cache = (time.monotonic(), experiments)
         return experiments
@@ -701,8 +702,8 @@ class TrackingStore:
     def list_run_infos(
         self, experiment_ids: Iterable[str] | None, *, view_type: ViewType = ViewType.ALL
     ) -> list[RunInfo]:
-        return [run_info_from_row(row, root=self.root)
-                for row in self.run_rows(experiment_ids, view_type=view_type).to_pylist()]
+        return [run_info_from_row(row) for row in self.run_rows(experiment_ids,
+                                                         view_type=view_type).to_pylist()]
 
     def forget_runs(self, run_ids: Iterable[str]) -> None:
         """Drop cached state of runs removed from the store (garbage collection)."""
