@@ -7,6 +7,7 @@ The module-level functions are MLflow's fluent API (``start_run``, ``log_metric`
 ``sparktrack.spark``, ``sparktrack.repro`` and autologging.
 """
 
+from sparktrack import artifacts  # noqa: F401  (mlflow.artifacts.load_dict and friends)
 from sparktrack import exceptions  # noqa: F401 - `mlflow.exceptions` after `import mlflow`
 from sparktrack.autolog import autolog
 from sparktrack.client import TrackingClient

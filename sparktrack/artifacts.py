@@ -1,143 +1,243 @@
-"""Artifacts of a run: files under ``<artifact_uri>/`` on a local disk or an object store.
+"""MLflow's ``mlflow.artifacts``: download, list and load artifacts by URI or run id.
 
-Every artifact path is relative to the run's artifact root and may not leave it: absolute
-paths, ``..`` steps that climb out, and backslashes are rejected before anything is copied.
+An artifact URI is either ``runs:/<run_id>/<path>`` (the run is looked up in the store of
+``tracking_uri``, else the current tracking URI) or a location: a local path, a ``file://``
+URI or an object-store URI such as ``s3://bucket/path`` (``run.info.artifact_uri + "/f.txt"``
+is one). ``import sparktrack as mlflow`` then ``mlflow.artifacts.load_dict(...)`` works as in
+MLflow.
+
+Unlike MLflow, a download always copies: without ``dst_path`` the files go to a new temporary
+folder, never handed out from inside the store.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
+import re
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pyarrow.fs as pafs
-
+from sparktrack import pending
+from sparktrack._artifact_repository import ArtifactRepository, os_errors
 from sparktrack.entities import FileInfo
-from sparktrack.errors import ArtifactNotFoundError, InvalidArtifactPathError
+from sparktrack.errors import InvalidInputError, MissingRequirementError
 
-__all__ = ["ArtifactRepository", "safe_relative_path"]
+if TYPE_CHECKING:
+    from sparktrack.client import TrackingClient
+
+__all__ = ["download_artifacts", "list_artifacts", "load_dict", "load_image", "load_text"]
+
+_RUNS_URI = re.compile(r"^runs:/+(?P<run_id>[^/]*)(?:/(?P<path>.*))?$")
 
 
-def safe_relative_path(path: str | None) -> str:
-    """``path`` normalised to a relative POSIX path inside the run's folder ("" = the root)."""
-    if path is None or path in ("", "."):
-        return ""
-    if not isinstance(path, str):
-        raise InvalidArtifactPathError(f"Artifact path {path!r} must be a string.")
-    if "\\" in path or "\x00" in path:
-        raise InvalidArtifactPathError(
-            f"Artifact path {path!r} contains a backslash or NUL byte; use '/' separated paths."
+def download_artifacts(
+    artifact_uri: str | None = None,
+    run_id: str | None = None,
+    artifact_path: str | None = None,
+    dst_path: str | os.PathLike | None = None,
+    tracking_uri: str | None = None,
+) -> str:
+    """Copy an artifact file or folder to a local folder; returns the local path of the copy.
+
+    Args:
+        artifact_uri: ``runs:/<run_id>/<path>``, a local path, a ``file://`` or object-store
+            URI. Give it or ``run_id``, not both.
+        run_id: the run whose artifacts to download (with ``artifact_path``).
+        artifact_path: with ``run_id``, the file or folder inside the run ("": all of it).
+        dst_path: the local folder to copy into (created if needed); a new temporary folder
+            by default.
+        tracking_uri: the store of ``run_id`` / ``runs:/`` URIs (default: the current one).
+    """
+    if (artifact_uri is None) == (run_id is None):
+        raise InvalidInputError(
+            "Give exactly one of artifact_uri (e.g. 'runs:/<run_id>/model') or run_id to "
+            "download_artifacts."
         )
-    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
-        raise InvalidArtifactPathError(
-            f"Artifact path {path!r} is absolute; artifact paths are relative to the run's "
-            "artifact folder (e.g. 'plots/loss.png')."
+    if artifact_uri is not None and artifact_path is not None:
+        raise InvalidInputError(
+            "artifact_path goes with run_id; with artifact_uri put the path in the URI "
+            "('runs:/<run_id>/<artifact_path>')."
         )
-    normalized = posixpath.normpath(path)
-    if normalized == ".." or normalized.startswith("../"):
-        raise InvalidArtifactPathError(
-            f"Artifact path {path!r} would escape the run's artifact folder; remove the '..' "
-            "steps."
+    destination = _destination(dst_path)
+    if run_id is not None:
+        return _client(tracking_uri).download_artifacts(run_id, artifact_path, destination)
+    parsed = _parse(artifact_uri)
+    if isinstance(parsed, tuple):
+        run, path = parsed
+        return _client(tracking_uri).download_artifacts(run, path, destination)
+    pending.wait_all()  # the location may be a run of this process with a save still running
+    parent, name = _split(parsed)
+    return ArtifactRepository(parent).download_artifacts(name, destination)
+
+
+def list_artifacts(
+    artifact_uri: str | None = None,
+    run_id: str | None = None,
+    artifact_path: str | None = None,
+    tracking_uri: str | None = None,
+) -> list[FileInfo]:
+    """The files and folders directly under an artifact URI, or under ``artifact_path`` of
+    ``run_id`` (arguments as in :func:`download_artifacts`)."""
+    if (artifact_uri is None) == (run_id is None):
+        raise InvalidInputError(
+            "Give exactly one of artifact_uri (e.g. 'runs:/<run_id>/plots') or run_id to "
+            "list_artifacts."
         )
-    return "" if normalized == "." else normalized
-
-
-class ArtifactRepository:
-    """Reads and writes the artifacts of one run."""
-
-    def __init__(self, artifact_uri: str) -> None:
-        self.artifact_uri = artifact_uri.rstrip("/")
-        self._fs, self._root = pafs.FileSystem.from_uri(
-            self.artifact_uri if "://" in self.artifact_uri else os.path.abspath(self.artifact_uri)
+    if artifact_uri is not None and artifact_path is not None:
+        raise InvalidInputError(
+            "artifact_path goes with run_id; with artifact_uri put the path in the URI."
         )
+    if run_id is not None:
+        return _client(tracking_uri).list_artifacts(run_id, artifact_path)
+    parsed = _parse(artifact_uri)
+    if isinstance(parsed, tuple):
+        run, path = parsed
+        return _client(tracking_uri).list_artifacts(run, path)
+    pending.wait_all()
+    parent, name = _split(parsed)
+    return ArtifactRepository(parent).list_artifacts(name)
 
-    def _full(self, relative: str) -> str:
-        return posixpath.join(self._root, relative) if relative else self._root
 
-    def log_artifact(self, local_file: str | os.PathLike, artifact_path: str | None = None) -> str:
-        """Copy one local file into ``artifact_path/`` of the run; returns its artifact path."""
-        local = Path(local_file)
-        if not local.is_file():
-            raise ArtifactNotFoundError(f"Local file {str(local)!r} does not exist or is not a file.")
-        relative = posixpath.join(safe_relative_path(artifact_path), local.name).lstrip("/")
-        self.write_bytes(relative, local.read_bytes())
-        return relative
+def load_text(artifact_uri: str) -> str:
+    """The content of a UTF-8 text artifact (``runs:/<run_id>/notes.txt`` or a location)."""
+    with tempfile.TemporaryDirectory(prefix="sparktrack-load-") as folder:
+        return _read_text(download_artifacts(artifact_uri, dst_path=folder), artifact_uri)
 
-    def log_artifacts(self, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
-        """Copy a local folder's content (recursively) under ``artifact_path/``."""
-        base = Path(local_dir)
-        if not base.is_dir():
-            raise ArtifactNotFoundError(f"Local folder {str(base)!r} does not exist.")
-        prefix = safe_relative_path(artifact_path)
-        for file in sorted(p for p in base.rglob("*") if p.is_file()):
-            relative = posixpath.join(prefix, file.relative_to(base).as_posix())
-            self.write_bytes(relative, file.read_bytes())
 
-    def write_bytes(self, artifact_file: str, data: bytes) -> None:
-        relative = safe_relative_path(artifact_file)
-        if not relative:
-            raise InvalidArtifactPathError("An artifact file name is required, e.g. 'notes.txt'.")
-        target = self._full(relative)
-        self._fs.create_dir(posixpath.dirname(target), recursive=True)
-        temporary = f"{target}.tmp-{os.getpid()}"
-        with self._fs.open_output_stream(temporary) as out:
-            out.write(data)
-        self._fs.move(temporary, target)  # readers never see a half-written file
+def load_dict(artifact_uri: str) -> dict[str, Any]:
+    """A JSON artifact as Python objects; a ``.yaml``/``.yml`` one is read as YAML (PyYAML)."""
+    if str(artifact_uri).lower().endswith((".yaml", ".yml")):
+        yaml = _import_yaml(artifact_uri)  # before downloading: fail fast without PyYAML
+        text = load_text(artifact_uri)
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise InvalidInputError(
+                f"Artifact {_shown(artifact_uri)} is not valid YAML: {str(error)[:200]}"
+            ) from None
+    text = load_text(artifact_uri)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(
+            f"Artifact {_shown(artifact_uri)} is not valid JSON ({error.msg} at line "
+            f"{error.lineno}, column {error.colno}); load_dict reads .json files, and .yaml/.yml "
+            "files as YAML."
+        ) from None
 
-    def read_bytes(self, artifact_file: str) -> bytes:
-        target = self._full(safe_relative_path(artifact_file))
-        if self._fs.get_file_info(target).type != pafs.FileType.File:
-            raise ArtifactNotFoundError(
-                f"No artifact file {artifact_file!r} under {self.artifact_uri}."
+
+def load_image(artifact_uri: str):
+    """An image artifact as a loaded ``PIL.Image.Image`` (needs Pillow)."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise MissingRequirementError(
+            "load_image needs Pillow: install it with `pip install Pillow`."
+        ) from None
+    with tempfile.TemporaryDirectory(prefix="sparktrack-load-") as folder:
+        local = download_artifacts(artifact_uri, dst_path=folder)
+        _require_file(local, artifact_uri)
+        # Read while the temporary copy exists, from a file this function closes itself.
+        with os_errors(local), open(local, "rb") as stream:
+            try:
+                image = Image.open(stream)
+                image.load()
+            except (UnidentifiedImageError, OSError, SyntaxError) as error:
+                raise InvalidInputError(
+                    f"Artifact {_shown(artifact_uri)} is not an image Pillow can read: "
+                    f"{str(error)[:200]}"
+                ) from None
+    return image
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _client(tracking_uri: str | None) -> TrackingClient:
+    from sparktrack.client import TrackingClient
+    from sparktrack.fluent import get_tracking_uri
+
+    return TrackingClient(tracking_uri or get_tracking_uri())
+
+
+def _destination(dst_path: str | os.PathLike | None) -> str:
+    if dst_path is None:
+        return tempfile.mkdtemp(prefix="sparktrack-artifacts-")
+    with os_errors(dst_path):
+        Path(dst_path).mkdir(parents=True, exist_ok=True)
+    return os.fspath(dst_path)
+
+
+def _parse(artifact_uri: Any) -> tuple[str, str] | str:
+    """(run_id, path) of a ``runs:/`` URI, else the location as a string."""
+    if isinstance(artifact_uri, os.PathLike):
+        artifact_uri = os.fspath(artifact_uri)
+    if not isinstance(artifact_uri, str) or not artifact_uri.strip():
+        raise InvalidInputError(
+            f"artifact_uri must be a non-empty string such as 'runs:/<run_id>/model', got "
+            f"{_shown(artifact_uri)}."
+        )
+    if artifact_uri.startswith("runs:"):
+        match = _RUNS_URI.match(artifact_uri)
+        if match is None or not match["run_id"]:
+            raise InvalidInputError(
+                f"Artifact URI {_shown(artifact_uri)} has no run id; write it as "
+                "'runs:/<run_id>/<artifact path>'."
             )
-        with self._fs.open_input_stream(target) as stream:
-            return stream.read()
+        return match["run_id"], match["path"] or ""
+    if artifact_uri.startswith("models:"):
+        raise InvalidInputError(
+            f"Artifact URI {_shown(artifact_uri)}: sparktrack has no model registry; use "
+            "'runs:/<run_id>/<artifact path>' or the artifact's location."
+        )
+    return artifact_uri
 
-    def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
-        """The files and folders directly under ``path`` (the run's root when None)."""
-        relative = safe_relative_path(path)
-        info = self._fs.get_file_info(self._full(relative))
-        if info.type == pafs.FileType.NotFound:
-            return []
-        if info.type == pafs.FileType.File:
-            return [FileInfo(path=relative, is_dir=False, file_size=info.size)]
-        entries = self._fs.get_file_info(pafs.FileSelector(self._full(relative)))
-        found = [
-            FileInfo(
-                path=posixpath.join(relative, entry.base_name) if relative else entry.base_name,
-                is_dir=entry.type == pafs.FileType.Directory,
-                file_size=entry.size if entry.type == pafs.FileType.File else None,
-            )
-            for entry in entries
-            if ".tmp-" not in entry.base_name
-        ]
-        return sorted(found, key=lambda f: f.path)
 
-    def download_artifacts(self, path: str | None, dst_path: str | os.PathLike) -> str:
-        """Copy an artifact file or folder to ``dst_path``; returns the local path."""
-        relative = safe_relative_path(path)
-        source = self._full(relative)
-        info = self._fs.get_file_info(source)
-        if info.type == pafs.FileType.NotFound:
-            raise ArtifactNotFoundError(f"No artifact {path!r} under {self.artifact_uri}.")
-        destination = Path(dst_path)
-        destination.mkdir(parents=True, exist_ok=True)
-        local_root = destination / (posixpath.basename(relative) if relative else "")
-        if info.type == pafs.FileType.File:
-            local_root.write_bytes(self.read_bytes(relative))
-            return str(local_root)
-        local_root.mkdir(parents=True, exist_ok=True)
-        for entry in self._fs.get_file_info(pafs.FileSelector(source, recursive=True)):
-            if entry.type != pafs.FileType.File or ".tmp-" in entry.base_name:
-                continue
-            inner = posixpath.relpath(entry.path, source)
-            target = local_root / inner
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with self._fs.open_input_stream(entry.path) as stream:
-                target.write_bytes(stream.read())
-        return str(local_root)
+def _split(location: str) -> tuple[str, str]:
+    """(parent, name) of a location; a local path is first resolved to the file it names."""
+    if "://" not in location.removeprefix("file://"):
+        location = os.path.realpath(location.removeprefix("file://"))
+    parent, name = posixpath.split(location.rstrip("/"))
+    if not name:
+        raise InvalidInputError(
+            f"Artifact location {_shown(location)} names no file or folder; give the path of "
+            "one (e.g. '/data/run/model')."
+        )
+    return parent or "/", name
 
-    def delete_all(self) -> None:
-        """Remove the run's artifact folder (used by garbage collection)."""
-        if self._fs.get_file_info(self._root).type != pafs.FileType.NotFound:
-            self._fs.delete_dir(self._root)
+
+def _require_file(local: str, artifact_uri: Any) -> None:
+    if os.path.isdir(local):
+        raise InvalidInputError(
+            f"Artifact {_shown(artifact_uri)} is a folder; name a file inside it, or use "
+            "download_artifacts to copy the folder."
+        )
+
+
+def _read_text(local: str, artifact_uri: Any) -> str:
+    _require_file(local, artifact_uri)
+    with os_errors(local):
+        data = Path(local).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError(
+            f"Artifact {_shown(artifact_uri)} is not valid UTF-8 text; download it with "
+            "sparktrack.artifacts.download_artifacts and open it with its encoding."
+        ) from None
+
+
+def _import_yaml(artifact_uri: Any):
+    try:
+        import yaml
+    except ImportError:
+        raise MissingRequirementError(
+            f"Reading {_shown(artifact_uri)} as YAML needs PyYAML: `pip install pyyaml`."
+        ) from None
+    return yaml
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else f"{text[:197]}..."

@@ -211,6 +211,8 @@ def _gc(client: TrackingClient, args: argparse.Namespace) -> None:
     result = client.gc(older_than=args.older_than, experiment_ids=args.experiment_id or None)
     print(f"Removed {len(result.run_ids)} run(s) for good; vacuumed {result.files_vacuumed} "
           "file(s).")
+    for location in result.skipped_artifacts:
+        print(f"Left artifacts outside the store on disk: {location}")
 
 
 def _maintain(client: TrackingClient, args: argparse.Namespace) -> None:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sparktrack import management, pending
-from sparktrack.artifacts import ArtifactRepository, safe_relative_path
+from sparktrack._artifact_repository import ArtifactRepository, safe_relative_path
 from sparktrack.config import DEFAULT_TRACKING_URI, ENV_TRACKING_URI
 from sparktrack.context import current_user, source_info, system_tags
 from sparktrack.entities import (

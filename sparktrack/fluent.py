@@ -582,7 +582,7 @@ def log_figure(figure: Any, artifact_file: str) -> None:
 def get_artifact_uri(artifact_path: str | None = None) -> str:
     """Where the active run's artifacts (or one of them) are, once its pending saves are done:
     a model saved by autologging can be loaded from it at once."""
-    from sparktrack.artifacts import safe_relative_path
+    from sparktrack._artifact_repository import safe_relative_path
 
     run_id = _run_id_or_start()
     pending.wait_for_run(run_id)

@@ -182,7 +182,7 @@ def materialize_runs_latest(
     for spec in (RUNS, PARAMS, TAGS, METRIC_SUMMARIES):
         raw[spec.name] = DeltaTableHandle(root, spec, storage_options=storage_options).read()
     rows = runs_latest(raw[RUNS.name], raw[PARAMS.name], raw[TAGS.name],
-                       raw[METRIC_SUMMARIES.name], include_deleted=True)
+                       raw[METRIC_SUMMARIES.name], store_root=root, include_deleted=True)
     target = join_uri(root, RUNS_LATEST.name)
 
     def write() -> None:

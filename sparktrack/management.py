@@ -8,22 +8,35 @@ time, ``restore_runs`` restores runs deleted at or after a time, at most ``max_r
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pyarrow.compute as pc
 
-from sparktrack.artifacts import ArtifactRepository
+from sparktrack._artifact_repository import ArtifactRepository
 from sparktrack.entities import LifecycleStage, ViewType
 from sparktrack.errors import InvalidInputError, StoreError
 from sparktrack.store import TrackingStore
 from sparktrack.store.rows import now_millis
 from sparktrack.store.delta import DeltaTableHandle
-from sparktrack.store.schemas import METRIC_SUMMARIES, METRICS, PARAMS, RUNS, RUNS_LATEST, TAGS
+from sparktrack.store.locations import relative_to_root
+from sparktrack.store.schemas import (
+    METRIC_SUMMARIES,
+    METRICS,
+    PARAMS,
+    RUNS,
+    RUNS_LATEST,
+    TABLES,
+    TAGS,
+)
 
 __all__ = ["GcResult", "collect_garbage", "delete_runs", "descendants_of", "restore_runs"]
+
+logger = logging.getLogger("sparktrack")
 
 MAX_BULK_RUNS = 10_000
 # Run and experiment ids are validated against this before they enter a Delta predicate.
@@ -98,10 +111,37 @@ def restore_runs(
 
 @dataclass(frozen=True, slots=True)
 class GcResult:
-    """What a garbage collection removed."""
+    """What a garbage collection removed.
+
+    ``skipped_artifacts`` lists the artifact folders of removed runs that were left on disk
+    because they are not inside the store garbage collection was given (a copied or moved
+    store's old locations, an experiment's own ``artifact_location``): gc deletes nothing
+    outside its store.
+    """
 
     run_ids: list[str]
     files_vacuumed: int
+    skipped_artifacts: list[str] = field(default_factory=list)
+
+
+# Folders of the store that are never a run's artifact folder.
+_STORE_FOLDERS = frozenset({*TABLES, RUNS_LATEST.name})
+
+
+def _deletable(root: str, artifact_uri: str) -> bool:
+    """Whether gc may delete ``artifact_uri``: a folder at least two levels inside the store
+    root (``artifacts/<experiment>/<run>``, ``<location>/<run>``), not one of the store's
+    tables, with links resolved on a local disk."""
+    if "://" not in root and "://" not in artifact_uri.removeprefix("file://"):
+        root = os.path.realpath(root)
+        artifact_uri = os.path.realpath(artifact_uri.removeprefix("file://"))
+    relative = relative_to_root(root, artifact_uri)
+    if relative is None:
+        return False
+    parts = relative.split("/")
+    return len(parts) >= 2 and ".." not in parts and parts[0] not in _STORE_FOLDERS and not (
+        parts[0].startswith((".", "_"))
+    )
 
 
 def collect_garbage(
@@ -146,12 +186,21 @@ def collect_garbage(
             handle.remove_runs(experiment_id, run_ids)
         # The saved search state holds copies of their params and tags too.
         store.drop_search_state(experiment_id)
+    skipped = []
     for uri in artifact_uris:
-        ArtifactRepository(uri).delete_all()
+        if _deletable(store.root, uri):
+            ArtifactRepository(uri).delete_all()
+        else:
+            skipped.append(uri)
+            logger.warning(
+                "gc left the artifacts at %s on disk: they are not inside the store %s, and gc "
+                "deletes nothing outside it. Delete them by hand if no other store uses them.",
+                uri, store.root,
+            )
     removed = [run_id for run_ids in doomed.values() for run_id in run_ids]
     store.forget_runs(removed)
     vacuumed = 0
     if removed:
         for handle in [*store.tables.values(), *materialized]:
             vacuumed += handle.vacuum(retention_hours=vacuum_retention_hours)
-    return GcResult(run_ids=removed, files_vacuumed=vacuumed)
+    return GcResult(run_ids=removed, files_vacuumed=vacuumed, skipped_artifacts=skipped)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from sparktrack.artifacts import safe_relative_path
+from sparktrack._artifact_repository import safe_relative_path
 from sparktrack.autolog import naming
 from sparktrack.entities import RunTag
 

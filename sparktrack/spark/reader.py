@@ -33,6 +33,7 @@ import pyarrow.dataset as pds
 
 from sparktrack.errors import ExperimentNotFoundError, InvalidInputError
 from sparktrack.store.delta import join_uri
+from sparktrack.store.locations import resolve_column
 from sparktrack.store.latest import (
     current_experiments,
     current_params,
@@ -609,9 +610,13 @@ def _resolve(opts: ReadOptions, raw: dict[str, pa.Table]) -> pa.Table:
     table = opts.table
     if table == "runs":
         return runs_latest(raw[RUNS.name], raw[PARAMS.name], raw[TAGS.name],
-                           raw[METRIC_SUMMARIES.name], include_deleted=opts.include_deleted)
+                           raw[METRIC_SUMMARIES.name], store_root=opts.root,
+                           include_deleted=opts.include_deleted)
     if table == "experiments":
         rows = current_experiments(raw[EXPERIMENTS.name])
+        index = rows.schema.get_field_index("artifact_location")
+        rows = rows.set_column(index, rows.schema.field(index),
+                               resolve_column(rows.column(index), opts.root))
         if not opts.include_deleted:
             rows = rows.filter(pc.equal(rows.column("lifecycle_stage"), "active"))
         return rows.sort_by([("creation_time", "descending"), ("experiment_id", "ascending")])

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sparktrack.store.locations import resolve_column
 from sparktrack.store.rows import first_param_values, newest_rows
 from sparktrack.store.schemas import RUNS_LATEST
 from sparktrack.store.summaries import merge_summaries
@@ -89,12 +90,15 @@ def runs_latest(
     tags: pa.Table,
     summaries: pa.Table,
     *,
+    store_root: str,
     include_deleted: bool = False,
 ) -> pa.Table:
     """One row per run in the RUNS_LATEST schema (Databricks ``mlflow-experiment`` shape).
 
     Args:
         runs, params, tags, summaries: raw rows (store schemas) of the same experiments.
+        store_root: the root the rows were read from; stored (relative) artifact URIs are
+            resolved against it.
         include_deleted: keep runs whose lifecycle_stage is ``deleted``.
     """
     info = current_runs(runs)
@@ -116,7 +120,7 @@ def runs_latest(
         "lifecycle_stage": info.column("lifecycle_stage"),
         "start_time": millis_to_timestamp(info.column("start_time")),
         "end_time": millis_to_timestamp(info.column("end_time")),
-        "artifact_uri": info.column("artifact_uri"),
+        "artifact_uri": resolve_column(info.column("artifact_uri"), store_root),
         "metrics": _map_column(run_ids, merged, "key", "latest_value", metric_map),
         "metrics_min": _map_column(run_ids, merged, "key", "min_value", metric_map),
         "metrics_max": _map_column(run_ids, merged, "key", "max_value", metric_map),

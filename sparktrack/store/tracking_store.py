@@ -52,6 +52,7 @@ from sparktrack.store.write_checks import WriteChecks
 from sparktrack.store.current_state import CurrentState, StateView
 from sparktrack.store.state_files import StateFiles
 from sparktrack.store.delta import DeltaTableHandle, join_uri
+from sparktrack.store.locations import location_to_store, resolve_column, resolve_location
 from sparktrack.store.rows import first_param_values, newest_rows, next_version, now_millis
 from sparktrack.store.schemas import (
     EXPERIMENTS,
@@ -85,6 +86,8 @@ DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 RUN_NAME_TAG = "mlflow.runName"
 EXPERIMENT_CACHE_SECONDS = 1.0
+# Artifact locations are stored relative to the store root (sparktrack.store.locations).
+ARTIFACTS_FOLDER = "artifacts"
 
 
 def normalize_root(uri: str) -> str:
@@ -169,7 +172,7 @@ class TrackingStore:
 
     @property
     def artifact_root(self) -> str:
-        return join_uri(self.root, "artifacts")
+        return join_uri(self.root, ARTIFACTS_FOLDER)
 
     def flush(self) -> None:
         """Commit every buffered row of this store now."""
@@ -197,7 +200,8 @@ class TrackingStore:
             return cached[1]
         rows = newest_rows(self.tables[EXPERIMENTS.name].read(), ["experiment_id"]).to_pylist()
         experiments = sorted(
-            (_experiment(row) for row in rows), key=lambda e: (-e.creation_time, e.experiment_id)
+            (_experiment(row, self.root) for row in rows),
+            key=lambda e: (-e.creation_time, e.experiment_id),
         )
         self._experiments_cache = (time.monotonic(), experiments)
         return experiments
@@ -253,7 +257,9 @@ class TrackingStore:
         self._write_experiment(
             experiment_id=experiment_id,
             name=name,
-            artifact_location=artifact_location or join_uri(self.artifact_root, experiment_id),
+            artifact_location=(location_to_store(self.root, artifact_location)
+                               if artifact_location
+                               else join_uri(ARTIFACTS_FOLDER, experiment_id)),
             lifecycle_stage=LifecycleStage.ACTIVE,
             creation_time=created,
             last_update_time=created,
@@ -267,7 +273,7 @@ class TrackingStore:
         self._write_experiment(
             experiment_id=DEFAULT_EXPERIMENT_ID,
             name=DEFAULT_EXPERIMENT_NAME,
-            artifact_location=join_uri(self.artifact_root, DEFAULT_EXPERIMENT_ID),
+            artifact_location=join_uri(ARTIFACTS_FOLDER, DEFAULT_EXPERIMENT_ID),
             lifecycle_stage=LifecycleStage.ACTIVE,
             creation_time=created,
             last_update_time=created,
@@ -299,7 +305,7 @@ class TrackingStore:
         current = {
             "experiment_id": experiment.experiment_id,
             "name": experiment.name,
-            "artifact_location": experiment.artifact_location,
+            "artifact_location": location_to_store(self.root, experiment.artifact_location),
             "lifecycle_stage": experiment.lifecycle_stage,
             "creation_time": experiment.creation_time,
             "tags": dict(experiment.tags),
@@ -402,7 +408,9 @@ class TrackingStore:
                 "end_time": None,
                 "lifecycle_stage": LifecycleStage.ACTIVE.value,
                 "deleted_time": None,
-                "artifact_uri": join_uri(experiment.artifact_location, run_id),
+                "artifact_uri": join_uri(
+                    location_to_store(self.root, experiment.artifact_location), run_id
+                ),
                 "updated_at": next_version(),
             }
             state = _RunState(row=row)
@@ -411,7 +419,7 @@ class TrackingStore:
             self._runs[run_id] = state
             self._experiment_run_counts[experiment.experiment_id] = count + 1
             self._buffer_tags(state, tags)
-        return run_info_from_row(row)
+        return run_info_from_row(row, root=self.root)
 
     def update_run(
         self,
@@ -441,7 +449,7 @@ class TrackingStore:
             self._write_run_row(state, changes)
         # No commit is forced when a run ends: a loop of short runs would otherwise write a
         # file per run. The background thread commits within the flush interval.
-        return run_info_from_row(state.row)
+        return run_info_from_row(state.row, root=self.root)
 
     def set_run_lifecycle(self, run_id: str, stage: LifecycleStage) -> None:
         with self._lock:
@@ -673,8 +681,8 @@ class TrackingStore:
         with self._lock:
             state = self._runs.get(run_id)
             if state is not None:
-                return run_info_from_row(state.row)
-        return run_info_from_row(self._read_run_row(run_id))
+                return run_info_from_row(state.row, root=self.root)
+        return run_info_from_row(self._read_run_row(run_id), root=self.root)
 
     def get_run(self, run_id: str) -> Run:
         """A run's info, params, latest metric values and tags, read from the store."""
@@ -695,7 +703,7 @@ class TrackingStore:
             params=dict(zip(params.column("key").to_pylist(), params.column("value").to_pylist())),
             tags=dict(zip(tags.column("key").to_pylist(), tags.column("value").to_pylist())),
         )
-        return Run(info=run_info_from_row(row), data=data)
+        return Run(info=run_info_from_row(row, root=self.root), data=data)
 
     def _live_tags(self, where: pds.Expression, prune: list) -> pa.Table:
         rows = newest_rows(self.tables[TAGS.name].read(prune=prune, where=where), ["run_id", "key"])
@@ -723,7 +731,8 @@ class TrackingStore:
         self.buffer.flush()
         if table == METRIC_SUMMARIES.name:
             self.summary_repair.settle()
-        return self.current[table].view([str(e) for e in experiment_ids])
+        view = self.current[table].view([str(e) for e in experiment_ids])
+        return _RunsView(view, self.root) if table == RUNS.name else view
 
     def run_rows(
         self, experiment_ids: Iterable[str] | None, *, view_type: ViewType = ViewType.ALL
@@ -733,7 +742,9 @@ class TrackingStore:
             rows = self.current_view(RUNS.name, list(experiment_ids)).rows()
         else:
             self.buffer.flush()
-            rows = newest_rows(self.tables[RUNS.name].read(), ["run_id"])
+            rows = _with_resolved_artifact_uris(
+                newest_rows(self.tables[RUNS.name].read(), ["run_id"]), self.root
+            )
         if view_type is not ViewType.ALL:
             stage = (LifecycleStage.ACTIVE if view_type is ViewType.ACTIVE_ONLY
                      else LifecycleStage.DELETED)
@@ -752,6 +763,27 @@ class TrackingStore:
             for run_id in run_ids:
                 self._runs.pop(run_id, None)
             self._experiment_run_counts.clear()
+
+
+class _RunsView:
+    """A runs :class:`StateView` whose artifact_uri column is resolved against the store root
+    (the cached and saved state keeps the stored, relative form)."""
+
+    def __init__(self, view: StateView, root: str) -> None:
+        self._view = view
+        self._root = root
+
+    def rows(self) -> pa.Table:
+        return _with_resolved_artifact_uris(self._view.rows(), self._root)
+
+    def rows_with_key(self, key: str) -> pa.Table:
+        return _with_resolved_artifact_uris(self._view.rows_with_key(key), self._root)
+
+
+def _with_resolved_artifact_uris(rows: pa.Table, root: str) -> pa.Table:
+    index = rows.schema.get_field_index("artifact_uri")
+    return rows.set_column(index, rows.schema.field(index),
+                           resolve_column(rows.column(index), root))
 
 
 def _newest_run_rows(rows: pa.Table) -> pa.Table:
@@ -774,11 +806,11 @@ def _experiment_id_for(name: str, *, taken: Iterable[str]) -> str:
     raise AlreadyExistsError(f"Could not derive a free experiment id for {name!r}.")
 
 
-def _experiment(row: dict) -> Experiment:
+def _experiment(row: dict, root: str) -> Experiment:
     return Experiment(
         experiment_id=row["experiment_id"],
         name=row["name"],
-        artifact_location=row["artifact_location"],
+        artifact_location=resolve_location(root, row["artifact_location"]),
         lifecycle_stage=row["lifecycle_stage"],
         creation_time=row["creation_time"],
         last_update_time=row["last_update_time"],
@@ -786,7 +818,10 @@ def _experiment(row: dict) -> Experiment:
     )
 
 
-def run_info_from_row(row: dict) -> RunInfo:
+def run_info_from_row(row: dict, *, root: str | None = None) -> RunInfo:
+    """A run's info from its row; a stored (relative) artifact_uri is resolved against the
+    store ``root`` (rows from :meth:`TrackingStore.run_rows` are resolved already)."""
+    artifact_uri = row["artifact_uri"]
     return RunInfo(
         run_id=row["run_id"],
         experiment_id=row["experiment_id"],
@@ -796,7 +831,7 @@ def run_info_from_row(row: dict) -> RunInfo:
         start_time=row["start_time"],
         end_time=row["end_time"],
         lifecycle_stage=row["lifecycle_stage"],
-        artifact_uri=row["artifact_uri"],
+        artifact_uri=resolve_location(root, artifact_uri) if root else artifact_uri,
         parent_run_id=row["parent_run_id"],
         deleted_time=row["deleted_time"],
     )
