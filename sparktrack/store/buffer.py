@@ -177,7 +177,8 @@ class WriteBuffer:
                 self._pending[name] = []
                 committed[name] = rows
             self._commit_summaries()
-            if self._checks is not None and committed:
+            if self._checks is not None:
+                # Also with nothing new: values committed recently are checked again.
                 self._report(self._checks.after(committed))
 
     def _merged(self, name: str) -> pa.Table | None:

@@ -108,6 +108,8 @@ class WriteChecks:
     # -- after a commit: params that lost to another process's first value -----------------------
     def check_params_committed(self, committed: dict[str, pa.Table]) -> SparkTrackError | None:
         now = time.monotonic()
+        if not self._recent and PARAMS.name not in committed:
+            return None
         self._recent = [c for c in self._recent if now - c.at < RECHECK_SECONDS]
         params = committed.get(PARAMS.name)
         if params is not None:
