@@ -195,7 +195,10 @@ class TrackingClient:
     def set_terminated(
         self, run_id: str, *, status: str = RunStatus.FINISHED, end_time: int | None = None
     ) -> None:
-        """End a run with the given status (FINISHED, FAILED or KILLED)."""
+        """End a run with the given status (FINISHED, FAILED or KILLED).
+
+        Raises StoreError if an earlier commit of this process failed and still fails.
+        """
         if status not in ("FINISHED", "FAILED", "KILLED"):
             raise InvalidInputError(
                 f"Cannot end run {run_id} with status {status!r}; use FINISHED, FAILED or KILLED."
@@ -203,6 +206,9 @@ class TrackingClient:
         self.store.update_run(
             run_id, status=status, end_time=end_time if end_time is not None else now_millis()
         )
+        # Ending a run commits nothing by itself (a loop of short runs would write a file per
+        # run), but a run must not end quietly while this process's commits are failing.
+        self.store.buffer.commit_if_failing()
 
     def delete_run(self, run_id: str, *, delete_descendants: bool = True) -> list[str]:
         """Soft-delete a run (and, by default, the runs nested under it).

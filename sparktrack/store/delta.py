@@ -7,11 +7,14 @@ failure is translated into :class:`StoreError`.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import random
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -40,6 +43,96 @@ def join_uri(root: str, *parts: str) -> str:
 
 def _is_local(uri: str) -> bool:
     return "://" not in uri or uri.startswith("file://")
+
+
+# What the engines (deltalake, Arrow, the OS) raise when a store cannot be read or written.
+# Each is translated into a StoreError at this module's boundary, cause first.
+_ENGINE_ERRORS = (DeltaError, OSError, pa.ArrowException)
+# Causes a retry cannot fix: a commit fails at once instead of after its backoff.
+_PERMANENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_QUOTED_PATH = re.compile(r"(?:file|path|directory)[: ]+'?(/[^'\s:#]+)", re.IGNORECASE)
+_DATA_FILE = re.compile(r"'([^'\s]+\.parquet)'")
+
+
+def _engine_message(exc: BaseException) -> str:
+    """The engine's message without the Rust backtrace and colour codes, on one line."""
+    lines = []
+    for line in _ANSI.sub("", str(exc)).splitlines():
+        stripped = line.strip().lstrip("↳").strip()
+        # deltalake appends a backtrace: "0: <unknown>", "at ./nptl/pthread_create.c:442:8".
+        if re.match(r"^\d+: ", stripped) or stripped.startswith("at "):
+            break
+        if stripped:
+            lines.append(stripped)
+    message = " ".join(lines) or type(exc).__name__
+    return message if len(message) <= 300 else message[:297] + "..."
+
+
+def _errno_of(exc: BaseException, message: str) -> int | None:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno
+    found = re.search(r"os error (\d+)", message)
+    if found:
+        return int(found.group(1))
+    for code, text in ((errno.EACCES, "permission denied"), (errno.EROFS, "read-only file system"),
+                       (errno.ENOENT, "no such file or directory"),
+                       (errno.ENOSPC, "no space left on device")):
+        if text in message.lower():
+            return code
+    return None
+
+
+def _path_of(exc: BaseException, message: str, uri: str) -> str:
+    """The file the engine names in its message, else the table."""
+    if isinstance(exc, OSError) and exc.filename:
+        return str(exc.filename)
+    found = _QUOTED_PATH.search(message) or _DATA_FILE.search(message)
+    if found is None:
+        return uri
+    path = found.group(1)
+    # Arrow names a file of a Delta dataset relative to the table.
+    return path if path.startswith("/") or "://" in path else join_uri(uri, path)
+
+
+def _store_error(what: str, uri: str, exc: BaseException) -> StoreError:
+    """A StoreError for ``exc``, met while doing ``what`` to the table at ``uri``.
+
+    The message starts with the cause (``permission denied on <path>``, ``corrupt data file
+    <path>``, ...) and says how to fix it; the engine's own message follows in parentheses.
+    """
+    message = _engine_message(exc)
+    code = _errno_of(exc, message)
+    path = _path_of(exc, message, uri)
+    if code in (errno.EACCES, errno.EPERM):
+        cause = f"permission denied on {path}"
+        fix = ("Check that this process may read and write the store (owner and mode of its "
+               "folders, a read-only mount).")
+    elif code == errno.EROFS:
+        cause, fix = f"read-only file system at {path}", "Use a writable location for the store."
+    elif code in (errno.ENOSPC, errno.EDQUOT):
+        cause, fix = f"no space left for {path}", "Free disk space (or quota) for the store."
+    elif code == errno.ENOENT:
+        cause = f"missing file {path}"
+        fix = ("The Delta log still refers to it: restore it from a backup, or drop it from "
+               "the log with deltalake's DeltaTable.repair().")
+    elif isinstance(exc, pa.ArrowInvalid) or "parquet" in message.lower():
+        cause = f"corrupt data file {path}"
+        fix = ("Restore the file from a backup; or, giving up its rows, move it away and run "
+               "deltalake's DeltaTable(<table>).repair().")
+    elif isinstance(exc, DeltaError) and re.search(
+        r"json|log|metadata|protocol|checkpoint|version", message, re.IGNORECASE
+    ):
+        cause = f"broken Delta log of {uri}"
+        fix = "Restore the table's _delta_log folder from a backup."
+    else:
+        cause, fix = f"{what} failed", ""
+    return StoreError(f"{cause}: {what} {uri} failed ({message}). {fix}".rstrip())
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    """Whether a failed commit would fail again however often it is retried."""
+    return _errno_of(exc, _engine_message(exc)) in _PERMANENT_ERRNOS
 
 
 class DeltaTableHandle:
@@ -88,17 +181,20 @@ class DeltaTableHandle:
                     commit_properties=CommitProperties(max_commit_retries=50),
                 )
                 return
-            except (CommitFailedError, OSError) as exc:
+            except _ENGINE_ERRORS as exc:
+                # A lost race (or a passing I/O error) is retried; a read-only, unreadable or
+                # broken store fails at once, cause first.
+                retryable = isinstance(exc, CommitFailedError) or (
+                    isinstance(exc, OSError) and not _is_permanent(exc)
+                )
                 attempt += 1
-                if attempt > self._commit_retries:
+                if not retryable or attempt > self._commit_retries:
+                    error = _store_error(f"committing {rows.num_rows} row(s) to", self.uri, exc)
                     raise StoreError(
-                        f"Could not commit {rows.num_rows} rows to {self.uri} after "
-                        f"{attempt} attempts: {exc}. The rows are kept and retried on the next "
-                        "flush."
+                        f"{error} (after {attempt} attempt(s); the rows are kept and retried "
+                        "on the next flush)"
                     ) from exc
                 time.sleep(min(2.0, 0.01 * 2**attempt) * (0.5 + random.random()))
-            except DeltaError as exc:
-                raise StoreError(f"Writing to Delta table {self.uri} failed: {exc}") from exc
 
     def _ensure_created(self) -> None:
         if self._table is not None:
@@ -107,7 +203,10 @@ class DeltaTableHandle:
             if self._table is not None:
                 return
             if _is_local(self.uri):
-                os.makedirs(self.uri.removeprefix("file://"), exist_ok=True)
+                try:
+                    os.makedirs(self.uri.removeprefix("file://"), exist_ok=True)
+                except OSError as exc:
+                    raise _store_error("creating Delta table", self.uri, exc) from exc
             for attempt in range(self._commit_retries + 1):
                 try:
                     self._table = DeltaTable.create(
@@ -120,13 +219,17 @@ class DeltaTableHandle:
                         storage_options=self._storage_options,
                     )
                     return
-                except (CommitFailedError, DeltaError) as exc:
+                except _ENGINE_ERRORS as exc:
                     # Another process created it at the same moment: open theirs.
-                    if DeltaTable.is_deltatable(self.uri, storage_options=self._storage_options):
-                        self._table = self._open()
-                        return
-                    if attempt == self._commit_retries:
-                        raise StoreError(f"Could not create Delta table {self.uri}: {exc}") from exc
+                    with self._translated("opening Delta table"):
+                        exists = DeltaTable.is_deltatable(
+                            self.uri, storage_options=self._storage_options
+                        )
+                        if exists:
+                            self._table = self._open()
+                            return
+                    if attempt == self._commit_retries or _is_permanent(exc):
+                        raise _store_error("creating Delta table", self.uri, exc) from exc
                     time.sleep(0.01 * (attempt + 1))
 
     # -- reading -------------------------------------------------------------------------
@@ -146,10 +249,51 @@ class DeltaTableHandle:
                 else:
                     self._table.update_incremental()
                 return self._table
-            except TableNotFoundError:
-                return None
-            except DeltaError as exc:
-                raise StoreError(f"Reading Delta table {self.uri} failed: {exc}") from exc
+            except TableNotFoundError as exc:
+                if self._not_created_yet():
+                    return None
+                raise _store_error("reading Delta table", self.uri, exc) from exc
+            except _ENGINE_ERRORS as exc:
+                raise _store_error("reading Delta table", self.uri, exc) from exc
+
+    def _not_created_yet(self) -> bool:
+        """Whether deltalake's "table not found" means the table does not exist yet (it reads as
+        empty), rather than a table this process cannot read or whose log is gone (StoreError).
+
+        Only a local folder can be told apart; on an object store a missing log reads as empty.
+        """
+        if not _is_local(self.uri):
+            return True
+        path = self.uri.removeprefix("file://")
+        try:
+            entries = os.listdir(path)
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            raise _store_error("reading Delta table", self.uri, exc) from exc
+        log = os.path.join(path, "_delta_log")
+        try:
+            log_entries = os.listdir(log) if "_delta_log" in entries else []
+        except OSError as exc:
+            raise _store_error("reading Delta table", self.uri, exc) from exc
+        if log_entries or any(entry != "_delta_log" for entry in entries):
+            # A creation in progress has an empty folder (and perhaps an empty log) only.
+            raise StoreError(
+                f"broken Delta log of {self.uri}: it holds "
+                f"{', '.join(sorted(entries)[:5])} but deltalake finds no table version in "
+                f"{log}. Restore the _delta_log folder from a backup."
+            )
+        return True
+
+    @contextlib.contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        """Raise what the engines raise inside the block as StoreError naming this table."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except _ENGINE_ERRORS as exc:
+            raise _store_error(what, self.uri, exc) from exc
 
     def read(
         self,
@@ -160,22 +304,25 @@ class DeltaTableHandle:
     ) -> pa.Table:
         """Rows of the current snapshot; ``prune`` skips whole files, ``where`` filters rows."""
         table = self.snapshot()
-        if table is None:
-            schema = self.spec.schema
-            if columns is not None:
-                schema = pa.schema([schema.field(name) for name in columns])
-            return schema.empty_table()
         for attempt in (1, 2):
+            if table is None:
+                schema = self.spec.schema
+                if columns is not None:
+                    schema = pa.schema([schema.field(name) for name in columns])
+                return schema.empty_table()
             dataset = self._dataset(table, prune)
             try:
                 return dataset.to_table(filter=where, columns=columns)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
                 # A vacuum removed a file of the snapshot we planned with: plan again, once.
+                # A file still missing then is one the Delta log refers to: a broken store.
                 if attempt == 2:
-                    raise
-                with self._lock:
-                    self._datasets.clear()
-                table = self.snapshot()
+                    raise _store_error("reading Delta table", self.uri, exc) from exc
+            except _ENGINE_ERRORS as exc:
+                raise _store_error("reading Delta table", self.uri, exc) from exc
+            with self._lock:
+                self._datasets.clear()
+            table = self.snapshot()
         raise AssertionError("unreachable")
 
     def data_files(self, *, prune: PruningFilter | None = None) -> tuple[int, dict[str, Any]]:
@@ -187,14 +334,17 @@ class DeltaTableHandle:
         table = self.snapshot()
         if table is None:
             return -1, {}
-        fragments = self._dataset(table, prune).get_fragments()
-        return table.version(), {fragment.path: fragment for fragment in fragments}
+        with self._translated("listing the files of Delta table"):
+            fragments = self._dataset(table, prune).get_fragments()
+            return table.version(), {fragment.path: fragment for fragment in fragments}
 
     def read_files(self, fragments: Sequence[Any]) -> pa.Table:
         """Rows of the given fragments of :meth:`data_files` (partition columns filled in).
 
         Raises:
             FileNotFoundError: a file was vacuumed since it was listed; list them again.
+            StoreError: a file cannot be read (corrupt, no permission), or is missing although
+                the newest version of the table still refers to it.
         """
         schema = self.spec.schema
         if not fragments:
@@ -203,13 +353,33 @@ class DeltaTableHandle:
         dataset = pds.FileSystemDataset(
             list(fragments), schema, first.format, filesystem=first.filesystem
         )
-        return dataset.to_table()
+        try:
+            return dataset.to_table()
+        except FileNotFoundError as exc:
+            if self._still_referenced_missing(fragments):
+                raise _store_error("reading Delta table", self.uri, exc) from exc
+            raise
+        except _ENGINE_ERRORS as exc:
+            raise _store_error("reading Delta table", self.uri, exc) from exc
+
+    def _still_referenced_missing(self, fragments: Sequence[Any]) -> bool:
+        """Whether a file of ``fragments`` is gone although the newest snapshot still lists it
+        (a damaged store), rather than vacuumed since the fragments were listed (a race)."""
+        table = self.snapshot()
+        if table is None:
+            return False
+        _, current = self.data_files()
+        for fragment in fragments:
+            info = fragment.filesystem.get_file_info(fragment.path)
+            if info.type == pafs.FileType.NotFound and fragment.path in current:
+                return True
+        return False
 
     def _dataset(self, table: DeltaTable, prune: PruningFilter | None) -> pds.Dataset:
         # Planning a dataset (one fragment per file, with its statistics) costs far more than
         # a small read; reuse the plan while the table version and the pruning are unchanged.
         key = (table.version(), repr(prune))
-        with self._lock:
+        with self._lock, self._translated("planning a read of Delta table"):
             cached = self._datasets.get(key)
             if cached is None:
                 cached = table.to_pyarrow_dataset(
@@ -275,7 +445,7 @@ class DeltaTableHandle:
         table = self.snapshot()
         if table is None:
             return 0
-        with self._lock:
+        with self._lock, self._translated("vacuuming Delta table"):
             removed = table.vacuum(
                 retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
             )
