@@ -263,11 +263,12 @@ class TrackingClient:
         older_than: timedelta = timedelta(days=30),
         experiment_ids: list[str] | None = None,
         vacuum_retention_hours: int = 0,
+        timeout_seconds: float = management.GC_TIMEOUT_SECONDS,
     ) -> management.GcResult:
         """Permanently remove runs deleted longer ago than ``older_than`` (see management)."""
         return management.collect_garbage(
             self.store, older_than=older_than, experiment_ids=experiment_ids,
-            vacuum_retention_hours=vacuum_retention_hours,
+            vacuum_retention_hours=vacuum_retention_hours, timeout_seconds=timeout_seconds,
         )
 
     def compare_runs(self, run_ids: Sequence[str], *, hide_identical: bool = False):

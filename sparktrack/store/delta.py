@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,8 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.transaction import AddAction, RemoveAction
 
 from sparktrack.errors import StoreError
 from sparktrack.store.schemas import SCHEMA_VERSION, TableSpec
@@ -287,10 +291,11 @@ class DeltaTableHandle:
 
     @contextlib.contextmanager
     def _translated(self, what: str) -> Iterator[None]:
-        """Raise what the engines raise inside the block as StoreError naming this table."""
+        """Raise what the engines raise inside the block as StoreError naming this table (a
+        lost commit race, CommitFailedError, is left to the caller to retry)."""
         try:
             yield
-        except StoreError:
+        except (StoreError, CommitFailedError):
             raise
         except _ENGINE_ERRORS as exc:
             raise _store_error(what, self.uri, exc) from exc
@@ -398,47 +403,91 @@ class DeltaTableHandle:
             self._datasets.clear()
 
     # -- maintenance -----------------------------------------------------------------------
-    def remove_runs(self, experiment_id: str, run_ids: Sequence[str]) -> int:
-        """Rewrite one experiment's partition without the given runs' rows; returns rows removed.
+    def remove_runs(
+        self, experiment_id: str, run_ids: Sequence[str], *, deadline: float | None = None
+    ) -> int:
+        """Rewrite the files of one experiment's partition that hold the given runs' rows,
+        without those rows; returns the number of rows removed.
 
-        A partition overwrite (not ``DeltaTable.delete``, whose rewritten files change the
-        column types) that keeps files appended concurrently: they are not in the snapshot the
-        overwrite replaces, and a conflicting commit is retried on a fresh snapshot.
+        One commit removes those files and adds their rewritten rows (written by Arrow with the
+        table's exact column types, unlike ``DeltaTable.delete``). It names the files it
+        removes, so rows appended meanwhile, in files of their own, never conflict with it and
+        are kept. A conflict (another process removed one of those files: a compaction, another
+        gc) is retried on a fresh snapshot with exponential backoff and jitter until
+        ``deadline`` (a ``time.monotonic()`` value; default: two minutes from now), then
+        StoreError.
         """
         if "experiment_id" not in self.spec.partition_by:
             raise StoreError(f"Table {self.spec.name} is not partitioned by experiment.")
         doomed = pa.array(list(run_ids), type=pa.string())
-        for attempt in range(self._commit_retries + 1):
-            latest = self.snapshot()
-            if latest is None:
-                return 0
-            # Read and rewrite one pinned snapshot: a file committed in between is then a
-            # conflict (retried below), not a file the overwrite removes with its rows.
-            pinned = self.snapshot(version=latest.version())
-            current = pinned.to_pyarrow_dataset(
+        if deadline is None:
+            deadline = time.monotonic() + 120.0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._remove_rows_once(experiment_id, doomed)
+            except CommitFailedError as exc:
+                pause = min(5.0, 0.05 * 2**attempt) * (0.5 + random.random())
+                if time.monotonic() + pause > deadline:
+                    raise StoreError(
+                        f"gc could not rewrite {self.uri} (experiment {experiment_id}): "
+                        f"{attempt} commit(s) conflicted with other writers until the deadline "
+                        f"({_engine_message(exc)})"
+                    ) from exc
+                time.sleep(pause)
+
+    def _remove_rows_once(self, experiment_id: str, doomed: pa.Array) -> int:
+        latest = self.snapshot()
+        if latest is None:
+            return 0
+        # One pinned snapshot: the files read are exactly the files the commit removes.
+        pinned = self.snapshot(version=latest.version())
+        with self._translated("gc rewriting Delta table"):
+            dataset = pinned.to_pyarrow_dataset(
                 file_pruning_predicate=[("experiment_id", "=", experiment_id)],
                 filesystem=self._filesystem,
-            ).to_table(filter=pds.field("experiment_id") == experiment_id)
-            keep = current.filter(pc.invert(pc.is_in(current.column("run_id"), value_set=doomed)))
-            if keep.num_rows == current.num_rows:
+            )
+            # File statistics skip the files whose run_id range holds none of the runs.
+            candidates = dataset.get_fragments(
+                filter=(pds.field("experiment_id") == experiment_id)
+                & pds.field("run_id").isin(doomed)
+            )
+            sizes = dict(zip(*pa.table(pinned.get_add_actions(flatten=True))
+                             .select(["path", "size_bytes"]).to_pydict().values(), strict=True))
+            affected, kept, removed_rows = [], [], 0
+            for fragment in candidates:
+                rows = fragment.to_table(schema=dataset.schema)
+                stays = pc.invert(pc.is_in(rows.column("run_id"), value_set=doomed))
+                keep = rows.filter(stays)
+                if keep.num_rows < rows.num_rows:
+                    affected.append(fragment)
+                    kept.append(keep)
+                    removed_rows += rows.num_rows - keep.num_rows
+            if not affected:
                 return 0
-            try:
-                write_deltalake(
-                    pinned,
-                    keep.select(self.spec.schema.names).cast(self.spec.schema),
-                    mode="overwrite",
-                    # experiment ids are validated digits/letters before they get here.
-                    predicate=f"experiment_id = '{experiment_id}'",
-                    partition_by=list(self.spec.partition_by),
-                    storage_options=self._storage_options,
-                    writer_properties=_WRITER_PROPERTIES,
+            partition = {"experiment_id": experiment_id}
+            now = time.time_ns() // 1_000_000
+            actions: list[Any] = [
+                RemoveAction(fragment.path, True, now, sizes.get(fragment.path), partition)
+                for fragment in affected
+            ]
+            filesystem = affected[0].filesystem
+            written = None
+            rows = pa.concat_tables(kept).select(self.spec.schema.names).cast(self.spec.schema)
+            if rows.num_rows:
+                written, add = _write_data_file(
+                    filesystem, rows.drop_columns(list(self.spec.partition_by)),
+                    folder=f"experiment_id={experiment_id}", partition=partition, now=now,
                 )
-                return current.num_rows - keep.num_rows
-            except CommitFailedError as exc:
-                if attempt == self._commit_retries:
-                    raise StoreError(f"Could not rewrite {self.uri} for gc: {exc}") from exc
-                time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+                actions.insert(0, add)
+            try:
+                _commit_actions(pinned, actions, self.spec)
+            except BaseException:
+                if written is not None:
+                    filesystem.delete_file(written)  # never committed: nobody refers to it
+                raise
+        return removed_rows
 
     def vacuum(self, *, retention_hours: int) -> int:
         """Remove files no longer referenced for ``retention_hours``; returns how many."""
@@ -454,3 +503,44 @@ class DeltaTableHandle:
     def version(self) -> int | None:
         table = self.snapshot()
         return None if table is None else table.version()
+
+
+def _write_data_file(
+    filesystem: pafs.FileSystem, rows: pa.Table, *, folder: str, partition: dict[str, str],
+    now: int,
+) -> tuple[str, AddAction]:
+    """Write ``rows`` as a new Parquet file of a table; returns its path and its add action."""
+    path = f"{folder}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+    with filesystem.open_output_stream(path) as sink:
+        pq.write_table(rows, sink, compression="zstd", compression_level=3)
+    size = filesystem.get_file_info(path).size
+    return path, AddAction(path, size, partition, now, True, _file_stats(rows))
+
+
+def _file_stats(rows: pa.Table) -> str:
+    """Delta statistics of a data file: row and null counts, and the min/max of the flat
+    columns JSON renders exactly (integers, strings of up to 32 characters), which readers use
+    to skip the file."""
+    minimum, maximum, nulls = {}, {}, {}
+    for name, column in zip(rows.column_names, rows.columns, strict=True):
+        if pa.types.is_nested(column.type):
+            continue
+        nulls[name] = column.null_count
+        if column.null_count == len(column):
+            continue
+        exact = pa.types.is_integer(column.type) or (
+            pa.types.is_string(column.type)
+            and pc.max(pc.utf8_length(column)).as_py() <= 32
+        )
+        if exact:
+            low, high = pc.min_max(column).values()
+            minimum[name], maximum[name] = low.as_py(), high.as_py()
+    return json.dumps({"numRecords": rows.num_rows, "minValues": minimum,
+                       "maxValues": maximum, "nullCount": nulls})
+
+
+def _commit_actions(table: DeltaTable, actions: list[Any], spec: TableSpec) -> None:
+    """Commit add and remove actions on top of ``table``'s version as one Delta commit."""
+    table.create_write_transaction(
+        actions, mode="append", schema=spec.schema, partition_by=list(spec.partition_by)
+    )
