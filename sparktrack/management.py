@@ -158,7 +158,7 @@ def collect_garbage(
     ]
     rows_removed: dict[str, int] = defaultdict(int)
     removed: list[str] = []
-    failure: tuple[str, StoreError] | None = None
+    failures: dict[str, StoreError] = {}
     for experiment_id, run_ids in doomed.items():
         if not _SAFE_ID.match(experiment_id):
             raise StoreError(f"Refusing to rewrite partition of unexpected experiment id "
@@ -170,12 +170,12 @@ def collect_garbage(
                     experiment_id, run_ids, deadline=deadline
                 )
         except StoreError as exc:
-            failure = (experiment_id, exc)
+            # Past the deadline the other experiments still get one attempt each.
+            failures[experiment_id] = exc
+        else:
+            removed.extend(run_ids)
         # The saved search state holds copies of their params and tags too.
         store.drop_search_state(experiment_id)
-        if failure is not None:
-            break
-        removed.extend(run_ids)
     for run_id in removed:
         ArtifactRepository(artifact_uris[run_id]).delete_all()
     store.forget_runs(removed)
@@ -185,21 +185,22 @@ def collect_garbage(
             vacuumed += handle.vacuum(retention_hours=vacuum_retention_hours)
     result = GcResult(run_ids=removed, files_vacuumed=vacuumed, rows_removed=dict(rows_removed),
                       seconds=time.monotonic() - started)
-    if failure is not None:
-        raise StoreError(_unfinished_gc_message(result, doomed, *failure, timeout_seconds))
+    if failures:
+        raise StoreError(_unfinished_gc_message(result, doomed, failures, timeout_seconds))
     return result
 
 
-def _unfinished_gc_message(result: GcResult, doomed: dict[str, list[str]], experiment_id: str,
-                           error: StoreError, timeout_seconds: float) -> str:
-    left = {exp: ids for exp, ids in doomed.items() if not set(ids) <= set(result.run_ids)}
-    left_runs = sum(len(ids) for ids in left.values())
+def _unfinished_gc_message(result: GcResult, doomed: dict[str, list[str]],
+                           failures: dict[str, StoreError], timeout_seconds: float) -> str:
+    left_runs = sum(len(doomed[experiment_id]) for experiment_id in failures)
+    first, error = next(iter(failures.items()))
     rows = ", ".join(f"{count} from {table}" for table, count in result.rows_removed.items()
                      if count) or "none"
     return (
-        f"gc stopped after {result.seconds:.1f} s at experiment {experiment_id}: {error} "
+        f"gc stopped after {result.seconds:.1f} s; experiment {first}: {error} "
         f"Done: {len(result.run_ids)} run(s) removed for good with their artifacts (rows "
         f"removed: {rows}); {result.files_vacuumed} file(s) vacuumed. Not done: {left_runs} "
-        f"run(s) of experiment(s) {', '.join(sorted(left))} are still in the store, deleted. "
-        f"Run gc again to finish them (timeout_seconds={timeout_seconds:g} was the limit)."
+        f"run(s) of experiment(s) {', '.join(sorted(failures))} are still in the store, "
+        f"deleted. Run gc again to finish them (timeout_seconds={timeout_seconds:g} was the "
+        "limit)."
     )

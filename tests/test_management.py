@@ -466,12 +466,12 @@ def test_gc_keeps_rows_another_process_appends_while_it_rewrites(
     real_commit = delta._commit_actions  # gc's rewrite commit (its files are written by then)
     raced = []
 
-    def commit_with_a_race(table, actions, spec):
+    def commit_with_a_race(table, actions, spec, **kwargs):
         if not raced:
             raced.append(True)
             other_process.log_batch(kept, metrics=[Metric("late", 1.0, 5000, 0)])
             other_process.flush()
-        return real_commit(table, actions, spec)
+        return real_commit(table, actions, spec, **kwargs)
 
     monkeypatch.setattr(delta, "_commit_actions", commit_with_a_race)
     assert client.gc(older_than=timedelta(0)).run_ids == [doomed]

@@ -481,13 +481,43 @@ class DeltaTableHandle:
                     folder=f"experiment_id={experiment_id}", partition=partition, now=now,
                 )
                 actions.insert(0, add)
+            token = uuid.uuid4().hex
             try:
-                _commit_actions(pinned, actions, self.spec)
+                _commit_actions(pinned, actions, self.spec, token=token)
             except BaseException:
                 if written is not None:
                     filesystem.delete_file(written)  # never committed: nobody refers to it
                 raise
+            self._undo_if_overtaken(pinned, token, [a.path for a in affected], written)
         return removed_rows
+
+    def _undo_if_overtaken(
+        self, pinned: DeltaTable, token: str, removed: list[str], written: str | None
+    ) -> None:
+        """Undo a gc commit whose files another commit had already removed, then retry.
+
+        deltalake does not see a conflict when a compaction (``dataChange=false``) removed the
+        files first: its merged file would keep the runs' rows, and the rows rewritten here
+        would be there twice. Remove the file added here and report a conflict instead.
+        """
+        newest = self.snapshot()
+        history = newest.history(limit=max(1, newest.version() - pinned.version()))
+        ours = next((entry["version"] for entry in history if entry.get("sparktrack.gc") == token),
+                    None)
+        if ours is None or ours == pinned.version() + 1:
+            return  # nothing committed in between: the files were live
+        before = self.snapshot(version=ours - 1)
+        live = set(pa.table(before.get_add_actions(flatten=True)).column("path").to_pylist())
+        if all(path in live for path in removed):
+            return
+        if written is not None:
+            now = time.time_ns() // 1_000_000
+            undo = [RemoveAction(written, True, now, None, None)]
+            _commit_actions(self.snapshot(version=self.snapshot().version()), undo, self.spec,
+                            token=uuid.uuid4().hex)
+        raise CommitFailedError(
+            f"another commit removed files of {self.uri} before this gc commit (a compaction?)"
+        )
 
     def vacuum(self, *, retention_hours: int) -> int:
         """Remove files no longer referenced for ``retention_hours``; returns how many."""
@@ -539,8 +569,10 @@ def _file_stats(rows: pa.Table) -> str:
                        "maxValues": maximum, "nullCount": nulls})
 
 
-def _commit_actions(table: DeltaTable, actions: list[Any], spec: TableSpec) -> None:
-    """Commit add and remove actions on top of ``table``'s version as one Delta commit."""
+def _commit_actions(table: DeltaTable, actions: list[Any], spec: TableSpec, *, token: str) -> None:
+    """Commit add and remove actions on top of ``table``'s version as one Delta commit, marked
+    with ``token`` in its commit info (``sparktrack.gc``) so it can be found again."""
     table.create_write_transaction(
-        actions, mode="append", schema=spec.schema, partition_by=list(spec.partition_by)
+        actions, mode="append", schema=spec.schema, partition_by=list(spec.partition_by),
+        commit_properties=CommitProperties(custom_metadata={"sparktrack.gc": token}),
     )
