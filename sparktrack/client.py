@@ -216,7 +216,10 @@ class TrackingClient:
     def set_terminated(
         self, run_id: str, status: str | None = None, end_time: int | None = None
     ) -> None:
-        """End a run with the given status (FINISHED, FAILED or KILLED; FINISHED by default)."""
+        """End a run with the given status (FINISHED, FAILED or KILLED; FINISHED by default).
+
+        Raises StoreError if an earlier commit of this process failed and still fails.
+        """
         status = RunStatus.FINISHED if status is None else status
         if status not in ("FINISHED", "FAILED", "KILLED"):
             raise InvalidInputError(
@@ -225,6 +228,9 @@ class TrackingClient:
         self.store.update_run(
             run_id, status=status, end_time=end_time if end_time is not None else now_millis()
         )
+        # Ending a run commits nothing by itself (a loop of short runs would write a file per
+        # run), but a run must not end quietly while this process's commits are failing.
+        self.store.buffer.commit_if_failing()
 
     def delete_run(self, run_id: str, *, delete_descendants: bool = True) -> list[str]:
         """Soft-delete a run (and, by default, the runs nested under it).
@@ -279,11 +285,12 @@ class TrackingClient:
         older_than: timedelta = timedelta(days=30),
         experiment_ids: list[str] | None = None,
         vacuum_retention_hours: int = 0,
+        timeout_seconds: float = management.GC_TIMEOUT_SECONDS,
     ) -> management.GcResult:
         """Permanently remove runs deleted longer ago than ``older_than`` (see management)."""
         return management.collect_garbage(
             self.store, older_than=older_than, experiment_ids=experiment_ids,
-            vacuum_retention_hours=vacuum_retention_hours,
+            vacuum_retention_hours=vacuum_retention_hours, timeout_seconds=timeout_seconds,
         )
 
     def compare_runs(self, run_ids: Sequence[str], *, hide_identical: bool = False):

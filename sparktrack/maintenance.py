@@ -20,7 +20,13 @@ from typing import Any
 
 from sparktrack.errors import InvalidInputError, StoreError
 from sparktrack.store import normalize_root
-from sparktrack.store.delta import DeltaTableHandle, join_uri
+from sparktrack.store.delta import (
+    _ENGINE_ERRORS,
+    DeltaTableHandle,
+    _is_permanent,
+    _store_error,
+    join_uri,
+)
 from sparktrack.store.latest import runs_latest
 from sparktrack.store.summary_repair import settle_summaries
 from sparktrack.store.schemas import (
@@ -72,16 +78,24 @@ def _handles(root: str, tables: Iterable[str] | None,
             for name in names]
 
 
-def _retrying(action, what: str):
-    """Run ``action`` on a fresh snapshot until it commits (a writer may win a race)."""
-    from deltalake.exceptions import CommitFailedError, DeltaError
+def _retrying(action, what: str, uri: str):
+    """Run ``action`` until it commits (a writer may win a race; each attempt takes a fresh
+    snapshot). A store it cannot read or write (permissions, a broken log, a corrupt file)
+    fails at once: StoreError, cause first, naming ``uri``."""
+    from deltalake.exceptions import CommitFailedError
 
     for attempt in range(_RETRIES + 1):
         try:
             return action()
-        except (CommitFailedError, DeltaError, OSError) as exc:
-            if attempt == _RETRIES:
-                raise StoreError(f"{what} failed after {attempt + 1} attempts: {exc}") from exc
+        except StoreError:
+            raise
+        except _ENGINE_ERRORS as exc:
+            retryable = isinstance(exc, CommitFailedError) or (
+                isinstance(exc, OSError) and not _is_permanent(exc)
+            )
+            if not retryable or attempt == _RETRIES:
+                error = _store_error(what, uri, exc)
+                raise StoreError(f"{error} (after {attempt + 1} attempt(s))") from exc
             time.sleep(min(2.0, 0.05 * 2**attempt))
     raise AssertionError("unreachable")
 
@@ -105,7 +119,7 @@ def compact(
                 return None
             return table.optimize.compact(target_size=target_size)
 
-        metrics = _retrying(run, f"Compacting {handle.uri}")
+        metrics = _retrying(run, "compacting Delta table", handle.uri)
         if metrics is not None:
             results[handle.spec.name] = metrics
     return results
@@ -123,8 +137,8 @@ def checkpoint(
         table = handle.snapshot()
         if table is None:
             continue
-        _retrying(table.create_checkpoint, f"Checkpointing {handle.uri}")
-        table.cleanup_metadata()
+        _retrying(table.create_checkpoint, "checkpointing Delta table", handle.uri)
+        _retrying(table.cleanup_metadata, "cleaning up the log of Delta table", handle.uri)
         versions[handle.spec.name] = table.version()
     return versions
 
@@ -156,7 +170,7 @@ def vacuum(
                 enforce_retention_duration=False,
                 full=False,
             ),
-            f"Vacuuming {handle.uri}",
+            "vacuuming Delta table", handle.uri,
         )
         removed[handle.spec.name] = len(files)
     return removed
@@ -197,7 +211,7 @@ def materialize_runs_latest(
             description=RUNS_LATEST.description,
         )
 
-    _retrying(write, f"Writing {target}")
+    _retrying(write, "writing Delta table", target)
     return rows.num_rows
 
 

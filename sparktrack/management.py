@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,6 +40,8 @@ __all__ = ["GcResult", "collect_garbage", "delete_runs", "descendants_of", "rest
 logger = logging.getLogger("sparktrack")
 
 MAX_BULK_RUNS = 10_000
+GC_TIMEOUT_SECONDS = 120.0
+"""How long gc keeps retrying a rewrite that conflicts with other writers by default."""
 # Run and experiment ids are validated against this before they enter a Delta predicate.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,255}$")
 
@@ -111,7 +114,7 @@ def restore_runs(
 
 @dataclass(frozen=True, slots=True)
 class GcResult:
-    """What a garbage collection removed.
+    """What a garbage collection removed: the runs, their rows per table, the files vacuumed.
 
     ``skipped_artifacts`` lists the artifact folders of removed runs that were left on disk
     because they are not inside the store garbage collection was given (a copied or moved
@@ -122,6 +125,8 @@ class GcResult:
     run_ids: list[str]
     files_vacuumed: int
     skipped_artifacts: list[str] = field(default_factory=list)
+    rows_removed: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 # Folders of the store that are never a run's artifact folder.
@@ -150,15 +155,28 @@ def collect_garbage(
     older_than: timedelta = timedelta(days=30),
     experiment_ids: list[str] | None = None,
     vacuum_retention_hours: int = 0,
+    timeout_seconds: float = GC_TIMEOUT_SECONDS,
 ) -> GcResult:
     """Permanently remove runs deleted more than ``older_than`` ago, with their params, metrics,
     tags, summaries, ``runs_latest`` rows and artifacts, then vacuum the tables so their files
     are gone from disk.
 
+    Safe beside processes that log: their appends never conflict with gc's rewrites. A rewrite
+    that does conflict (a compaction or another gc removed the same files) is retried with
+    backoff until ``timeout_seconds`` have passed; then StoreError says which experiments were
+    finished and which were not (their runs stay, deleted; the next gc finishes them).
     Readers of the store retry once when a file they planned to read was vacuumed under them.
     """
     if not isinstance(older_than, timedelta) or older_than < timedelta(0):
         raise InvalidInputError(f"older_than must be a non-negative timedelta, got {older_than!r}.")
+    if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, (int, float)) or not (
+        timeout_seconds > 0
+    ):
+        raise InvalidInputError(
+            f"timeout_seconds must be a positive number of seconds, got {timeout_seconds!r}."
+        )
+    started = time.monotonic()
+    deadline = started + timeout_seconds
     cutoff = now_millis() - int(older_than.total_seconds() * 1000)
     ids = [str(e) for e in experiment_ids] if experiment_ids is not None else None
     rows = store.run_rows(ids, view_type=ViewType.DELETED_ONLY)
@@ -167,7 +185,8 @@ def collect_garbage(
     for run_id, experiment_id in zip(rows.column("run_id").to_pylist(),
                                      rows.column("experiment_id").to_pylist(), strict=True):
         doomed[experiment_id].append(run_id)
-    artifact_uris = rows.column("artifact_uri").to_pylist()
+    artifact_uris = dict(zip(rows.column("run_id").to_pylist(),
+                             rows.column("artifact_uri").to_pylist(), strict=True))
     # The materialized runs_latest (written by maintenance) holds copies of the runs' data.
     latest = DeltaTableHandle(store.root, RUNS_LATEST, storage_options=store.storage_options)
     materialized = [latest] if doomed and latest.version() is not None else []
@@ -177,17 +196,29 @@ def collect_garbage(
         *materialized,
         store.tables[RUNS.name],
     ]
+    rows_removed: dict[str, int] = defaultdict(int)
+    removed: list[str] = []
+    failures: dict[str, StoreError] = {}
     for experiment_id, run_ids in doomed.items():
         if not _SAFE_ID.match(experiment_id):
             raise StoreError(f"Refusing to rewrite partition of unexpected experiment id "
                              f"{experiment_id!r}.")
-        # Runs last: until the end a crash leaves the runs visible and a later gc finishes.
-        for handle in rewritten:
-            handle.remove_runs(experiment_id, run_ids)
+        try:
+            # Runs last: until the end a failure leaves the runs visible and a later gc finishes.
+            for handle in rewritten:
+                rows_removed[handle.spec.name] += handle.remove_runs(
+                    experiment_id, run_ids, deadline=deadline
+                )
+        except StoreError as exc:
+            # Past the deadline the other experiments still get one attempt each.
+            failures[experiment_id] = exc
+        else:
+            removed.extend(run_ids)
         # The saved search state holds copies of their params and tags too.
         store.drop_search_state(experiment_id)
     skipped = []
-    for uri in artifact_uris:
+    for run_id in removed:
+        uri = artifact_uris[run_id]
         if _deletable(store.root, uri):
             ArtifactRepository(uri).delete_all()
         else:
@@ -197,10 +228,29 @@ def collect_garbage(
                 "deletes nothing outside it. Delete them by hand if no other store uses them.",
                 uri, store.root,
             )
-    removed = [run_id for run_ids in doomed.values() for run_id in run_ids]
     store.forget_runs(removed)
     vacuumed = 0
     if removed:
         for handle in [*store.tables.values(), *materialized]:
             vacuumed += handle.vacuum(retention_hours=vacuum_retention_hours)
-    return GcResult(run_ids=removed, files_vacuumed=vacuumed, skipped_artifacts=skipped)
+    result = GcResult(run_ids=removed, files_vacuumed=vacuumed, rows_removed=dict(rows_removed),
+                      skipped_artifacts=skipped, seconds=time.monotonic() - started)
+    if failures:
+        raise StoreError(_unfinished_gc_message(result, doomed, failures, timeout_seconds))
+    return result
+
+
+def _unfinished_gc_message(result: GcResult, doomed: dict[str, list[str]],
+                           failures: dict[str, StoreError], timeout_seconds: float) -> str:
+    left_runs = sum(len(doomed[experiment_id]) for experiment_id in failures)
+    first, error = next(iter(failures.items()))
+    rows = ", ".join(f"{count} from {table}" for table, count in result.rows_removed.items()
+                     if count) or "none"
+    return (
+        f"gc stopped after {result.seconds:.1f} s; experiment {first}: {error} "
+        f"Done: {len(result.run_ids)} run(s) removed for good with their artifacts (rows "
+        f"removed: {rows}); {result.files_vacuumed} file(s) vacuumed. Not done: {left_runs} "
+        f"run(s) of experiment(s) {', '.join(sorted(failures))} are still in the store, "
+        f"deleted. Run gc again to finish them (timeout_seconds={timeout_seconds:g} was the "
+        "limit)."
+    )

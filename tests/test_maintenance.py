@@ -137,3 +137,26 @@ def test_maintenance_beside_a_concurrent_writer_loses_nothing(store_uri):
     # Every file the snapshot references still exists after vacuum.
     for uri in DeltaTable(f"{store_uri}/metrics").file_uris():
         assert os.path.exists(uri)
+
+
+@pytest.mark.parametrize("damage", ["garbage-data-file", "garbage-log-entry"])
+def test_maintenance_on_a_damaged_table_fails_at_once_naming_the_cause(store_uri, damage):
+    """Only lost commit races are retried: a damaged table is a StoreError, cause first."""
+    from sparktrack.errors import StoreError
+
+    _small_commits(store_uri)
+    table = os.path.join(store_uri, "metrics")
+    if damage == "garbage-data-file":
+        path = sorted(glob.glob(os.path.join(table, "*", "*.parquet")))[0]
+        expected = "corrupt data file"
+    else:
+        path = sorted(glob.glob(os.path.join(table, "_delta_log", "*.json")))[-1]
+        expected = "broken Delta log of"
+    with open(path, "wb") as damaged:
+        damaged.write(b"garbage")
+    started = time.monotonic()
+    with pytest.raises(StoreError) as raised:
+        maintain(store_uri, tables=["metrics"], do_materialize=False)
+    assert time.monotonic() - started < 3  # not 9 attempts with backoff
+    assert str(raised.value).startswith(expected), raised.value
+    assert table in str(raised.value)

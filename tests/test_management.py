@@ -463,17 +463,17 @@ def test_gc_keeps_rows_another_process_appends_while_it_rewrites(
 
     doomed, kept = deleted_and_kept
     other_process = TrackingStore(tracking)  # its own tables and buffer, like another process
-    real_write = delta.write_deltalake
+    real_commit = delta._commit_actions  # gc's rewrite commit (its files are written by then)
     raced = []
 
-    def write_with_a_race(table_or_uri, data, *args, mode="append", **kwargs):
-        if mode == "overwrite" and not raced:
+    def commit_with_a_race(table, actions, spec, **kwargs):
+        if not raced:
             raced.append(True)
             other_process.log_batch(kept, metrics=[Metric("late", 1.0, 5000, 0)])
             other_process.flush()
-        return real_write(table_or_uri, data, *args, mode=mode, **kwargs)
+        return real_commit(table, actions, spec, **kwargs)
 
-    monkeypatch.setattr(delta, "write_deltalake", write_with_a_race)
+    monkeypatch.setattr(delta, "_commit_actions", commit_with_a_race)
     assert client.gc(older_than=timedelta(0)).run_ids == [doomed]
     assert raced
     metrics = DeltaTable(os.path.join(tracking, "metrics")).to_pyarrow_table().to_pylist()

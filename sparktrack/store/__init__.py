@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import atexit
 import gc
+import os
+import sys
 import threading
 
 from sparktrack.config import Settings, settings_from_env
@@ -51,7 +53,12 @@ def open_store(
 
 
 def _at_exit() -> None:
-    close_all()
+    failures = close_all()
+    for rows, error in failures:
+        print(f"sparktrack: error: {rows} logged row(s) could not be saved to the store and are "
+              f"lost: {error}", file=sys.stderr, flush=True)
+    if failures:
+        _exit_with_status(1)
     # Drop the stores' Delta snapshots, dataset plans and cached state, then collect the
     # Arrow scanners Delta reads leave in reference cycles: freed later, during interpreter
     # teardown after Arrow's own, they abort the process ("terminate called without an active
@@ -61,6 +68,23 @@ def _at_exit() -> None:
     for store in stores:
         store.release_caches()
     gc.collect()
+
+
+def _exit_with_status(status: int) -> None:
+    """Make the interpreter exit with ``status`` once it has finished shutting down.
+
+    atexit cannot change the exit status, and ``os._exit`` here would skip the exit hooks
+    registered before this one (logging's flush among them). The interpreter raises the
+    audit event ``cpython.PyInterpreterState_Clear`` at the very end of its shutdown, after
+    every exit hook ran and the standard streams were flushed: exit there.
+    """
+    exit_now = os._exit  # bound now: modules are torn down by the time the event comes
+
+    def on_audit(event: str, _args: tuple) -> None:
+        if event == "cpython.PyInterpreterState_Clear":
+            exit_now(status)
+
+    sys.addaudithook(on_audit)
 
 
 atexit.register(_at_exit)

@@ -18,7 +18,6 @@ import os
 import threading
 import time
 import uuid
-import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -296,6 +295,19 @@ class WriteBuffer:
             except Exception as exc:  # noqa: BLE001 - the thread must survive to retry later
                 self._error = StoreError(f"Background commit failed: {exc!r}")
 
+    def commit_if_failing(self) -> None:
+        """Commit now if an earlier commit failed and its rows still wait; raise StoreError if
+        it fails again. Cheap when commits succeed: nothing is committed then."""
+        failing = self._error is not None
+        # Rows left pending by a failed commit; a commit in progress is not waited for.
+        if not failing and self._flush_lock.acquire(blocking=False):
+            try:
+                failing = any(self._pending.values()) or bool(self._summaries)
+            finally:
+                self._flush_lock.release()
+        if failing:
+            self.flush()
+
     def close(self) -> None:
         """Commit what is left and stop the background thread; raise if rows are left."""
         self._closed = True
@@ -324,13 +336,19 @@ def flush_all() -> None:
         buffer.flush()
 
 
-def close_all() -> None:
-    """Commit and stop every live buffer (the store's exit hook calls it first)."""
+def close_all() -> list[tuple[int, Exception]]:
+    """Commit and stop every live buffer (the store's exit hook calls it first).
+
+    Returns what could not be committed: (rows lost, error) for each buffer whose final commit
+    failed. Every buffer is tried, whatever the others do.
+    """
+    failures = []
     for buffer in list(_live_buffers):
         try:
             buffer.close()
-        except Exception as exc:  # noqa: BLE001 - report, never mask the interpreter's exit
-            warnings.warn(f"sparktrack could not commit buffered rows at exit: {exc}", stacklevel=1)
+        except Exception as exc:  # noqa: BLE001 - reported by the exit hook, never masked
+            failures.append((buffer.row_count, exc))
+    return failures
 
 
 if hasattr(os, "register_at_fork"):
