@@ -21,7 +21,15 @@ from sparktrack.errors import InvalidInputError, StoreError
 from sparktrack.store import TrackingStore
 from sparktrack.store.rows import now_millis
 from sparktrack.store.delta import DeltaTableHandle
-from sparktrack.store.schemas import METRIC_SUMMARIES, METRICS, PARAMS, RUNS, RUNS_LATEST, TAGS
+from sparktrack.store.schemas import (
+    INPUTS,
+    METRIC_SUMMARIES,
+    METRICS,
+    PARAMS,
+    RUNS,
+    RUNS_LATEST,
+    TAGS,
+)
 
 __all__ = ["GcResult", "collect_garbage", "delete_runs", "descendants_of", "restore_runs"]
 
@@ -112,8 +120,8 @@ def collect_garbage(
     vacuum_retention_hours: int = 0,
 ) -> GcResult:
     """Permanently remove runs deleted more than ``older_than`` ago, with their params, metrics,
-    tags, summaries, ``runs_latest`` rows and artifacts, then vacuum the tables so their files
-    are gone from disk.
+    tags, summaries, inputs, ``runs_latest`` rows and artifacts, then vacuum the tables so their
+    files are gone from disk.
 
     Readers of the store retry once when a file they planned to read was vacuumed under them.
     """
@@ -133,7 +141,7 @@ def collect_garbage(
     materialized = [latest] if doomed and latest.version() is not None else []
     rewritten = [
         *(store.tables[name] for name in (METRICS.name, METRIC_SUMMARIES.name, PARAMS.name,
-                                          TAGS.name)),
+                                          TAGS.name, INPUTS.name)),
         *materialized,
         store.tables[RUNS.name],
     ]
