@@ -497,7 +497,6 @@ def log_input(
             has no logged models), or a bad ``name``.
     """
     from sparktrack.entities import DatasetInput, InputTag
-    from sparktrack.errors import InvalidInputError
     from sparktrack.store.inputs import CONTEXT_TAG, as_dataset
 
     if model is not None:
@@ -507,8 +506,8 @@ def log_input(
         )
     if dataset is None and (context is not None or tags):
         raise InvalidInputError("log_input needs a dataset when context or tags are given.")
-    run_id = _run_id_or_start()
     if dataset is None:
+        _run_id_or_start()  # as MLflow: a run is started even with nothing to log
         return {}
     described: dict[str, str] = {}
     if hasattr(dataset, "inputFiles") and hasattr(dataset, "sparkSession"):  # a DataFrame
@@ -523,6 +522,7 @@ def log_input(
     input_tags = [InputTag(str(key), str(value)) for key, value in (tags or {}).items()]
     if context is not None:
         input_tags.append(InputTag(CONTEXT_TAG, str(context)))
+    run_id = _run_id_or_start()  # after the checks and the description, which may fail
     client = _get_client()
     client.log_inputs(run_id, [DatasetInput(dataset=entity, tags=input_tags)])
     if described:
