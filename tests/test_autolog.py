@@ -227,6 +227,22 @@ def test_post_training_metric_info_names_the_evaluator_of_each_key(cv):
     assert info["areaUnderPR_unknown_dataset"]["params"]["metricName"] == "areaUnderPR"
 
 
+def test_metric_info_is_the_file_mlflow_writes(cv):
+    mlflow_ml = pytest.importorskip("mlflow.pyspark.ml")
+    manager = mlflow_ml._AutologgingMetricsManager()
+    roc = BinaryClassificationEvaluator()
+    pr = BinaryClassificationEvaluator(metricName="areaUnderPR")
+    for evaluator, dataset in [(roc, "test"), (roc, "test"), (roc, "test-2"),
+                               (pr, "unknown_dataset")]:  # the fixture's evaluations
+        manager.register_evaluator_call(
+            "run", evaluator.getMetricName(), dataset, manager.gen_evaluator_info(evaluator)
+        )
+    calls = [call for per_metric in manager._evaluator_call_info["run"].values()
+             for call in per_metric]
+    expected = json.dumps(dict(sorted(calls, key=lambda call: call[0])), indent=2, default=str)
+    assert _read(cv["client"], cv["parent"].info.run_id, "metric_info.json") == expected
+
+
 # -- other estimators ---------------------------------------------------------------------------
 def test_train_validation_split_over_a_plain_estimator(tracked, data):
     train, _ = data

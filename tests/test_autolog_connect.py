@@ -90,6 +90,7 @@ def test_autolog_on_spark_connect(tmp_path):
     assert result["auc"] == pytest.approx(result["expected_auc"])
     assert result["rows"] == 80
     assert result["artifacts"] == [
-        "best_model", "best_parameters.json", "estimator_info.json", "model", "search_results.csv"
+        "best_model", "best_parameters.json", "estimator_info.json", "metric_info.json", "model",
+        "search_results.csv",
     ]
     assert result["best_stages"] == 2
