@@ -194,7 +194,8 @@ def test_log_input_dataframe_form_records_an_input_and_its_tags(spark, tracking,
     with sparktrack.start_run() as run:
         tags = sparktrack.log_input(df, name="train", context="training")
     stored = sparktrack.get_run(run.info.run_id)
-    assert tags["input.train.rows"] == "20" and stored.data.tags["input.train.context"] == "training"
+    assert tags["input.train.rows"] == "20"
+    assert stored.data.tags["input.train.context"] == "training"
     (item,) = stored.inputs.dataset_inputs
     assert item.tags == [InputTag(CONTEXT, "training")]
     dataset = item.dataset

@@ -54,7 +54,8 @@ def describe_dataset(
     from sparktrack.repro import describe_input
 
     described = describe_input(df, name=input_name)
-    return dataset_from_description(described, name=name, schema=mlflow_schema(df.schema)), described
+    dataset = dataset_from_description(described, name=name, schema=mlflow_schema(df.schema))
+    return dataset, described
 
 
 def dataset_from_description(

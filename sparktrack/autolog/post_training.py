@@ -162,7 +162,9 @@ def _truncated(params: dict[str, Any]) -> dict[str, Any]:
         text = str(value)
         return text[: limit - 3] + "..." if len(text) > limit else value
 
-    return {cut(key, _MAX_KEY_LENGTH): cut(value, _MAX_VALUE_LENGTH) for key, value in params.items()}
+    return {
+        cut(key, _MAX_KEY_LENGTH): cut(value, _MAX_VALUE_LENGTH) for key, value in params.items()
+    }
 
 
 def record_metric_info(run_id: str, key: str, info: dict[str, Any]) -> dict[str, Any]:
