@@ -15,6 +15,7 @@ from sparktrack._artifact_repository import ArtifactRepository, safe_relative_pa
 from sparktrack.config import DEFAULT_TRACKING_URI, ENV_TRACKING_URI
 from sparktrack.context import current_user, source_info, system_tags
 from sparktrack.entities import (
+    DatasetInput,
     Experiment,
     FileInfo,
     LifecycleStage,
@@ -471,3 +472,36 @@ class TrackingClient:
         pending.wait_for_run(run_id)
         destination = dst_path or tempfile.mkdtemp(prefix="sparktrack-artifacts-")
         return self._artifacts(run_id).download_artifacts(path, destination)
+
+    # -- run inputs ----------------------------------------------------------------------------
+    def log_inputs(
+        self,
+        run_id: str,
+        datasets: Sequence[DatasetInput] | None = None,
+        models: Sequence[Any] | None = None,
+    ) -> None:
+        """Record datasets used by a run (MLflow's ``MlflowClient.log_inputs``).
+
+        ``datasets`` are :class:`~sparktrack.entities.DatasetInput` s (MLflow's own entities
+        are accepted too). An input the run already has (same dataset name and digest) is left
+        as it is. ``get_run(run_id).inputs`` returns them.
+
+        Raises:
+            InvalidInputError: a dataset lacks a name, digest, source type or source, a value
+                is over MLflow's limits, or ``models`` is given (sparktrack has no logged
+                models).
+        """
+        if models:
+            raise InvalidInputError(
+                "log_inputs(models=...) records logged models, which sparktrack does not have; "
+                "pass datasets only."
+            )
+        if datasets is None:
+            return
+        if not isinstance(datasets, (list, tuple)):
+            raise InvalidInputError(
+                f"datasets must be a list of DatasetInput, got {type(datasets).__name__}; wrap "
+                "a single input in a list."
+            )
+        if datasets:
+            self.store.log_inputs(run_id, list(datasets))

@@ -1,4 +1,5 @@
-"""Plain, frozen records that the API returns: experiments, runs, metrics, params, tags.
+"""Plain, frozen records that the API returns: experiments, runs, metrics, params, tags and
+the datasets a run used (its inputs).
 
 No pyspark and no Delta here: entities are what a caller holds after a read.
 """
@@ -9,14 +10,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 __all__ = [
+    "Dataset",
+    "DatasetInput",
     "Experiment",
     "FileInfo",
+    "InputTag",
     "LifecycleStage",
     "Metric",
     "Param",
     "Run",
     "RunData",
     "RunInfo",
+    "RunInputs",
     "RunStatus",
     "RunTag",
     "ViewType",
@@ -125,11 +130,58 @@ class RunData:
 
 
 @dataclass(frozen=True, slots=True)
+class Dataset:
+    """A dataset as recorded with a run (MLflow's ``mlflow.entities.Dataset``).
+
+    ``source`` is JSON describing where the data came from, in the shape of the dataset source
+    named by ``source_type`` (e.g. ``delta_table``: ``{"path": ..., "delta_table_version": 3}``);
+    ``schema`` is JSON (MLflow's ``{"mlflow_colspec": [...]}``) and ``profile`` is JSON with
+    summary figures (sparktrack records the row count and fingerprints there).
+    """
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputTag:
+    """A tag of one dataset input of a run, e.g. ``mlflow.data.context = train``."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInput:
+    """A dataset used by a run, with the tags of that use."""
+
+    dataset: Dataset
+    tags: list[InputTag] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RunInputs:
+    """What a run used: its dataset inputs, in the order they were first logged.
+
+    ``model_inputs`` is MLflow's list of logged models used by the run; sparktrack has no
+    logged models, so it is always empty.
+    """
+
+    dataset_inputs: list[DatasetInput] = field(default_factory=list)
+    model_inputs: list = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
-    """A run: its info and its data."""
+    """A run: its info, its data and its inputs."""
 
     info: RunInfo
     data: RunData
+    inputs: RunInputs = field(default_factory=RunInputs)
 
 
 @dataclass(frozen=True, slots=True)

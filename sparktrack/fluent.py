@@ -532,16 +532,63 @@ def log_batch(
     _get_client().log_batch(_run_id_or_start(), metrics=metrics, params=params, tags=tags)
 
 
-def log_input(df: Any, name: str = "training", context: str | None = None) -> dict[str, str]:
-    """Record a Spark DataFrame used by the active run: source, format, Delta version, row count
-    and fingerprints as ``input.<name>.*`` tags (see ``sparktrack.repro.describe_input``)."""
-    from sparktrack.repro import describe_input
+def log_input(
+    dataset: Any = None,
+    context: str | None = None,
+    tags: dict[str, str] | None = None,
+    model: Any = None,
+    *,
+    name: str | None = None,
+) -> dict[str, str]:
+    """Record a dataset the active run uses as a run input (``get_run(...).inputs``).
 
-    tags = describe_input(df, name=name)
+    MLflow's form, ``log_input(dataset, context="training", tags={...})``, takes a dataset
+    object (:class:`sparktrack.entities.Dataset`, or MLflow's) and records it as it is;
+    ``context`` becomes the input tag ``mlflow.data.context``. It returns ``{}``.
+
+    sparktrack's form takes a Spark DataFrame and describes it with
+    :func:`sparktrack.repro.describe_input` (one Spark job): the input is a dataset named
+    ``name`` (default ``training``) whose digest is the content fingerprint, source where the
+    rows came from, MLflow's schema, and a profile with the row count and fingerprints. The
+    description is also set as the run's ``input.<name>.*`` tags (``input.<name>.context``
+    too, when given), which are returned.
+
+    Raises:
+        InvalidInputError: ``context`` or ``tags`` without a dataset, a ``model`` (sparktrack
+            has no logged models), or a bad ``name``.
+    """
+    from sparktrack.entities import DatasetInput, InputTag
+    from sparktrack.store.inputs import CONTEXT_TAG, as_dataset
+
+    if model is not None:
+        raise InvalidInputError(
+            "log_input(model=...) records a logged model, which sparktrack does not have; "
+            "pass a dataset."
+        )
+    if dataset is None and (context is not None or tags):
+        raise InvalidInputError("log_input needs a dataset when context or tags are given.")
+    if dataset is None:
+        _run_id_or_start()  # as MLflow: a run is started even with nothing to log
+        return {}
+    described: dict[str, str] = {}
+    if hasattr(dataset, "inputFiles") and hasattr(dataset, "sparkSession"):  # a DataFrame
+        from sparktrack.autolog.inputs import describe_dataset
+
+        input_name = name or "training"
+        entity, described = describe_dataset(dataset, name=input_name, input_name=input_name)
+        if context is not None:
+            described[f"input.{input_name}.context"] = str(context)
+    else:
+        entity = as_dataset(dataset)
+    input_tags = [InputTag(str(key), str(value)) for key, value in (tags or {}).items()]
     if context is not None:
-        tags[f"input.{name}.context"] = context
-    set_tags(tags)
-    return tags
+        input_tags.append(InputTag(CONTEXT_TAG, str(context)))
+    run_id = _run_id_or_start()  # after the checks and the description, which may fail
+    client = _get_client()
+    client.log_inputs(run_id, [DatasetInput(dataset=entity, tags=input_tags)])
+    if described:
+        client.log_batch(run_id, tags=[RunTag(key, value) for key, value in described.items()])
+    return described
 
 
 def get_metric_history(key: str, run_id: str | None = None) -> list[Metric]:

@@ -26,6 +26,7 @@ from sparktrack.store.rows import now_millis
 from sparktrack.store.delta import DeltaTableHandle
 from sparktrack.store.locations import relative_to_root
 from sparktrack.store.schemas import (
+    INPUTS,
     METRIC_SUMMARIES,
     METRICS,
     PARAMS,
@@ -158,8 +159,8 @@ def collect_garbage(
     timeout_seconds: float = GC_TIMEOUT_SECONDS,
 ) -> GcResult:
     """Permanently remove runs deleted more than ``older_than`` ago, with their params, metrics,
-    tags, summaries, ``runs_latest`` rows and artifacts, then vacuum the tables so their files
-    are gone from disk.
+    tags, summaries, inputs, ``runs_latest`` rows and artifacts, then vacuum the tables so their
+    files are gone from disk.
 
     Safe beside processes that log: their appends never conflict with gc's rewrites. A rewrite
     that does conflict (a compaction or another gc removed the same files) is retried with
@@ -192,7 +193,7 @@ def collect_garbage(
     materialized = [latest] if doomed and latest.version() is not None else []
     rewritten = [
         *(store.tables[name] for name in (METRICS.name, METRIC_SUMMARIES.name, PARAMS.name,
-                                          TAGS.name)),
+                                          TAGS.name, INPUTS.name)),
         *materialized,
         store.tables[RUNS.name],
     ]

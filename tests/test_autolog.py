@@ -34,6 +34,8 @@ from pyspark.ml.tuning import (  # noqa: E402
 
 import sparktrack  # noqa: E402
 from sparktrack import TrackingClient  # noqa: E402
+from sparktrack.entities import InputTag  # noqa: E402
+from sparktrack.repro import fingerprint  # noqa: E402
 from sparktrack.autolog import tuning as autolog_tuning  # noqa: E402
 from sparktrack.errors import AutologgingWarning  # noqa: E402
 
@@ -127,7 +129,7 @@ def cv(data, tmp_path_factory):
     }
 
 
-def test_cv_parent_params_and_tags(cv):
+def test_cv_parent_params_and_tags(cv, data):
     params, tags = cv["parent"].data.params, cv["parent"].data.tags
     assert params["numFolds"] == "2" and params["parallelism"] == "2" and params["seed"] == "7"
     assert params["foldCol"] == "" and params["collectSubModels"] == "False"
@@ -139,8 +141,13 @@ def test_cv_parent_params_and_tags(cv):
     assert not any(k.startswith(("LogisticRegression.", "VectorAssembler")) for k in params)
     assert tags["estimator_name"] == "CrossValidator"
     assert tags["estimator_class"] == "pyspark.ml.tuning.CrossValidator"
-    assert tags["mlflow.autologging"] == "pyspark.ml"
-    assert tags["input.training.rows"] == "80" and tags["input.training.source"] == "in-memory"
+    assert tags["mlflow.autologging"] == "pyspark.ml"  # autologging created this run
+    assert not any(key.startswith("input.") for key in tags)  # the data is a run input
+    (training,) = cv["parent"].inputs.dataset_inputs
+    assert training.tags == [InputTag("mlflow.data.context", "train")]
+    assert training.dataset.name == "dataset" and training.dataset.source_type == "code"
+    assert training.dataset.digest == fingerprint(data[0]).content_hash
+    assert json.loads(training.dataset.profile)["num_rows"] == 80
     assert cv["parent"].info.status == "FINISHED"
     assert cv["still_cached"], "the user's cached DataFrame must stay cached"
 
@@ -176,7 +183,8 @@ def test_cv_artifacts(cv):
     client, run_id = cv["client"], cv["parent"].info.run_id
     names = [f.path for f in client.list_artifacts(run_id)]
     assert names == [
-        "best_model", "best_parameters.json", "estimator_info.json", "model", "search_results.csv"
+        "best_model", "best_parameters.json", "estimator_info.json", "metric_info.json", "model",
+        "search_results.csv",
     ]
     assert json.loads(_read(client, run_id, "best_parameters.json")) == {
         "LogisticRegression.regParam": 0.01
@@ -204,6 +212,35 @@ def test_post_training_metric_names(cv):
     assert metrics["areaUnderROC-3_test-2"] == pytest.approx(scores[2])
     assert metrics["areaUnderPR_unknown_dataset"] == pytest.approx(scores[3])
     assert metrics["best_avg_areaUnderROC"] == pytest.approx(max(cv["model"].avgMetrics))
+
+
+def test_post_training_metric_info_names_the_evaluator_of_each_key(cv):
+    info = json.loads(_read(cv["client"], cv["parent"].info.run_id, "metric_info.json"))
+    assert list(info) == [
+        "areaUnderPR_unknown_dataset", "areaUnderROC-2_test", "areaUnderROC-3_test-2",
+        "areaUnderROC_test",
+    ]  # sorted, as MLflow writes it
+    roc = {"evaluator_class": "pyspark.ml.evaluation.BinaryClassificationEvaluator",
+           "params": {"labelCol": "label", "metricName": "areaUnderROC", "numBins": 1000,
+                      "rawPredictionCol": "rawPrediction"}}
+    assert info["areaUnderROC_test"] == info["areaUnderROC-3_test-2"] == roc
+    assert info["areaUnderPR_unknown_dataset"]["params"]["metricName"] == "areaUnderPR"
+
+
+def test_metric_info_is_the_file_mlflow_writes(cv):
+    mlflow_ml = pytest.importorskip("mlflow.pyspark.ml")
+    manager = mlflow_ml._AutologgingMetricsManager()
+    roc = BinaryClassificationEvaluator()
+    pr = BinaryClassificationEvaluator(metricName="areaUnderPR")
+    for evaluator, dataset in [(roc, "test"), (roc, "test"), (roc, "test-2"),
+                               (pr, "unknown_dataset")]:  # the fixture's evaluations
+        manager.register_evaluator_call(
+            "run", evaluator.getMetricName(), dataset, manager.gen_evaluator_info(evaluator)
+        )
+    calls = [call for per_metric in manager._evaluator_call_info["run"].values()
+             for call in per_metric]
+    expected = json.dumps(dict(sorted(calls, key=lambda call: call[0])), indent=2, default=str)
+    assert _read(cv["client"], cv["parent"].info.run_id, "metric_info.json") == expected
 
 
 # -- other estimators ---------------------------------------------------------------------------

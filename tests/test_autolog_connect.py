@@ -58,7 +58,9 @@ SCRIPT = textwrap.dedent(
         "expected_best": str([0.01, 1.0][max(range(2), key=lambda j: model.avgMetrics[j])]),
         "auc": parent["metrics.areaUnderROC_test"],
         "expected_auc": auc,
-        "rows": parent["tags.input.training.rows"],
+        "rows": json.loads(
+            client.get_run(parent["run_id"]).inputs.dataset_inputs[0].dataset.profile
+        )["num_rows"],
         "artifacts": [f.path for f in client.list_artifacts(parent["run_id"])],
         "best_stages": len(best.stages),
     }))
@@ -86,8 +88,9 @@ def test_autolog_on_spark_connect(tmp_path):
     assert result["status"] == "FINISHED"
     assert result["best"] == result["expected_best"]
     assert result["auc"] == pytest.approx(result["expected_auc"])
-    assert result["rows"] == "80"
+    assert result["rows"] == 80
     assert result["artifacts"] == [
-        "best_model", "best_parameters.json", "estimator_info.json", "model", "search_results.csv"
+        "best_model", "best_parameters.json", "estimator_info.json", "metric_info.json", "model",
+        "search_results.csv",
     ]
     assert result["best_stages"] == 2

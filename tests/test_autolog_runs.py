@@ -80,7 +80,11 @@ def test_fit_inside_an_active_run_logs_into_it_and_leaves_it_open(tracked):
         assert sparktrack.active_run().info.run_id == run.info.run_id
         assert sparktrack.active_run().info.status == "RUNNING"
     assert len(_runs(tracked)) == 1
-    assert tracked.get_run(run.info.run_id).data.params["maxIter"] == "3"
+    data = tracked.get_run(run.info.run_id).data
+    assert data.params["maxIter"] == "3"
+    # As in MLflow, a run the user started gets the estimator tags, not mlflow.autologging.
+    assert {"estimator_name", "estimator_class"} <= set(data.tags)
+    assert "mlflow.autologging" not in data.tags
 
 
 def test_failure_inside_fit_fails_the_run_and_propagates_the_same_exception(tracked):

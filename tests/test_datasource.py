@@ -240,8 +240,8 @@ def test_register_tables_gives_sql_views(spark, tracked):
     from sparktrack.spark import register_tables
 
     names = register_tables(spark, tracked.uri, prefix="st_")
-    assert names == ["st_experiments", "st_metric_summaries", "st_metrics", "st_params",
-                     "st_runs", "st_tags"]
+    assert names == ["st_experiments", "st_inputs", "st_metric_summaries", "st_metrics",
+                     "st_params", "st_runs", "st_tags"]
     count = spark.sql(
         "SELECT count(*) AS n FROM st_runs r JOIN st_experiments e USING (experiment_id) "
         "WHERE e.name = 'alpha'"

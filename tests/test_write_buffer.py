@@ -18,6 +18,7 @@ from deltalake import DeltaTable
 
 from sparktrack import TrackingClient
 from sparktrack.config import Settings
+from sparktrack.entities import Dataset, DatasetInput
 from sparktrack.errors import StoreError
 from sparktrack.store import open_store
 from sparktrack.store.schemas import METRIC_SUMMARIES, METRICS, PARAMS, RUNS, TABLES, TAGS
@@ -281,6 +282,7 @@ def test_the_tables_are_real_delta_tables_partitioned_by_experiment(store_uri):
         run_id = client.create_run(experiment_id).info.run_id
         client.log_param(run_id, "p", 1)
         client.log_metric(run_id, "m", 1.0)
+        client.log_inputs(run_id, [DatasetInput(Dataset("d", "0a", "spark", "{}"))])
     client.flush()
     for name, spec in TABLES.items():
         table = DeltaTable(os.path.join(store_uri, name))

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sparktrack.errors import InvalidInputError
+from sparktrack.errors import AutologgingWarning, InvalidInputError
 
-__all__ = ["AutologConfig", "current", "make_config", "set_current"]
+__all__ = [
+    "AutologConfig",
+    "current",
+    "excludes_pyspark_ml",
+    "make_config",
+    "pyspark_is_supported",
+    "set_current",
+    "warn_unhonoured",
+]
 
 INTEGRATION = "pyspark.ml"
+AUTOLOGGING_TAG = "mlflow.autologging"
+#: The pyspark versions sparktrack's autologging is tested with (major, minor).
+TESTED_PYSPARK = ((4, 2),)
+
+logger = logging.getLogger("sparktrack.autolog")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +42,9 @@ class AutologConfig:
     extra_tags: Mapping[str, str] = field(default_factory=dict)
     silent: bool = False
     exclusive: bool = False
+    log_input_examples: bool = False
+    log_model_signatures: bool = True
+    registered_model_name: str | None = None
 
 
 def make_config(
@@ -39,6 +58,9 @@ def make_config(
     extra_tags: Mapping[str, object] | None,
     silent: bool,
     exclusive: bool,
+    log_input_examples: bool = False,
+    log_model_signatures: bool = True,
+    registered_model_name: str | None = None,
 ) -> AutologConfig:
     """Check the options and freeze them; bad values raise before anything is patched."""
     if max_tuning_runs is not None and (
@@ -62,6 +84,11 @@ def make_config(
         raise InvalidInputError(
             f"extra_tags must be a dict of tag names to values, not {extra_tags!r}."
         )
+    if registered_model_name is not None and not isinstance(registered_model_name, str):
+        raise InvalidInputError(
+            f"registered_model_name must be a model name (a string) or None, not "
+            f"{registered_model_name!r:.200}."
+        )
     return AutologConfig(
         log_models=bool(log_models),
         log_models_in_background=bool(log_models_in_background),
@@ -69,10 +96,80 @@ def make_config(
         log_post_training_metrics=bool(log_post_training_metrics),
         max_tuning_runs=max_tuning_runs,
         log_model_allowlist=allowlist,
-        extra_tags={str(key): str(value) for key, value in (extra_tags or {}).items()},
+        extra_tags=_extra_tags(extra_tags, silent=bool(silent)),
         silent=bool(silent),
         exclusive=bool(exclusive),
+        log_input_examples=bool(log_input_examples),
+        log_model_signatures=bool(log_model_signatures),
+        registered_model_name=registered_model_name,
     )
+
+
+def _extra_tags(extra_tags: Mapping[str, object] | None, *, silent: bool) -> dict[str, str]:
+    tags = {str(key): str(value) for key, value in (extra_tags or {}).items()}
+    if AUTOLOGGING_TAG in tags:
+        # MLflow drops it too: the tag names the integration that created the run.
+        del tags[AUTOLOGGING_TAG]
+        if not silent:
+            logger.warning(
+                "Tag `%s` is ignored as it is a reserved tag by autologging.", AUTOLOGGING_TAG
+            )
+    return tags
+
+
+def warn_unhonoured(config: AutologConfig, *, stacklevel: int) -> None:
+    """One :class:`AutologgingWarning` per MLflow option sparktrack cannot honour yet."""
+    if config.silent:
+        return
+    if config.log_input_examples:
+        warnings.warn(
+            AutologgingWarning(
+                "log_input_examples=True is not honoured: sparktrack saves models with Spark's "
+                "own writer, without MLflow's model format, so no input example is stored. "
+                "Log sample rows yourself (e.g. log_dict) or pass log_input_examples=False."
+            ),
+            stacklevel=stacklevel + 1,
+        )
+    if config.registered_model_name is not None:
+        warnings.warn(
+            AutologgingWarning(
+                f"registered_model_name={config.registered_model_name!r:.200} is not honoured: "
+                "sparktrack has no model registry yet, so models are saved with their run but "
+                "not registered. Leave registered_model_name out to silence this."
+            ),
+            stacklevel=stacklevel + 1,
+        )
+
+
+def excludes_pyspark_ml(exclude_flavors: Iterable[str] | None) -> bool:
+    """Whether ``mlflow.autolog(exclude_flavors=...)`` leaves pyspark.ml alone."""
+    if exclude_flavors is None:
+        return False
+    if isinstance(exclude_flavors, str):
+        raise InvalidInputError(
+            f"exclude_flavors must be a list of flavor names (e.g. ['pyspark.ml']), not the "
+            f"string {exclude_flavors!r:.200}."
+        )
+    return INTEGRATION in {str(flavor) for flavor in exclude_flavors}
+
+
+def pyspark_is_supported(*, silent: bool, version: str | None = None) -> bool:
+    """Whether pyspark (``version``, else the installed one) is a tested release; a
+    pre-release or development build never is (as in MLflow)."""
+    if version is None:
+        from importlib.metadata import version as installed
+
+        version = installed("pyspark")
+    match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", version)
+    supported = match is not None and (int(match[1]), int(match[2])) in TESTED_PYSPARK
+    if not supported and not silent:
+        logger.warning(
+            "sparktrack autologging stays off: pyspark %s is not a version it was tested with "
+            "(%s) and disable_for_unsupported_versions=True.",
+            version,
+            ", ".join(f"{major}.{minor}.x" for major, minor in TESTED_PYSPARK),
+        )
+    return supported
 
 
 _lock = threading.Lock()

@@ -4,7 +4,9 @@ The order is: resolve the run (the active one, else a new one), log the estimato
 tags, start describing the training data on a thread (its Spark job runs beside training),
 train inside a :class:`~sparktrack.autolog.sessions.FitSession` (so nested fits are not logged
 as runs), hand the model save to :mod:`sparktrack.pending` (or save it inline), log the
-tuning results and the training data's tags, and end the run we created. Every logging step
+tuning results and the training data (a run input with context ``train``), and end the run
+we created. As in MLflow, only runs autologging creates get the tag ``mlflow.autologging``;
+a run the user started gets no tag that MLflow would not set there. Every logging step
 is guarded: a failure is one warning at the end, and the user's ``fit()`` returns (or raises)
 exactly what it would have without autologging. A background save that fails later is one
 warning on the ``sparktrack.autolog`` logger.
@@ -21,16 +23,15 @@ from typing import Any
 
 from sparktrack import fluent, pending
 from sparktrack.autolog import models, naming, post_training, sessions, tuning
-from sparktrack.autolog.config import INTEGRATION, AutologConfig
+from sparktrack.autolog.config import AUTOLOGGING_TAG, INTEGRATION, AutologConfig
 from sparktrack.autolog.conflicts import ConflictResolver
-from sparktrack.autolog.inputs import training_input_tags
+from sparktrack.autolog.inputs import training_input
 from sparktrack.autolog.recording import Problems, limit_params, logger
 from sparktrack.client import TrackingClient
 from sparktrack.entities import Metric, Param, RunInfo, RunStatus, RunTag
 
 __all__ = ["fit_arguments", "run_fit", "run_unlogged"]
 
-AUTOLOGGING_TAG = "mlflow.autologging"
 # How far up the stack the user's fit() call is, seen from Problems.report in run_fit.
 _STACKLEVEL = 3
 
@@ -135,7 +136,7 @@ def run_fit(original: Any, self: Any, args: tuple, kwargs: dict, config: Autolog
                 target,
                 problems,
                 params=naming.flatten_params(estimator, names),
-                tags={AUTOLOGGING_TAG: INTEGRATION, **naming.estimator_tags(estimator)},
+                tags=naming.estimator_tags(estimator),
             )
     described = None
     if target is not None and config.log_datasets and dataset is not None:
@@ -176,7 +177,7 @@ def _describe_in_background(dataset: Any) -> Future:
 
     def work() -> None:
         try:
-            future.set_result(training_input_tags(dataset))
+            future.set_result(training_input(dataset))
         except BaseException as exc:  # noqa: BLE001 - handed to the fit's thread
             future.set_exception(exc)
 
@@ -198,7 +199,7 @@ def _with_spark_session(work: Callable[[], None], dataset: Any) -> Callable[[], 
 
 def _log_described(target: _Target, problems: Problems, described: Future) -> None:
     with problems.guard("describing the training data"):
-        _log(target, problems, tags=described.result())
+        target.client.log_inputs(target.info.run_id, [described.result()])
 
 
 def _after_training(target, config, problems, estimator, names, recorder, model, dataset):

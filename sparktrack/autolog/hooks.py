@@ -172,6 +172,7 @@ def _after_evaluate(evaluator, args, kwargs, value, config) -> None:
         return
     run_id, dataset_name = source
     problems = Problems(silent=config.silent)
+    logged = None
     with problems.guard("logging a post-training metric"):
         params = args[1] if len(args) > 1 else kwargs.get("params")
         used = evaluator.copy(params) if params else evaluator
@@ -179,5 +180,14 @@ def _after_evaluate(evaluator, args, kwargs, value, config) -> None:
         from sparktrack import fluent
         from sparktrack.client import TrackingClient
 
-        TrackingClient(fluent.get_tracking_uri()).log_metric(run_id, key, float(value))
+        client = TrackingClient(fluent.get_tracking_uri())
+        client.log_metric(run_id, key, float(value))
+        logged = (client, key, used)
+    if logged is not None:
+        client, key, used = logged
+        with problems.guard("logging metric_info.json"):
+            content = post_training.record_metric_info(
+                run_id, key, post_training.evaluator_info(used)
+            )
+            client.log_dict(run_id, content, post_training.METRIC_INFO_FILE)
     problems.report(what=f"{type(evaluator).__name__}.evaluate()", stacklevel=3)

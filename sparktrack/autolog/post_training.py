@@ -5,6 +5,10 @@ which run and which dataset variable (``df``'s name in the caller's frame) the p
 came from; ``evaluate(predictions)`` logs ``<metricName>_<dataset>`` on that run. A second
 evaluation of the same metric in the run is ``<metricName>-2_<dataset>``; another object under
 an already used variable name is ``<dataset>-2``; no variable name gives ``unknown_dataset``.
+
+As MLflow does, the run's artifact ``metric_info.json`` maps each such metric key to the
+evaluator that produced it (``{"evaluator_class": ..., "params": {...}}``), keys sorted; it is
+rewritten after each evaluation and covers the evaluations this process logged to the run.
 """
 
 from __future__ import annotations
@@ -16,19 +20,26 @@ from collections import defaultdict
 from typing import Any
 
 __all__ = [
+    "METRIC_INFO_FILE",
     "RUN_ATTRIBUTE",
     "UNKNOWN_DATASET",
     "dataset_variable_name",
+    "evaluator_info",
     "is_loggable",
     "mark_model",
     "metric_key",
     "note_transform",
     "predictions_source",
+    "record_metric_info",
     "run_of",
 ]
 
 RUN_ATTRIBUTE = "_sparktrack_run_id"
 UNKNOWN_DATASET = "unknown_dataset"
+METRIC_INFO_FILE = "metric_info.json"
+# MLflow cuts evaluator param names and values in metric_info.json to these lengths.
+_MAX_KEY_LENGTH = 250
+_MAX_VALUE_LENGTH = 6000
 
 _lock = threading.Lock()
 # id(predictions) -> (run_id, dataset name); entries go when the predictions are collected
@@ -37,6 +48,8 @@ _predictions: dict[int, tuple[str, str]] = {}
 _datasets: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
 # run_id -> metric name -> number of evaluations logged
 _evaluations: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+# run_id -> metric key -> the evaluator that produced it (metric_info.json)
+_metric_info: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
 
 
 def mark_model(model: Any, run_id: str) -> None:
@@ -131,3 +144,32 @@ def metric_key(run_id: str, metric: str, dataset_name: str) -> str:
 def is_loggable(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
+
+
+def evaluator_info(evaluator: Any) -> dict[str, Any]:
+    """What metric_info.json says of an evaluator: its class and its defined params."""
+    cls = type(evaluator)
+    params = {
+        param.name: evaluator.getOrDefault(param)
+        for param in evaluator.params
+        if evaluator.isDefined(param)
+    }
+    return {"evaluator_class": f"{cls.__module__}.{cls.__name__}", "params": _truncated(params)}
+
+
+def _truncated(params: dict[str, Any]) -> dict[str, Any]:
+    def cut(value: Any, limit: int) -> Any:
+        text = str(value)
+        return text[: limit - 3] + "..." if len(text) > limit else value
+
+    return {
+        cut(key, _MAX_KEY_LENGTH): cut(value, _MAX_VALUE_LENGTH) for key, value in params.items()
+    }
+
+
+def record_metric_info(run_id: str, key: str, info: dict[str, Any]) -> dict[str, Any]:
+    """Note which evaluator produced metric ``key``; returns the run's metric_info.json."""
+    with _lock:
+        entries = _metric_info[run_id]
+        entries[key] = info
+        return dict(sorted(entries.items()))

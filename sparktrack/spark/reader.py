@@ -41,8 +41,10 @@ from sparktrack.store.latest import (
     live_tags,
     runs_latest,
 )
+from sparktrack.store.rows import oldest_rows
 from sparktrack.store.schemas import (
     EXPERIMENTS,
+    INPUTS,
     METRIC_SUMMARIES,
     METRICS,
     PARAMS,
@@ -87,6 +89,7 @@ OUTPUT_SCHEMAS: dict[str, pa.Schema] = {
     "tags": pa.schema([*_KEY_VALUE, pa.field("value", pa.string())]),
     "experiments": _without(EXPERIMENTS.schema, "updated_at"),
     "metric_summaries": _without(METRIC_SUMMARIES.schema, "updated_at"),
+    "inputs": INPUTS.schema,
 }
 """The columns of each table the data source offers (``option("table", ...)``)."""
 
@@ -98,6 +101,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "tags": (TAGS.name,),
     "experiments": (EXPERIMENTS.name,),
     "metric_summaries": (METRIC_SUMMARIES.name,),
+    "inputs": (INPUTS.name,),
 }
 
 # Columns that every version of a row shares: filtering raw rows on them before resolving
@@ -624,6 +628,8 @@ def _resolve(opts: ReadOptions, raw: dict[str, pa.Table]) -> pa.Table:
         return current_params(raw[PARAMS.name])
     if table == "tags":
         return live_tags(raw[TAGS.name])
+    if table == "inputs":  # a (name, digest) logged again to a run is the first one
+        return oldest_rows(raw[INPUTS.name], ["run_id", "name", "digest"], "logged_at")
     return merge_summaries(raw[METRIC_SUMMARIES.name])
 
 

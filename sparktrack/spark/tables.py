@@ -38,9 +38,9 @@ def register_tables(
     """Make each table of a store queryable by name in SQL; return the names.
 
     Without ``database``: temporary views ``<prefix>runs``, ``<prefix>metrics``,
-    ``<prefix>params``, ``<prefix>tags``, ``<prefix>experiments`` and
-    ``<prefix>metric_summaries`` over the ``sparktrack`` data source (current state, deleted
-    runs left out unless ``include_deleted``).
+    ``<prefix>params``, ``<prefix>tags``, ``<prefix>experiments``,
+    ``<prefix>metric_summaries`` and ``<prefix>inputs`` over the ``sparktrack`` data source
+    (current state, deleted runs left out unless ``include_deleted``).
 
     With ``database`` (needs a session with Delta Lake configured): external catalog tables
     ``database.<prefix><table>`` on the raw Delta tables (the append-only history) and on

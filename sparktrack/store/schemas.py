@@ -6,6 +6,7 @@ append-only; where a thing can change, its current state is its newest row by ``
 
 Version history:
     1 -- first release.
+    2 -- the ``inputs`` table: datasets recorded as inputs of runs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pyarrow as pa
 
 __all__ = [
     "EXPERIMENTS",
+    "INPUTS",
     "METRICS",
     "METRIC_SUMMARIES",
     "PARAMS",
@@ -27,7 +29,7 @@ __all__ = [
     "TableSpec",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +155,29 @@ METRIC_SUMMARIES = TableSpec(
     ),
 )
 
+INPUTS = TableSpec(
+    name="inputs",
+    schema=_schema(
+        ("run_id", _STR, False),
+        ("experiment_id", _STR, False),
+        ("name", _STR, False),
+        ("digest", _STR, False),
+        ("source_type", _STR, False),
+        ("source", _STR, False),
+        ("schema", _STR, True),
+        ("profile", _STR, True),
+        ("context", _STR, True),
+        ("tags", pa.map_(_STR, _STR), True),
+        ("logged_at", _I64, False),
+    ),
+    partition_by=("experiment_id",),
+    description=(
+        "Datasets used by runs (MLflow's run inputs); the first row per (run_id, name, digest) "
+        "by logged_at is the input. source, schema and profile are JSON; context is the value "
+        "of the input tag mlflow.data.context, also found in tags."
+    ),
+)
+
 _METRIC_MAP = pa.map_(_STR, _F64)
 _TEXT_MAP = pa.map_(_STR, _STR)
 
@@ -180,5 +205,6 @@ RUNS_LATEST = TableSpec(
 )
 
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (EXPERIMENTS, RUNS, PARAMS, METRICS, TAGS, METRIC_SUMMARIES)
+    spec.name: spec
+    for spec in (EXPERIMENTS, RUNS, PARAMS, METRICS, TAGS, METRIC_SUMMARIES, INPUTS)
 }

@@ -25,6 +25,7 @@ import pyarrow.dataset as pds
 
 from sparktrack.config import Settings
 from sparktrack.entities import (
+    DatasetInput,
     Experiment,
     LifecycleStage,
     Metric,
@@ -32,6 +33,7 @@ from sparktrack.entities import (
     Run,
     RunData,
     RunInfo,
+    RunInputs,
     RunStatus,
     RunTag,
     ViewType,
@@ -52,10 +54,17 @@ from sparktrack.store.write_checks import WriteChecks
 from sparktrack.store.current_state import CurrentState, StateView
 from sparktrack.store.state_files import StateFiles
 from sparktrack.store.delta import DeltaTableHandle, join_uri
+from sparktrack.store.inputs import (
+    as_dataset_input,
+    input_rows,
+    run_inputs_from_rows,
+    validate_dataset_inputs,
+)
 from sparktrack.store.locations import location_to_store, resolve_column, resolve_location
 from sparktrack.store.rows import first_param_values, newest_rows, next_version, now_millis
 from sparktrack.store.schemas import (
     EXPERIMENTS,
+    INPUTS,
     METRIC_SUMMARIES,
     METRICS,
     PARAMS,
@@ -703,7 +712,8 @@ class TrackingStore:
             params=dict(zip(params.column("key").to_pylist(), params.column("value").to_pylist())),
             tags=dict(zip(tags.column("key").to_pylist(), tags.column("value").to_pylist())),
         )
-        return Run(info=run_info_from_row(row, root=self.root), data=data)
+        return Run(info=run_info_from_row(row, root=self.root), data=data,
+                   inputs=self._read_run_inputs(run_id, row["experiment_id"]))
 
     def _live_tags(self, where: pds.Expression, prune: list) -> pa.Table:
         rows = newest_rows(self.tables[TAGS.name].read(prune=prune, where=where), ["run_id", "key"])
@@ -763,6 +773,37 @@ class TrackingStore:
             for run_id in run_ids:
                 self._runs.pop(run_id, None)
             self._experiment_run_counts.clear()
+
+    # == run inputs (datasets) ==============================================================
+    def log_inputs(self, run_id: str, dataset_inputs: Sequence[DatasetInput]) -> None:
+        """Record datasets as inputs of a run, committed at once (not through the buffer).
+
+        As in MLflow, an input is identified in its run by (dataset name, digest): one the run
+        already has is left as it is, tags included. The run must not be deleted.
+        """
+        checked = validate_dataset_inputs([as_dataset_input(item) for item in dataset_inputs])
+        with self._lock:
+            state = self._run_state(run_id)
+            self._require_active_run(state)
+            experiment_id = state.row["experiment_id"]
+        held = {
+            (item.dataset.name, item.dataset.digest)
+            for item in self._read_run_inputs(run_id, experiment_id).dataset_inputs
+        }
+        new = [item for item in checked if (item.dataset.name, item.dataset.digest) not in held]
+        if new:
+            self.tables[INPUTS.name].append(input_rows(run_id, experiment_id, new, now_millis()))
+
+    def get_run_inputs(self, run_id: str) -> RunInputs:
+        """The datasets a run used, in the order they were first logged."""
+        row = self._read_run_row(run_id)
+        return self._read_run_inputs(run_id, row["experiment_id"])
+
+    def _read_run_inputs(self, run_id: str, experiment_id: str) -> RunInputs:
+        rows = self.tables[INPUTS.name].read(
+            prune=[("experiment_id", "=", experiment_id)], where=pds.field("run_id") == run_id
+        )
+        return run_inputs_from_rows(rows)
 
 
 class _RunsView:
