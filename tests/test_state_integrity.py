@@ -218,3 +218,44 @@ def test_any_one_byte_change_is_detected_or_changes_nothing(saved):
                 restored.seek(index)
                 restored.write(content[index:index + 1])
         assert accepted < len(content)  # most bytes matter
+
+
+def test_every_shape_of_state_verifies_after_saving(tmp_path):
+    """Whatever buffers the rows have in memory (slices, several chunks, nulls, no rows), the
+    saved file verifies: the checksum is of what a reader gets back."""
+    schema = TABLES["tags"].schema
+    rows = pa.table({
+        "run_id": ["a", "b", "c", "d"], "experiment_id": ["1"] * 4, "key": ["k"] * 4,
+        "value": ["x", None, "y", None], "deleted": [False, True, False, True],
+        "updated_at": [1, 2, 3, 4],
+    }, schema=schema)
+    shapes = {
+        "empty": schema.empty_table(),
+        "one chunk": rows,
+        "slices": pa.concat_tables([rows.slice(1, 2), rows.slice(3), rows.slice(0, 1)]),
+        "no nulls left": rows.slice(2, 1),
+    }
+    state = StateFiles(str(tmp_path / "tags"), schema)
+    for name, shape in shapes.items():
+        state.save("1", SavedState(7, frozenset({"f1", "f2"}), shape))
+        loaded = state.load("1")
+        assert loaded is not None, name
+        assert loaded.rows.equals(shape) and loaded.version == 7, name
+        assert loaded.files == {"f1", "f2"}, name
+        # And the same rows under another experiment's name do not verify.
+        os.replace(state._path("1"), state._path("2"))
+        assert state.load("2") is None, name
+
+
+def test_a_state_saved_without_a_checksum_is_rebuilt(saved, caplog):
+    """Files written before the checksum existed are not trusted either."""
+    root, experiment_id, _ = saved
+    expected = _cold_answer(root, experiment_id)
+    path = _state_path(root, "metric_summaries", experiment_id)
+    rows = ipc.open_file(pa.memory_map(path)).read_all()
+    metadata = {k: v for k, v in rows.schema.metadata.items() if k != b"sparktrack.checksum"}
+    rows = rows.replace_schema_metadata(metadata)
+    with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, rows.schema) as writer:
+        writer.write_table(rows)
+    assert _answer(TrackingStore(root), experiment_id) == expected
+    assert "it has no checksum" in caplog.text

@@ -87,7 +87,12 @@ class StateFiles:
                 return None
             files = frozenset(json.loads(metadata[_FILES_KEY]))
             state = SavedState(int(metadata[_VERSION_KEY]), files, rows)
-            if metadata.get(_CHECKSUM_KEY) != self._checksum(experiment_id, state):
+            checksum = metadata.get(_CHECKSUM_KEY)
+            if checksum is None:
+                logger.warning("Ignoring search state %s: it has no checksum (saved by an older "
+                               "sparktrack); it is rebuilt from the tables", path)
+                return None
+            if checksum != self._checksum(experiment_id, state):
                 logger.warning(
                     "Ignoring search state %s: its content or the table version it covers does "
                     "not match its checksum (it is rebuilt from the tables)", path,
