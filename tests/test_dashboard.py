@@ -1,4 +1,5 @@
-"""Dashboards render end to end from a fresh store: the job (in process) and the notebook."""
+"""Dashboards render end to end from a fresh store: the job (in process) and the notebook.
+The best-over-time chart's time axis fits its runs and its best-so-far line is drawn."""
 
 from __future__ import annotations
 
@@ -6,11 +7,10 @@ import json
 import os
 import sys
 
+import pandas as pd
 import pytest
 
 from sparktrack import TrackingClient
-
-pytestmark = pytest.mark.spark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAY = 86_400_000
@@ -56,10 +56,11 @@ def _check_output(out_dir: str, best_run: str | None = None) -> None:
         assert best_run in text  # the top-runs table
 
 
+@pytest.mark.spark
 def test_dashboard_job(spark, dashboard_store, tmp_path, capsys):
     sys.path.insert(0, ROOT)
     from jobs.dashboard import main
-    from sparktrack.spark.dashboard import build_dashboard
+    from sparktrack.spark.dashboard import build_dashboard, chart_best_over_time
 
     uri, best_run = dashboard_store
     out = str(tmp_path / "job")
@@ -76,6 +77,9 @@ def test_dashboard_job(spark, dashboard_store, tmp_path, capsys):
     assert per_day.sum().to_dict() == {"FAILED": 1, "FINISHED": 7} and len(per_day) == 3
     best = board.frames["best_over_time"]["best"].tolist()
     assert best == sorted(best) and len(best) == 8  # higher is better: never decreases
+    frame = board.frames["best_over_time"]
+    _check_best_chart(chart_best_over_time(frame, "r2", minimize=False), frame["start_time"],
+                      frame["value"].tolist(), minimize=False)
     curves = board.frames["run_curves"]
     assert set(curves["key"]) == {"rmse", "r2"} and len(curves) == 10
 
@@ -100,6 +104,7 @@ def _kernel_name(tmp_path, monkeypatch) -> str:
     return "sparktrack-test"
 
 
+@pytest.mark.spark
 def test_dashboard_notebook_runs(dashboard_store, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
@@ -119,3 +124,65 @@ def test_dashboard_notebook_runs(dashboard_store, tmp_path, monkeypatch):
     _check_output(out, best_run)
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert sum("image/png" in o.get("data", {}) for o in outputs) == len(CHARTS)
+
+
+# == the best-over-time chart ====================================================================
+def _check_best_chart(figure, start_times, values: list[float], *, minimize: bool) -> None:
+    """The x axis spans the start times with a margin of 5% (at least a second) per side, and the
+    best-so-far line steps through the running best and on to the right edge."""
+    from matplotlib.dates import num2date
+
+    axes = figure.axes[0]
+    times = pd.to_datetime(pd.Series(start_times), utc=True)
+    first, last = times.min(), times.max()
+    margin = max((last - first) * 0.05, pd.Timedelta(seconds=1))
+    left, right = (pd.Timestamp(num2date(limit)) for limit in axes.get_xlim())
+    tolerance = pd.Timedelta(milliseconds=1)
+    assert abs(left - (first - margin)) <= tolerance and abs(right - (last + margin)) <= tolerance
+
+    lines = [line for line in axes.get_lines() if line.get_label() == "best so far"]
+    assert len(lines) == 1 and lines[0].get_visible()
+    line = lines[0]
+    assert line.get_drawstyle() == "steps-post"
+    running, best = [], None
+    for value in values:
+        best = value if best is None else (min if minimize else max)(best, value)
+        running.append(best)
+    assert list(line.get_ydata()) == [*running, running[-1]]
+    xs = pd.to_datetime(line.get_xdata(), utc=True)
+    assert list(xs[:-1]) == list(times) and abs(xs[-1] - right) <= tolerance
+
+
+BASE = pd.Timestamp("2023-11-14 22:13:20")
+
+
+@pytest.mark.parametrize(
+    "offsets",
+    [
+        [pd.Timedelta(0)],  # one run
+        [pd.Timedelta(0)] * 4,  # runs started in the same millisecond
+        [pd.Timedelta(milliseconds=3 * i) for i in range(4)],
+        [pd.Timedelta(hours=i) for i in range(4)],  # a store of one day
+        [pd.Timedelta(days=3 * i) for i in range(4)],
+    ],
+    ids=["one-run", "one-instant", "milliseconds", "one-day", "days"],
+)
+@pytest.mark.parametrize("minimize", [True, False])
+def test_best_over_time_axis_fits_the_runs_and_draws_the_best_so_far(offsets, minimize):
+    from sparktrack.spark.dashboard import chart_best_over_time
+
+    values = [1.0, 0.9, 1.1, 0.8][: len(offsets)]
+    frame = pd.DataFrame({"start_time": [BASE + offset for offset in offsets], "value": values})
+    frame["best"] = frame["value"].cummin() if minimize else frame["value"].cummax()
+    figure = chart_best_over_time(frame, "rmse", minimize=minimize)
+    _check_best_chart(figure, frame["start_time"], values, minimize=minimize)
+    figure.savefig(os.devnull, format="png")  # it renders
+
+
+def test_best_over_time_takes_zone_aware_start_times():
+    from sparktrack.spark.dashboard import chart_best_over_time
+
+    times = [BASE.tz_localize("UTC") + pd.Timedelta(minutes=i) for i in range(3)]
+    frame = pd.DataFrame({"start_time": times, "value": [3.0, 1.0, 2.0], "best": [3.0, 1.0, 1.0]})
+    figure = chart_best_over_time(frame, "loss", minimize=True)
+    _check_best_chart(figure, times, [3.0, 1.0, 2.0], minimize=True)

@@ -132,17 +132,51 @@ def _empty(axes: Any, text: str = "no data yet") -> None:
 
 
 def chart_best_over_time(frame: pd.DataFrame, metric: str, *, minimize: bool) -> Figure:
+    """Each run's value by start time, and the best so far as a line up to the right edge.
+
+    The time axis spans the runs with a margin of 5% (at least a second) on either side:
+    left to matplotlib, runs started within the same instant get an axis of several years.
+    """
     figure, axes = _figure(f"Best {metric} over time ({'lowest' if minimize else 'highest'})")
     if frame.empty:
         _empty(axes)
         return figure
-    axes.scatter(frame["start_time"], frame["value"], s=14, alpha=0.6, label="run")
-    axes.step(frame["start_time"], frame["best"], where="post", color="C3", label="best so far")
+    import numpy as np
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    times = _utc_times(frame["start_time"])
+    left, right = _time_axis_limits(times)
+    axes.scatter(times, frame["value"], s=14, alpha=0.6, label="run", zorder=3)
+    # A best holds from the run that set it until a better one, the last up to the right edge
+    # (else a single run, or runs of one instant, draw no line at all).
+    best = frame["best"].to_numpy()
+    axes.step(
+        np.append(times.to_numpy(), right.to_datetime64()), np.append(best, best[-1]),
+        where="post", color="C3", linewidth=2, zorder=2, label="best so far",
+    )
+    axes.set_xlim(left, right)
+    locator = AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     axes.set_xlabel("run start time (UTC)")
     axes.set_ylabel(metric)
     axes.legend()
-    figure.autofmt_xdate()
     return figure
+
+
+def _utc_times(column: pd.Series) -> pd.Series:
+    """Start times as naive UTC datetimes (Spark hands them over naive or zone-aware)."""
+    import pandas as pd
+
+    return pd.to_datetime(column, utc=True).dt.tz_localize(None)
+
+
+def _time_axis_limits(times: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
+    import pandas as pd
+
+    first, last = times.min(), times.max()
+    margin = max((last - first) * 0.05, pd.Timedelta(seconds=1))
+    return first - margin, last + margin
 
 
 def chart_runs_per_user(frame: pd.DataFrame) -> Figure:

@@ -12,11 +12,14 @@ Each update re-resolves only the runs the new rows touch: every table groups by 
 The state is also saved beside the tables (:mod:`sparktrack.store.state_files`) after a
 rebuild and after every ``_RESAVE_AFTER_FILES`` merged files, and a process with nothing in
 memory starts from the saved state the same way: merge what is newer, rebuild if a file it
-covers is gone.
+covers is gone. A saved state is used only if its checksum matches (checked when it is loaded)
+and the table has reached the version it covers: a table at an older version was replaced or
+restored since, so the state describes another table.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -32,6 +35,8 @@ from sparktrack.store.state_files import SavedState, StateFiles
 __all__ = ["CurrentState", "StateView"]
 
 Resolve = Callable[[pa.Table], pa.Table]
+
+logger = logging.getLogger(__name__)
 
 
 # Save the state again once this many files were merged in since it was saved.
@@ -98,7 +103,9 @@ class CurrentState:
         with self._lock:
             for attempt in (1, 2):
                 version, files = self._handle.data_files(prune=prune)
-                known = self._snapshots.get(experiment_id) or self._load_saved(experiment_id)
+                known = self._snapshots.get(experiment_id) or self._load_saved(
+                    experiment_id, version
+                )
                 if known is not None and known.version == version and known.files == files.keys():
                     return self._keep(experiment_id, known)
                 try:
@@ -126,9 +133,16 @@ class CurrentState:
             held -= dropped.rows.nbytes
         return snapshot
 
-    def _load_saved(self, experiment_id: str) -> _Snapshot | None:
+    def _load_saved(self, experiment_id: str, table_version: int) -> _Snapshot | None:
         saved = self._saved.load(experiment_id) if self._saved is not None else None
         if saved is None:
+            return None
+        if saved.version > table_version:
+            logger.warning(
+                "Ignoring the saved search state of experiment %s in %s: it covers version %d "
+                "but the table is at version %d (replaced or restored since); it is rebuilt.",
+                experiment_id, self._handle.uri, saved.version, table_version,
+            )
             return None
         return _Snapshot(saved.version, saved.files, saved.rows, saved_files=saved.files)
 
