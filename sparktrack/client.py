@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from sparktrack import _tags
 from sparktrack import management, pending
 from sparktrack._artifact_repository import ArtifactRepository, safe_relative_path
 from sparktrack.config import DEFAULT_TRACKING_URI, ENV_TRACKING_URI
@@ -41,9 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PagedList", "TrackingClient", "resolve_tracking_uri", "set_process_tracking_uri"]
 
-PARENT_RUN_TAG = "mlflow.parentRunId"
-RUN_NAME_TAG = "mlflow.runName"
-NOTE_TAG = "mlflow.note.content"
+PARENT_RUN_TAG = _tags.PARENT_RUN_ID
+RUN_NAME_TAG = _tags.RUN_NAME
+NOTE_TAG = _tags.NOTE
 
 
 class PagedList(list):
@@ -185,8 +186,8 @@ class TrackingClient:
     ) -> Run:
         """Start a RUNNING run with MLflow's system tags (user, source, git)."""
         tags = {key: str(value) for key, value in (tags or {}).items()}
-        run_name = run_name or tags.get("mlflow.runName") or random_run_name()
-        user = tags.get("mlflow.user") or current_user()
+        run_name = run_name or tags.get(_tags.RUN_NAME) or random_run_name()
+        user = tags.get(_tags.USER) or current_user()
         source = source_info()
         all_tags = {**system_tags(user, source), **tags}
         if parent_run_id:

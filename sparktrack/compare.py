@@ -26,6 +26,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sparktrack import _tags
 from sparktrack.entities import Run
 from sparktrack.errors import InvalidInputError
 
@@ -380,7 +381,7 @@ def _check_runs(runs: Sequence[Run]) -> list[Run]:
 
 def _run_labels(runs: list[Run]) -> list[str]:
     names = [
-        run.info.run_name or run.data.tags.get("mlflow.runName") or run.info.run_id[:8]
+        run.info.run_name or run.data.tags.get(_tags.RUN_NAME) or run.info.run_id[:8]
         for run in runs
     ]
     counts = Counter(names)

@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+from sparktrack import _tags
+
 __all__ = ["SourceInfo", "current_user", "source_info", "system_tags"]
 
 SourceInfo = dict[str, str | None]
@@ -85,11 +87,11 @@ def source_info() -> SourceInfo:
 def system_tags(user: str, source: SourceInfo) -> dict[str, str]:
     """MLflow's system tags for a new run."""
     tags = {
-        "mlflow.user": user,
-        "mlflow.source.name": source["source_name"],
-        "mlflow.source.type": source["source_type"],
-        "mlflow.source.git.commit": source["git_commit"],
-        "mlflow.source.git.branch": source["git_branch"],
-        "mlflow.source.git.repoURL": source["git_repo_url"],
+        _tags.USER: user,
+        _tags.SOURCE_NAME: source["source_name"],
+        _tags.SOURCE_TYPE: source["source_type"],
+        _tags.GIT_COMMIT: source["git_commit"],
+        _tags.GIT_BRANCH: source["git_branch"],
+        _tags.GIT_REPO_URL: source["git_repo_url"],
     }
     return {key: value for key, value in tags.items() if value}

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import IO
 
+from sparktrack import _tags
 from sparktrack.entities import Run
 from sparktrack.errors import InvalidInputError
 
@@ -129,10 +130,10 @@ def runs_to_csv_string(
             _text_cell(_format_start_time(info.start_time)),
             _text_cell(format_duration(info.start_time, info.end_time)),
             _text_cell(info.run_id),
-            _text_cell(info.run_name or tags.get("mlflow.runName")),
-            _text_cell(tags.get("mlflow.source.type")),
-            _text_cell(tags.get("mlflow.source.name")),
-            _text_cell(info.user_id or tags.get("mlflow.user")),
+            _text_cell(info.run_name or tags.get(_tags.RUN_NAME)),
+            _text_cell(tags.get(_tags.SOURCE_TYPE)),
+            _text_cell(tags.get(_tags.SOURCE_NAME)),
+            _text_cell(info.user_id or tags.get(_tags.USER)),
             _text_cell(info.status),
         ]
         row += [_text_cell(data.params.get(key)) for key in param_keys]

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from sparktrack import _tags
 from sparktrack.errors import AutologgingWarning, InvalidInputError
 
 __all__ = [
@@ -22,7 +23,7 @@ __all__ = [
 ]
 
 INTEGRATION = "pyspark.ml"
-AUTOLOGGING_TAG = "mlflow.autologging"
+AUTOLOGGING_TAG = _tags.AUTOLOGGING
 #: The pyspark versions sparktrack's autologging is tested with (major, minor).
 TESTED_PYSPARK = ((4, 2),)
 

@@ -13,9 +13,11 @@ import posixpath
 import uuid
 from collections.abc import Iterable, Mapping
 
+from sparktrack import _tags
+
 __all__ = ["ConflictResolver", "SUFFIX_TAG_PREFIX"]
 
-SUFFIX_TAG_PREFIX = "sparktrack.autolog.suffix."
+SUFFIX_TAG_PREFIX = _tags.AUTOLOG_SUFFIX_PREFIX
 
 
 class ConflictResolver:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from sparktrack import _tags
 from sparktrack._artifact_repository import safe_relative_path
 from sparktrack.autolog import naming
 from sparktrack.entities import RunTag
@@ -28,7 +29,7 @@ __all__ = [
     "spark_path",
 ]
 
-MODEL_TAG_PREFIX = "sparktrack.model."
+MODEL_TAG_PREFIX = _tags.MODEL_PREFIX
 
 DEFAULT_ALLOWLIST = frozenset(
     {

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sparktrack import _tags
 from sparktrack.autolog import naming
 from sparktrack.entities import Metric, Param, RunTag
 
@@ -172,7 +173,7 @@ def log_child_runs(
         tags = {
             **base_tags,
             **naming.estimator_tags(tuned),
-            "sparktrack.autolog.param_map_index": str(j),
+            _tags.AUTOLOG_PARAM_MAP_INDEX: str(j),
         }
         run = client.create_run(
             parent.experiment_id,
@@ -195,7 +196,7 @@ def log_child_runs(
             run_id,
             params=[Param(k, v) for k, v in params.items()],
             metrics=metrics,
-            tags=[RunTag("mlflow.note.content", _describe(result.param_maps[j]))],
+            tags=[RunTag(_tags.NOTE, _describe(result.param_maps[j]))],
         )
         client.set_terminated(run_id, status="FINISHED", end_time=end_time)
         child_ids.append(run_id)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
 
+from sparktrack import _tags
 from sparktrack.entities import Dataset, DatasetInput, InputTag, RunInputs
 from sparktrack.errors import InvalidInputError, LimitExceededError
 from sparktrack.store.schemas import INPUTS
@@ -25,7 +26,7 @@ __all__ = [
     "validate_dataset_inputs",
 ]
 
-CONTEXT_TAG = "mlflow.data.context"
+CONTEXT_TAG = _tags.DATASET_CONTEXT
 
 # MLflow 3.17's limits (mlflow/utils/validation.py and its SQL columns), so what sparktrack
 # accepts MLflow does too.

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 
+from sparktrack import _tags
 from sparktrack.config import Settings
 from sparktrack.entities import (
     DatasetInput,
@@ -93,7 +94,7 @@ __all__ = [
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
-RUN_NAME_TAG = "mlflow.runName"
+RUN_NAME_TAG = _tags.RUN_NAME
 EXPERIMENT_CACHE_SECONDS = 1.0
 # Artifact locations are stored relative to the store root (sparktrack.store.locations).
 ARTIFACTS_FOLDER = "artifacts"
