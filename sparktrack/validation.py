@@ -57,7 +57,7 @@ def _storable_text(text: str, *, what: str) -> str:
 
 
 def _int64(value: int, *, what: str) -> int:
-    if not _INT64_MIN <= value <= _INT64_MAX:
+    if not _INT64_MIN <= value <= _INT64_MAX:  # noqa: SIM300 - reads as the range it checks
         raise InvalidInputError(
             f"{what} is {quoted(value)}; it must fit in a signed 64-bit integer "
             f"({_INT64_MIN} to {_INT64_MAX})."
@@ -100,30 +100,39 @@ def validate_metric(
 ) -> tuple[str, float, int, int]:
     """Return the metric as it will be stored (inf clamped), or raise naming the bad part."""
     validate_key(key, kind="Metric", settings=settings)
+    # The hot path of log_metric: plain floats and ints skip the slower ABC checks below.
+    number = value if type(value) is float else _metric_number(key, value)
+    if number != number or -MAX_DOUBLE <= number <= MAX_DOUBLE:
+        pass  # NaN is kept; finite values as they are
+    else:
+        number = MAX_DOUBLE if number > 0 else -MAX_DOUBLE
+    timestamp = _int64(_integer(timestamp, key=key, what="timestamp"),
+                       what=f"Metric {key!r} timestamp")
+    step = _int64(_integer(step, key=key, what="step"), what=f"Metric {key!r} step")
+    return key, number, timestamp, step
+
+
+def _metric_number(key: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidInputError(
             f"Metric {key!r} has value {quoted(value)} of type {type(value).__name__}; metric "
             "values must be numbers (int or float). Log text as a param or tag instead."
         )
     try:
-        number = float(value)
+        return float(value)
     except (OverflowError, ValueError):
         # An int beyond the double range (10**400): MLflow clamps +-inf, so clamp it too.
-        number = math.inf if value > 0 else -math.inf
-    if math.isinf(number):
-        number = MAX_DOUBLE if number > 0 else -MAX_DOUBLE
-    if isinstance(timestamp, bool) or not isinstance(timestamp, numbers.Integral):
-        raise InvalidInputError(
-            f"Metric {key!r} has timestamp {quoted(timestamp)}; it must be an integer number of "
-            "milliseconds since the epoch."
-        )
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise InvalidInputError(
-            f"Metric {key!r} has step {quoted(step)}; the step must be an integer."
-        )
-    timestamp = _int64(int(timestamp), what=f"Metric {key!r} timestamp")
-    step = _int64(int(step), what=f"Metric {key!r} step")
-    return key, number, timestamp, step
+        return math.inf if value > 0 else -math.inf
+
+
+def _integer(value: object, *, key: str, what: str) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        hint = ("it must be an integer number of milliseconds since the epoch"
+                if what == "timestamp" else "the step must be an integer")
+        raise InvalidInputError(f"Metric {key!r} has {what} {quoted(value)}; {hint}.")
+    return int(value)
 
 
 def validate_param_value(key: str, value: object, *, settings: Settings) -> str:
