@@ -5,7 +5,7 @@ lifecycle). Another process's writes are only visible once committed, so two rul
 checked around each commit instead:
 
 * **Params are write-once, across processes.** A param row is stamped when it is committed and
-  the first committed value wins (:func:`sparktrack.store.rows.first_param_values`). After a
+  the first committed value wins (:func:`sparktrack.store.current_rules.first_param_values`). After a
   commit of params the writer reads the winning values back; a writer whose value lost gets
   :class:`ParamOverwriteError` on its next call or flush. Values committed in the last
   ``RECHECK_SECONDS`` are checked again at later commits, because a value stamped just before
