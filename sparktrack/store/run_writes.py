@@ -20,7 +20,15 @@ import pyarrow.compute as pc
 
 from sparktrack import _tags
 from sparktrack.config import Settings
-from sparktrack.entities import DatasetInput, LifecycleStage, Metric, Param, RunInfo, RunStatus, RunTag
+from sparktrack.entities import (
+    DatasetInput,
+    LifecycleStage,
+    Metric,
+    Param,
+    RunInfo,
+    RunStatus,
+    RunTag,
+)
 from sparktrack.errors import (
     InvalidInputError,
     InvalidStateError,

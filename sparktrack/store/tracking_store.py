@@ -204,7 +204,8 @@ class TrackingStore:
     def set_experiment_lifecycle(self, experiment_id: str, stage: LifecycleStage) -> None:
         """Delete or restore an experiment and, like MLflow, its runs with it."""
         experiment = self._experiments.set_lifecycle(experiment_id, stage)
-        from_view = ViewType.ACTIVE_ONLY if stage == LifecycleStage.DELETED else ViewType.DELETED_ONLY
+        from_view = (ViewType.ACTIVE_ONLY if stage == LifecycleStage.DELETED
+                     else ViewType.DELETED_ONLY)
         for info in self.list_run_infos([experiment.experiment_id], view_type=from_view):
             self.set_run_lifecycle(info.run_id, stage)
 
