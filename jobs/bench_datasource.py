@@ -31,10 +31,11 @@ def _fill(root: str, *, points: int, experiments: int, runs: int, commits: int,
     import pyarrow as pa
 
     from sparktrack import TrackingClient
+    from sparktrack.store import open_store
     from sparktrack.store.schemas import METRICS
 
     client = TrackingClient(root)
-    store = client.store
+    store = open_store(root)  # the client's store: the benchmark writes its tables directly
     run_ids: dict[str, list[str]] = {}
     for e in range(experiments):
         experiment_id = client.create_experiment(f"bench-{e}")

@@ -38,9 +38,10 @@ def _values(i: int, rng: random.Random) -> tuple[dict[str, str], dict[str, float
 
 def _fill_sparktrack(root: str, runs: int, progress: Callable[[str], None]) -> tuple[object, str]:
     from sparktrack import Metric, Param, TrackingClient
+    from sparktrack.store import open_store
 
     client = TrackingClient(root)
-    store = client.store
+    store = open_store(root)  # the client's store: its internals are what is measured
     experiment_id = client.create_experiment(f"search-{runs}")
     rng = random.Random(runs)
     now = int(time.time() * 1000)
@@ -170,10 +171,13 @@ def run(
                 return len(client.search_runs(experiment_id, FILTER, order_by=ORDER,
                                               max_results=100))
 
-            client.store.release_caches()  # nothing read yet, nothing saved yet
+            from sparktrack.store import open_store
+
+            store = open_store(folder)  # the client's store
+            store.release_caches()  # nothing read yet, nothing saved yet
             cold = _best(1, filtered_search)
             # As a new process: only the saved state (dropping it is not timed).
-            restart = _best(repeat, filtered_search, before=client.store.release_caches)
+            restart = _best(repeat, filtered_search, before=store.release_caches)
             filtered = _best(repeat, filtered_search)
             everything = _best(repeat, lambda: len(client.search_runs_frame(
                 experiment_id, max_results=100_000)))

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     sparktrack.flush()
 
     client = sparktrack.TrackingClient(args.store)
-    print(f"\nStore: {client.store.root}")
+    print(f"\nStore: {client.store_root}")
     print(f"Experiment: {experiment.name} (id {experiment.experiment_id})")
     print(f"{'run name':<20} {'status':<9} {'AUC':>7} {'accuracy':>9} {'loss points':>12}  run id")
     for result in results:

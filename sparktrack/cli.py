@@ -218,7 +218,7 @@ def _gc(client: TrackingClient, args: argparse.Namespace) -> None:
 def _maintain(client: TrackingClient, args: argparse.Namespace) -> None:
     from sparktrack.maintenance import maintain
 
-    report = maintain(client.store.root, storage_options=client.store.storage_options)
+    report = maintain(client.store_root, storage_options=client.storage_options)
     print(_maintenance_summary(report))
 
 

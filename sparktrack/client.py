@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sparktrack import _tags
 from sparktrack import management, pending
 from sparktrack._artifact_repository import ArtifactRepository, safe_relative_path
-from sparktrack.config import DEFAULT_TRACKING_URI, ENV_TRACKING_URI
+from sparktrack.config import DEFAULT_TRACKING_URI, ENV_TRACKING_URI, Settings
 from sparktrack.context import current_user, source_info, system_tags
 from sparktrack.entities import (
     DatasetInput,
@@ -106,13 +106,32 @@ class TrackingClient:
         self, tracking_uri: str | None = None, *, storage_options: dict[str, str] | None = None
     ) -> None:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
-        self.store: TrackingStore = open_store(self.tracking_uri, storage_options=storage_options)
+        # Private: callers use the client's methods (the store's API is internal).
+        self._store: TrackingStore = open_store(self.tracking_uri,
+                                                storage_options=storage_options)
+
+    @property
+    def store_root(self) -> str:
+        """The store root this client reads and writes: an absolute folder or an object-store
+        URI (``tracking_uri`` as given, resolved)."""
+        return self._store.root
+
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        """The options handed to ``deltalake`` for this store (those it was first opened with
+        in this process)."""
+        return self._store.storage_options
+
+    @property
+    def settings(self) -> Settings:
+        """The store's limits, quotas and write-buffer settings (fixed once it is open)."""
+        return self._store.settings
 
     def flush(self) -> None:
         """Wait for the process's background work (autologged model saves), then commit every
         buffered row of this store."""
         pending.wait_all()
-        self.store.flush()
+        self._store.flush()
 
     # -- experiments -------------------------------------------------------------------------
     def create_experiment(
@@ -122,13 +141,13 @@ class TrackingClient:
         tags: dict[str, Any] | None = None,
     ) -> str:
         """Create an experiment and return its id; the name must not be taken."""
-        return self.store.create_experiment(name, artifact_location=artifact_location, tags=tags)
+        return self._store.create_experiment(name, artifact_location=artifact_location, tags=tags)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        return self.store.get_experiment(str(experiment_id))
+        return self._store.get_experiment(str(experiment_id))
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        return self.store.get_experiment_by_name(name)
+        return self._store.get_experiment_by_name(name)
 
     def search_experiments(
         self,
@@ -151,27 +170,27 @@ class TrackingClient:
         filter. A bad filter or order raises ``InvalidFilterError``.
         """
         experiments, token = search_experiment_page(
-            self.store, view_type=_view_type(view_type), max_results=max_results,
+            self._store, view_type=_view_type(view_type), max_results=max_results,
             filter_string=filter_string, order_by=order_by, page_token=page_token,
             name_like=name_like,
         )
         return PagedList(experiments, token)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
-        self.store.rename_experiment(str(experiment_id), new_name)
+        self._store.rename_experiment(str(experiment_id), new_name)
 
     def delete_experiment(self, experiment_id: str) -> None:
         """Soft-delete an experiment and its runs (restore with restore_experiment)."""
-        self.store.set_experiment_lifecycle(str(experiment_id), LifecycleStage.DELETED)
+        self._store.set_experiment_lifecycle(str(experiment_id), LifecycleStage.DELETED)
 
     def restore_experiment(self, experiment_id: str) -> None:
-        self.store.set_experiment_lifecycle(str(experiment_id), LifecycleStage.ACTIVE)
+        self._store.set_experiment_lifecycle(str(experiment_id), LifecycleStage.ACTIVE)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
-        self.store.set_experiment_tag(str(experiment_id), key, str(value))
+        self._store.set_experiment_tag(str(experiment_id), key, str(value))
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
-        self.store.set_experiment_tag(str(experiment_id), key, None)
+        self._store.set_experiment_tag(str(experiment_id), key, None)
 
     # -- runs --------------------------------------------------------------------------------
     def create_run(
@@ -191,9 +210,9 @@ class TrackingClient:
         source = source_info()
         all_tags = {**system_tags(user, source), **tags}
         if parent_run_id:
-            self.store.get_run_info(parent_run_id)  # the parent must exist
+            self._store.get_run_info(parent_run_id)  # the parent must exist
             all_tags[PARENT_RUN_TAG] = parent_run_id
-        info = self.store.create_run(
+        info = self._store.create_run(
             str(experiment_id),
             run_name=run_name,
             user_id=user,
@@ -207,13 +226,13 @@ class TrackingClient:
 
     def get_run(self, run_id: str) -> Run:
         """The run's info, params, latest metrics and tags."""
-        return self.store.get_run(run_id)
+        return self._store.get_run(run_id)
 
     def get_run_info(self, run_id: str) -> RunInfo:
-        return self.store.get_run_info(run_id)
+        return self._store.get_run_info(run_id)
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
-        self.store.update_run(run_id, status=status, run_name=name)
+        self._store.update_run(run_id, status=status, run_name=name)
 
     def set_terminated(
         self, run_id: str, status: str | None = None, end_time: int | None = None
@@ -227,12 +246,12 @@ class TrackingClient:
             raise InvalidInputError(
                 f"Cannot end run {run_id} with status {status!r}; use FINISHED, FAILED or KILLED."
             )
-        self.store.update_run(
+        self._store.update_run(
             run_id, status=status, end_time=end_time if end_time is not None else now_millis()
         )
         # Ending a run commits nothing by itself (a loop of short runs would write a file per
         # run), but a run must not end quietly while this process's commits are failing.
-        self.store.buffer.commit_if_failing()
+        self._store.buffer.commit_if_failing()
 
     def delete_run(self, run_id: str, *, delete_descendants: bool = True) -> list[str]:
         """Soft-delete a run (and, by default, the runs nested under it).
@@ -254,14 +273,14 @@ class TrackingClient:
     def _set_lifecycle(
         self, run_id: str, stage: LifecycleStage, *, with_descendants: bool
     ) -> list[str]:
-        info = self.store.get_run_info(run_id)
+        info = self._store.get_run_info(run_id)
         targets = [run_id]
         if with_descendants:
-            targets += management.descendants_of(self.store, run_id, info.experiment_id)
+            targets += management.descendants_of(self._store, run_id, info.experiment_id)
         changed = []
         for target in targets:
-            if self.store.get_run_info(target).lifecycle_stage != stage:
-                self.store.set_run_lifecycle(target, stage)
+            if self._store.get_run_info(target).lifecycle_stage != stage:
+                self._store.set_run_lifecycle(target, stage)
                 changed.append(target)
         return changed
 
@@ -270,7 +289,7 @@ class TrackingClient:
     ) -> int:
         """Soft-delete up to ``max_runs`` runs started at or before the time; returns the count."""
         return management.delete_runs(
-            self.store, str(experiment_id), max_timestamp_millis, max_runs=max_runs
+            self._store, str(experiment_id), max_timestamp_millis, max_runs=max_runs
         )
 
     def restore_runs(
@@ -278,7 +297,7 @@ class TrackingClient:
     ) -> int:
         """Restore up to ``max_runs`` runs deleted at or after the time; returns the count."""
         return management.restore_runs(
-            self.store, str(experiment_id), min_timestamp_millis, max_runs=max_runs
+            self._store, str(experiment_id), min_timestamp_millis, max_runs=max_runs
         )
 
     def gc(
@@ -291,7 +310,7 @@ class TrackingClient:
     ) -> management.GcResult:
         """Permanently remove runs deleted longer ago than ``older_than`` (see management)."""
         return management.collect_garbage(
-            self.store, older_than=older_than, experiment_ids=experiment_ids,
+            self._store, older_than=older_than, experiment_ids=experiment_ids,
             vacuum_retention_hours=vacuum_retention_hours, timeout_seconds=timeout_seconds,
         )
 
@@ -319,7 +338,7 @@ class TrackingClient:
         """
         ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
         runs, token = search_run_page(
-            self.store, [str(i) for i in ids], filter_string=filter_string,
+            self._store, [str(i) for i in ids], filter_string=filter_string,
             view_type=_view_type(run_view_type), max_results=max_results,
             order_by=order_by, page_token=page_token,
         )
@@ -339,7 +358,7 @@ class TrackingClient:
         """
         ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
         return search_run_frame(
-            self.store, [str(i) for i in ids], filter_string=filter_string,
+            self._store, [str(i) for i in ids], filter_string=filter_string,
             view_type=_view_type(run_view_type), max_results=max_results, order_by=order_by,
         )
 
@@ -352,7 +371,7 @@ class TrackingClient:
         ``synchronous=True`` commits it before returning (see :meth:`log_metric`).
         """
         synchronous = _synchronous(synchronous)
-        self.store.log_batch(run_id, params=[Param(key, value)])
+        self._store.log_batch(run_id, params=[Param(key, value)])
         self._commit_if(synchronous)
         return value
 
@@ -372,14 +391,14 @@ class TrackingClient:
         per call (MLflow's ``synchronous=False`` is the buffered default here).
         """
         synchronous = _synchronous(synchronous)
-        self.store.log_metric(
+        self._store.log_metric(
             run_id, key, value, timestamp if timestamp is not None else now_millis(), step or 0
         )
         self._commit_if(synchronous)
 
     def _commit_if(self, synchronous: bool) -> None:
         if synchronous:
-            self.store.flush()
+            self._store.flush()
 
     def log_batch(
         self,
@@ -397,10 +416,10 @@ class TrackingClient:
         synchronous = _synchronous(synchronous)
         names = [str(tag.value) for tag in tags if tag.key == RUN_NAME_TAG]
         if names:
-            validate_run_name(names[-1], settings=self.store.settings)
-        self.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+            validate_run_name(names[-1], settings=self._store.settings)
+        self._store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
         if names:
-            self.store.update_run(run_id, run_name=names[-1])
+            self._store.update_run(run_id, run_name=names[-1])
         self._commit_if(synchronous)
 
     def set_tag(
@@ -410,15 +429,15 @@ class TrackingClient:
         self.log_batch(run_id, tags=[RunTag(key, value)], synchronous=synchronous)
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        self.store.delete_tag(run_id, key)
+        self._store.delete_tag(run_id, key)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point logged for ``key``, ordered by step then timestamp."""
-        return self.store.get_metric_history(run_id, key)
+        return self._store.get_metric_history(run_id, key)
 
     # -- artifacts ---------------------------------------------------------------------------
     def _artifacts(self, run_id: str) -> ArtifactRepository:
-        return ArtifactRepository(self.store.get_run_info(run_id).artifact_uri)
+        return ArtifactRepository(self._store.get_run_info(run_id).artifact_uri)
 
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike, artifact_path: str | None = None
@@ -505,4 +524,4 @@ class TrackingClient:
                 "a single input in a list."
             )
         if datasets:
-            self.store.log_inputs(run_id, list(datasets))
+            self._store.log_inputs(run_id, list(datasets))

@@ -327,7 +327,7 @@ def start_run(
             raise InvalidStateError(
                 f"Cannot resume run {run_id}: it is deleted. Restore it with restore_run()."
             )
-        client.store.update_run(run_id, status=RunStatus.RUNNING, run_name=run_name)
+        client.update_run(run_id, status=RunStatus.RUNNING.value, name=run_name)
         if user_tags:
             client.log_batch(run_id, tags=[RunTag(k, v) for k, v in user_tags.items()])
     else:

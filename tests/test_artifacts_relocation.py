@@ -16,6 +16,7 @@ from sparktrack import TrackingClient
 from sparktrack.entities import ViewType
 from sparktrack.maintenance import materialize_runs_latest
 from sparktrack.spark import reader
+from sparktrack.store import open_store
 from sparktrack.store.delta import DeltaTableHandle
 from sparktrack.store.rows import next_version
 from sparktrack.store.schemas import RUNS
@@ -171,7 +172,7 @@ def test_an_old_store_with_absolute_locations_keeps_working(original):
     root, experiment, finished, active = original
     absolute = _rewrite_as_absolute(root, finished)
     client = TrackingClient(str(root))
-    client.store.release_caches()
+    open_store(client.store_root).release_caches()
     assert client.get_run_info(finished).artifact_uri == absolute
     assert [f.path for f in client.list_artifacts(finished)] == ["model"]
     # Inside its own root, gc deletes it as before.

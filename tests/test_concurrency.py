@@ -78,7 +78,7 @@ def test_processes_writing_one_store_at_once_lose_nothing(tmp_path, store_uri):
     shared = [e for e in client.search_experiments(view_type=ViewType.ALL) if e.name == "shared"]
     assert len(shared) == 1
     experiment_id = shared[0].experiment_id
-    infos = client.store.list_run_infos([experiment_id])
+    infos = open_store(store_uri).list_run_infos([experiment_id])
     assert {info.run_id for info in infos} == run_ids
     assert {info.status for info in infos} == {"FINISHED"}
     metrics = DeltaTable(os.path.join(store_uri, "metrics")).to_pyarrow_table()

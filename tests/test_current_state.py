@@ -21,7 +21,7 @@ from sparktrack.config import Settings
 from sparktrack.entities import ViewType
 from sparktrack.maintenance import compact
 from sparktrack.run_search import search_run_page
-from sparktrack.store import TrackingStore
+from sparktrack.store import TrackingStore, open_store
 from sparktrack.store.rows import _pick_by_sorting, newest_rows, oldest_rows
 from sparktrack.store.schemas import METRIC_SUMMARIES, TAGS
 from sparktrack.store.summaries import _merge_by_group, merge_summaries
@@ -38,9 +38,9 @@ def _snapshot(store: TrackingStore, experiment_id: str, **search) -> list[tuple]
 
 
 def _assert_warm_equals_cold(client: TrackingClient, experiment_id: str, **search) -> list:
-    warm = _snapshot(client.store, experiment_id, **search)
+    warm = _snapshot(open_store(client.store_root), experiment_id, **search)
     # Its own empty caches, and no saved state: everything from the Delta files.
-    cold_store = TrackingStore(client.store.root, settings=Settings(save_search_state=False))
+    cold_store = TrackingStore(client.store_root, settings=Settings(save_search_state=False))
     assert warm == _snapshot(cold_store, experiment_id, **search)
     return warm
 
@@ -108,8 +108,8 @@ def test_writes_of_another_store_instance_are_seen(client):
     experiment_id = client.create_experiment("two-writers")
     _new_run(client, experiment_id, "mine", metrics={"m": 1.0})
     client.flush()
-    assert len(_snapshot(client.store, experiment_id)) == 1
-    other = TrackingStore(client.store.root)  # as another process would write
+    assert len(_snapshot(open_store(client.store_root), experiment_id)) == 1
+    other = TrackingStore(client.store_root)  # as another process would write
     theirs = other.create_run(experiment_id, run_name="theirs", user_id="u", start_time=5)
     other.log_batch(theirs.run_id, metrics=[Metric("m", 7.0, 1, 0)])
     other.flush()
@@ -121,7 +121,7 @@ def test_an_older_tag_committed_after_its_deletion_stays_deleted(client):
     experiment_id = client.create_experiment("late-tag")
     run_id = _new_run(client, experiment_id, "r", tags={"t": "v0"})
     client.flush()
-    tags = client.store.tables[TAGS.name]
+    tags = open_store(client.store_root).tables[TAGS.name]
 
     def commit_tag(value: str, *, deleted: bool, updated_at: int) -> None:
         tags.append(pa.table({
@@ -131,7 +131,7 @@ def test_an_older_tag_committed_after_its_deletion_stays_deleted(client):
 
     later = 2**62
     commit_tag("", deleted=True, updated_at=later)
-    assert _snapshot(client.store, experiment_id)[0][6].get("t") is None
+    assert _snapshot(open_store(client.store_root), experiment_id)[0][6].get("t") is None
     # A writer whose clock or buffer was behind commits an older value afterwards.
     commit_tag("stale", deleted=False, updated_at=later - 1)
     rows = _assert_warm_equals_cold(client, experiment_id)
@@ -146,7 +146,7 @@ def test_compaction_and_gc_replace_files_and_the_state_follows(client):
                             metrics={"m": float(i)}, start=1000 + i))
         client.flush()
     before = _assert_warm_equals_cold(client, experiment_id)
-    compact(client.store.root)
+    compact(client.store_root)
     assert _assert_warm_equals_cold(client, experiment_id) == before
 
     client.delete_run(ids[0])
@@ -238,7 +238,7 @@ def test_a_new_process_starts_from_the_saved_state_and_merges_newer_files(client
     experiment_id = client.create_experiment("saved")
     first = _new_run(client, experiment_id, "first", params={"p": "1"}, metrics={"m": 1.0})
     client.flush()
-    _snapshot(client.store, experiment_id)  # the first search saves the state
+    _snapshot(open_store(client.store_root), experiment_id)  # the first search saves the state
     for table in ("runs", "params", "tags", "metric_summaries"):
         assert os.path.isfile(_saved_state_file(store_uri, table, experiment_id))
     later = _new_run(client, experiment_id, "later", params={"p": "2"}, metrics={"m": 2.0})
@@ -264,7 +264,7 @@ def test_an_unreadable_saved_state_is_ignored_and_replaced(client, store_uri, ca
     experiment_id = client.create_experiment("corrupt")
     run_id = _new_run(client, experiment_id, "r", params={"p": "1"})
     client.flush()
-    _snapshot(client.store, experiment_id)
+    _snapshot(open_store(client.store_root), experiment_id)
     path = _saved_state_file(store_uri, "params", experiment_id)
     with open(path, "wb") as broken:
         broken.write(b"not arrow at all")
@@ -280,7 +280,7 @@ def test_gc_drops_the_saved_state_of_removed_runs(client, store_uri):
     kept = _new_run(client, experiment_id, "kept", params={"secret": "keep"})
     doomed = _new_run(client, experiment_id, "doomed", params={"secret": "remove-me"})
     client.flush()
-    _snapshot(client.store, experiment_id)
+    _snapshot(open_store(client.store_root), experiment_id)
     client.delete_run(doomed)
     client.gc(older_than=timedelta(0))
     for table in ("runs", "params", "tags", "metric_summaries"):

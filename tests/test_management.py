@@ -369,7 +369,7 @@ def test_gc_vacuums_old_files_from_disk(client, tracking, deleted_and_kept):
 
 
 def _delete_days_ago(client, run_id: str, days: float, monkeypatch) -> None:
-    import sparktrack.store.tracking_store as tracking_store
+    import sparktrack.store.run_writes as tracking_store
 
     real = tracking_store.now_millis
     with monkeypatch.context() as patch:

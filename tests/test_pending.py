@@ -40,7 +40,7 @@ def test_wait_for_run_waits_for_that_run_only():
 def test_reads_and_flush_wait_for_the_run(tracking):
     client = TrackingClient(tracking)
     run_id = client.create_run("0").info.run_id
-    artifacts = client.store.get_run_info(run_id).artifact_uri
+    artifacts = client.get_run_info(run_id).artifact_uri
     gate = threading.Event()
 
     def work() -> None:

@@ -21,6 +21,7 @@ from sparktrack.errors import (
     LimitExceededError,
     RunNotFoundError,
 )
+from sparktrack.store import open_store
 
 
 def test_start_run_as_context_manager_finishes_the_run(tracking):
@@ -187,7 +188,7 @@ def test_start_run_while_active_without_nested_is_mlflows_error(tracking):
         assert f"Run with UUID {run.info.run_id} is already active." in message
         assert "end_run()" in message and "nested=True" in message
         assert sparktrack.active_run().info.run_id == run.info.run_id
-    runs = TrackingClient(tracking).store.list_run_infos(None)
+    runs = open_store(tracking).list_run_infos(None)
     assert [r.run_id for r in runs] == [run.info.run_id]  # the refused run was not created
 
 
@@ -336,7 +337,7 @@ def test_git_commit_and_branch_are_recorded_inside_a_checkout(tmp_path, store_ur
     assert tags["mlflow.source.git.repoURL"] == "https://example.com/team/repo.git"
     assert tags["mlflow.source.name"] == str(script)
     assert tags["mlflow.source.type"] == "LOCAL"
-    row = TrackingClient(store_uri).store.run_rows(None).to_pylist()[0]
+    row = open_store(store_uri).run_rows(None).to_pylist()[0]
     assert (row["git_commit"], row["git_branch"]) == (commit, "feature-x")
 
 

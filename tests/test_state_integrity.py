@@ -102,7 +102,7 @@ def saved(store_uri):
     _answer(TrackingStore(store_uri), experiment_id)  # the first search saves the state
     for table in STATE_TABLES:
         assert os.path.isfile(_state_path(store_uri, table, experiment_id))
-    return client.store.root, experiment_id, client
+    return client.store_root, experiment_id, client
 
 
 # One changed byte in a value of each table the state holds; every file still parses.

@@ -201,7 +201,7 @@ def test_runs_per_experiment_quota(tracking):
 def test_quotas_from_environment(tracking, monkeypatch):
     monkeypatch.setenv("SPARKTRACK_MAX_PARAMS_PER_RUN", "2")
     client = TrackingClient(tracking)  # first use of this store in the process: reads the env
-    assert client.store.settings.max_params_per_run == 2
+    assert client.settings.max_params_per_run == 2
     run_id = client.create_run("0").info.run_id
     client.log_param(run_id, "a", 1)
     client.log_param(run_id, "b", 2)

@@ -72,7 +72,7 @@ def test_nothing_is_committed_before_flush_and_everything_after(store_uri):
     assert _on_disk(store_uri, PARAMS.name) == 1
     assert _on_disk(store_uri, METRICS.name) == 100
     assert _on_disk(store_uri, TAGS.name) == len(client.get_run(run_id).data.tags)
-    assert client.store.buffer.row_count == 0
+    assert open_store(client.store_root).buffer.row_count == 0
 
 
 def test_reads_commit_the_buffer_first(store_uri):
@@ -91,7 +91,7 @@ def test_reads_commit_the_buffer_first(store_uri):
 def test_enough_rows_wake_the_committer(store_uri):
     client = _client(store_uri, flush_interval_seconds=NEVER, flush_max_rows=100)
     run_id = client.create_run("0").info.run_id
-    waiting = client.store.buffer.row_count  # the run row and its tags
+    waiting = open_store(client.store_root).buffer.row_count  # the run row and its tags
     for step in range(99 - waiting):
         client.log_metric(run_id, "m", step, step=step)
     time.sleep(0.2)
@@ -139,7 +139,7 @@ def test_a_failed_commit_keeps_the_rows_and_flush_raises(store_uri):
     assert _on_disk(store_uri, METRICS.name) == 6
     assert [m.step for m in client.get_metric_history(run_id, "m")] == [0, 1, 2, 3, 4, 5]
     assert client.get_run(run_id).data.metrics == {"m": 5.0}
-    assert client.store.buffer.row_count == 0
+    assert open_store(client.store_root).buffer.row_count == 0
 
 
 def test_a_failed_background_commit_reaches_the_next_call(store_uri):

@@ -80,7 +80,7 @@ def _open_run(config: AutologConfig, what: str) -> _Target:
 
 def _log(target: _Target, problems: Problems, *, params=None, tags=None, metrics=None) -> None:
     resolver = target.resolver
-    settings = target.client.store.settings
+    settings = target.client.settings
     limited = resolver.params(limit_params(params or {}, settings, problems))
     cut = settings.max_tag_value_length
     named_tags = resolver.tags({k: str(v)[:cut] for k, v in (tags or {}).items()})
@@ -232,7 +232,7 @@ def _after_training(target, config, problems, estimator, names, recorder, model,
                     },
                 )
             with problems.guard("logging the child runs"):
-                settings = target.client.store.settings
+                settings = target.client.settings
                 tuning.log_child_runs(
                     target.client,
                     parent=target.client.get_run_info(run_id),

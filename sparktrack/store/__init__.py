@@ -13,6 +13,7 @@ import sys
 import threading
 
 from sparktrack.config import Settings, settings_from_env
+from sparktrack.errors import InvalidStateError
 from sparktrack.store.buffer import close_all, flush_all
 from sparktrack.store.tracking_store import (
     DEFAULT_EXPERIMENT_ID,
@@ -40,7 +41,14 @@ def open_store(
     storage_options: dict[str, str] | None = None,
     settings: Settings | None = None,
 ) -> TrackingStore:
-    """The process-wide store for ``uri`` (created on first use)."""
+    """The process-wide store for ``uri`` (created on first use).
+
+    A root is opened once per process, with the settings and storage options of its first
+    opening (``settings`` default to the ``SPARKTRACK_*`` environment variables then). A later
+    call that leaves them out (None) gets that store; one that passes different ones raises
+    :class:`~sparktrack.errors.InvalidStateError` instead of ignoring them, since every run
+    of the process shares the store's one write buffer.
+    """
     root = normalize_root(uri)
     with _stores_lock:
         store = _stores.get(root)
@@ -49,7 +57,44 @@ def open_store(
                 root, storage_options=storage_options, settings=settings or settings_from_env()
             )
             _stores[root] = store
-        return store
+            return store
+    _check_same_options(store, storage_options=storage_options, settings=settings)
+    return store
+
+
+def _check_same_options(
+    store: TrackingStore,
+    *,
+    storage_options: dict[str, str] | None,
+    settings: Settings | None,
+) -> None:
+    if settings is not None and settings != store.settings:
+        changed = sorted(
+            f"{name}={getattr(settings, name)!r} (open with {getattr(store.settings, name)!r})"
+            for name in Settings.__dataclass_fields__
+            if getattr(settings, name) != getattr(store.settings, name)
+        )
+        raise InvalidStateError(
+            f"Store {store.root} is already open in this process with other settings: "
+            f"{_short(', '.join(changed))}. A store's settings are fixed once it is open: pass "
+            "the same settings (or none, to use the open store's), or set them before the "
+            "store's first use."
+        )
+    if storage_options is not None and storage_options != (store.storage_options or {}):
+        # Only the keys are named: the values may be credentials.
+        keys = sorted(set(storage_options) ^ set(store.storage_options or {}) | {
+            key for key in storage_options
+            if (store.storage_options or {}).get(key) != storage_options[key]
+        })
+        raise InvalidStateError(
+            f"Store {store.root} is already open in this process with other storage options "
+            f"(differing keys: {_short(', '.join(keys))}). Pass the same storage options (or "
+            "none, to use the open store's) for the process's whole life."
+        )
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _at_exit() -> None:

@@ -98,31 +98,45 @@ class WriteBuffer:
         _live_buffers.add(self)
 
     # -- adding rows -----------------------------------------------------------------------
-    def add(self, table: str, row: tuple) -> None:
-        """Buffer one row (a tuple in the table's column order)."""
+    def add(self, table: str, row: tuple, *, defer_backpressure: bool = False) -> None:
+        """Buffer one row (a tuple in the table's column order).
+
+        When ``max_pending_rows`` rows wait, the caller commits them first (back-pressure);
+        with ``defer_backpressure`` it does not, and must call :meth:`relieve_backpressure`
+        once it has released its own locks (a commit is Delta I/O).
+        """
         self._raise_pending_error()
         with self._lock:
             self._rows[table].append(row)
             self._row_count += 1
             count = self._row_count
-        self._after_add(count)
+        self._after_add(count, defer_backpressure)
 
-    def add_many(self, table: str, rows: Iterable[tuple]) -> None:
+    def add_many(
+        self, table: str, rows: Iterable[tuple], *, defer_backpressure: bool = False
+    ) -> None:
+        """Buffer rows of one table (see :meth:`add`)."""
         self._raise_pending_error()
         with self._lock:
             before = len(self._rows[table])
             self._rows[table].extend(rows)
             self._row_count += len(self._rows[table]) - before
             count = self._row_count
-        self._after_add(count)
+        self._after_add(count, defer_backpressure)
 
-    def _after_add(self, count: int) -> None:
+    def _after_add(self, count: int, defer_backpressure: bool) -> None:
         if self._thread is None:
             self._start_thread()
         if count >= self._settings.max_pending_rows:
-            self.flush()  # back-pressure: the caller logs faster than commits keep up
+            if not defer_backpressure:
+                self.flush()  # back-pressure: the caller logs faster than commits keep up
         elif count >= self._settings.flush_max_rows:
             self._wake.set()
+
+    def relieve_backpressure(self) -> None:
+        """Commit now if ``max_pending_rows`` rows wait (after adds that deferred it)."""
+        if self._row_count >= self._settings.max_pending_rows:
+            self.flush()
 
     @property
     def row_count(self) -> int:

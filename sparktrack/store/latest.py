@@ -1,6 +1,8 @@
 """Current state of runs from the raw append-only rows, in the ``runs_latest`` shape.
 
-Pure pyarrow, no I/O: the Spark data source (on executors) and the maintenance job (which
+The rules (newest run row, first param value, live tags, merged summaries) are those of
+:mod:`sparktrack.store.current_rules`, shared with the client's reads and search. Pure
+pyarrow, no I/O: the Spark data source (on executors) and the maintenance job (which
 materializes ``runs_latest``) both hand it the raw rows they read and get the same answer.
 All rows of a run share its experiment, so any set of whole experiments can be resolved alone.
 """
@@ -11,11 +13,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sparktrack.store.current_rules import (
+    current_experiments,
+    current_params,
+    current_runs,
+    current_summaries,
+    live_tags,
+)
 from sparktrack.store.locations import resolve_column
-from sparktrack.store.rows import first_param_values, newest_rows
 from sparktrack.store.schemas import RUNS_LATEST
-from sparktrack.store.summaries import merge_summaries
 
+# The current-state rules are re-exported for the data source, which imports them from here.
 __all__ = [
     "current_experiments",
     "current_params",
@@ -26,27 +34,6 @@ __all__ = [
 ]
 
 _MILLIS_TO_TIMESTAMP = pa.timestamp("us", tz="UTC")
-
-
-def current_runs(runs: pa.Table) -> pa.Table:
-    """The newest row of each run (RUNS schema)."""
-    return newest_rows(runs, ["run_id"])
-
-
-def current_params(params: pa.Table) -> pa.Table:
-    """The first value logged for each (run, key) (PARAMS schema)."""
-    return first_param_values(params)
-
-
-def live_tags(tags: pa.Table) -> pa.Table:
-    """The newest row of each (run, key), without deleted tags (TAGS schema)."""
-    rows = newest_rows(tags, ["run_id", "key"])
-    return rows.filter(pc.invert(rows.column("deleted")))
-
-
-def current_experiments(experiments: pa.Table) -> pa.Table:
-    """The newest row of each experiment (EXPERIMENTS schema)."""
-    return newest_rows(experiments, ["experiment_id"])
 
 
 def millis_to_timestamp(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -106,7 +93,7 @@ def runs_latest(
         info = info.filter(pc.equal(info.column("lifecycle_stage"), "active"))
     info = info.sort_by([("start_time", "descending"), ("run_id", "ascending")])
     run_ids = info.column("run_id").combine_chunks()
-    merged = merge_summaries(summaries)
+    merged = current_summaries(summaries)
     schema = RUNS_LATEST.schema
     metric_map = schema.field("metrics").type
     text_map = schema.field("params").type

@@ -1,4 +1,5 @@
-"""Small pyarrow helpers shared by the store's readers."""
+"""Small pyarrow helpers shared by the store's readers (the rules that use them to pick the
+current rows are in :mod:`sparktrack.store.current_rules`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
-    "first_param_values",
     "group_codes",
     "newest_rows",
     "next_version",
@@ -113,9 +113,3 @@ def oldest_rows(
     on it, the one with the smallest ``tie_break`` value (when given)."""
     return _pick(table, keys, order, "ascending", tie_break)
 
-
-def first_param_values(params: pa.Table) -> pa.Table:
-    """The value of each (run, key) of the params table: params are write-once, so the row
-    committed first (smallest ``logged_at``, stamped at commit) wins; a tie goes to the smallest
-    value, so every reader in every process picks the same one."""
-    return oldest_rows(params, ["run_id", "key"], "logged_at", tie_break="value")

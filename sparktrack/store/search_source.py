@@ -16,8 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparktrack.entities import LifecycleStage, Run, RunData, ViewType
+from sparktrack.store.current_rules import without_deleted_tags
+from sparktrack.store.run_reads import run_info_from_row
 from sparktrack.store.schemas import METRIC_SUMMARIES, PARAMS, RUNS, TAGS
-from sparktrack.store.tracking_store import TrackingStore, run_info_from_row
+from sparktrack.store.tracking_store import TrackingStore
 
 __all__ = ["StoreSearchSource"]
 
@@ -66,13 +68,11 @@ class StoreSearchSource:
         return self._current(PARAMS.name, key).select(["run_id", "value"])
 
     def tag(self, key: str) -> pa.Table:
-        rows = self._current(TAGS.name, key)
-        return rows.filter(pc.invert(rows.column("deleted"))).select(["run_id", "value"])
+        return without_deleted_tags(self._current(TAGS.name, key)).select(["run_id", "value"])
 
     def current_values(self) -> tuple[pa.Table, pa.Table, pa.Table]:
         """(params, merged metric summaries, live tags) of every run of the experiments."""
-        tags = self._current(TAGS.name)
-        tags = tags.filter(pc.invert(tags.column("deleted")))
+        tags = without_deleted_tags(self._current(TAGS.name))
         return self._current(PARAMS.name), self._current(METRIC_SUMMARIES.name), tags
 
     def page_values(self, run_rows: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table]:

@@ -5,14 +5,15 @@ lifecycle). Another process's writes are only visible once committed, so two rul
 checked around each commit instead:
 
 * **Params are write-once, across processes.** A param row is stamped when it is committed and
-  the first committed value wins (:func:`sparktrack.store.rows.first_param_values`). After a
-  commit of params the writer reads the winning values back; a writer whose value lost gets
+  the first committed value wins
+  (:func:`sparktrack.store.current_rules.first_param_values`). After a commit of params the
+  writer reads the winning values back; a writer whose value lost gets
   :class:`ParamOverwriteError` on its next call or flush. Values committed in the last
   ``RECHECK_SECONDS`` are checked again at later commits, because a value stamped just before
   ours can land just after our first check.
 * **A run deleted by another process takes no more rows.** Before a commit, rows of runs that
-  the latest committed row says are deleted (by a deletion this process did not write) are
-  taken out of the batch and not written; the writer gets :class:`InvalidStateError` naming
+  the latest committed row says are deleted (by a deletion this process neither wrote nor
+  read) are taken out of the batch and not written; the writer gets :class:`InvalidStateError` naming
   the run and how many rows were refused, and its later calls are refused at once.
 """
 
