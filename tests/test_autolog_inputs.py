@@ -304,6 +304,7 @@ def test_inputs_as_a_spark_table(spark, tracked):
     client.log_inputs(runs[0], [DatasetInput(_dataset(), [InputTag(CONTEXT, "eval")])])  # again
     client.log_inputs(runs[1], [DatasetInput(_dataset("eval", "77"))])
     client.delete_run(runs[1])
+    client.flush()  # Spark reads the store in its own worker processes, not through this buffer
     frame = (
         spark.read.format("sparktrack").option("table", "inputs").load(client.tracking_uri)
     )
