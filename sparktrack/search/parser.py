@@ -418,8 +418,8 @@ class _Parser:
             if vocab is _EXPERIMENTS:
                 raise _Failure(
                     f"'{_part(tok.text)}(' is not valid in an experiment filter: functions "
-                    "such as MAX() apply to run metrics; compare name, experiment_id, creation_time, "
-                    "last_update_time or tags.<key>",
+                    "such as MAX() apply to run metrics; compare name, experiment_id, "
+                    "creation_time, last_update_time or tags.<key>",
                     tok.start,
                     self.peek().end,
                 )
