@@ -664,8 +664,9 @@ def _whole_number(text: str) -> int | float:
     return float(text)
 
 
-def _like_pattern_problem(pattern: str) -> str | None:
-    """Why ``pattern`` cannot be a LIKE pattern, or None if it can."""
+def _like_pattern_problem(pattern: str, *, escapes: bool = True) -> str | None:
+    """Why ``pattern`` cannot be a LIKE pattern, or None if it can (``escapes=False``: a
+    backslash is an ordinary character)."""
     if len(pattern) > MAX_LIKE_PATTERN_LENGTH:
         return (
             f"a LIKE pattern may be at most {MAX_LIKE_PATTERN_LENGTH:,} characters long, this "
@@ -673,7 +674,7 @@ def _like_pattern_problem(pattern: str) -> str | None:
         )
     wildcards, i = 0, 0
     while i < len(pattern):
-        if pattern[i] == "\\":
+        if pattern[i] == "\\" and escapes:
             # Spark and Arrow both read a backslash in a LIKE pattern as an escape; Spark
             # rejects an escape of anything but %, _ or \, so reject it here for both engines.
             if i + 1 >= len(pattern) or pattern[i + 1] not in "%_\\":
@@ -700,14 +701,15 @@ def _check_like_pattern(pattern: str, start: int, end: int) -> None:
         raise _Failure(problem, start, end)
 
 
-def check_like_pattern(pattern: str, *, what: str) -> None:
+def check_like_pattern(pattern: str, *, what: str, escapes: bool = True) -> None:
     """Raise InvalidFilterError unless ``pattern`` is a LIKE pattern every engine can run.
 
     For patterns that do not come from a filter string (``search_experiments(name_like=)``);
-    ``what`` names the argument in the message.
+    ``what`` names the argument in the message; ``escapes=False`` checks a pattern whose
+    backslashes are ordinary characters (they will be doubled before it is matched).
     """
     failure = _text_failure(pattern, what)
-    problem = failure.reason if failure else _like_pattern_problem(pattern)
+    problem = failure.reason if failure else _like_pattern_problem(pattern, escapes=escapes)
     if problem is not None:
         raise InvalidFilterError(f'Invalid {what} "{shorten(pattern)}": {problem}')
 

@@ -24,7 +24,8 @@ What is compiled stays within what Spark and Java can take (the parser bounds th
   balanced one is 14 levels deep.
 * LIKE patterns Spark rewrites into string functions (``abc``, ``abc%``, ``%abc``,
   ``abc%def``, ``%abc%``) go to ``like``; every other pattern, and every ILIKE, is compiled
-  here into a Java regex that cannot backtrack (:func:`like_regex`). Spark would run
+  here into a Java regex that cannot backtrack
+  (:func:`sparktrack.search.like.like_regex`). Spark would run
   ``%a%a%b`` as ``.*a.*a.*b``, which takes time cubic in the value's length (a minute for a
   2,000-character value).
 """
@@ -35,6 +36,7 @@ import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from sparktrack.search.like import like_regex
 from sparktrack.search.nodes import (
     NUMERIC_ATTRIBUTES,
     And,
@@ -49,7 +51,7 @@ from sparktrack.search.nodes import (
 if TYPE_CHECKING:
     from pyspark.sql import Column
 
-__all__ = ["filter_condition", "like_regex", "order_to_spark", "to_spark_predicate"]
+__all__ = ["filter_condition", "order_to_spark", "to_spark_predicate"]
 
 _METRIC_MAPS = {"latest": "metrics", "min": "metrics_min", "max": "metrics_max"}
 
@@ -92,7 +94,7 @@ class _Compiler:
         from pyspark.sql import functions as F
 
         self.false = F.lit(False)
-        self.columns: dict[Identifier, Column] = {}
+        self.columns: dict[Identifier | str, Column] = {}
         self.nans: dict[Identifier, Column] = {}
 
     def condition(self, node: Node) -> Column:
@@ -130,8 +132,16 @@ class _Compiler:
         return merged + [self.condition(node) for node in rest]
 
     def column(self, ident: Identifier) -> Column:
+        from pyspark.sql import functions as F
+
         if ident not in self.columns:
-            self.columns[ident] = _column(ident)
+            if ident.kind == "attribute":
+                self.columns[ident] = _column(ident)
+            else:  # a map lookup: the map column is shared by every key
+                name = _map_name(ident)
+                if name not in self.columns:
+                    self.columns[name] = F.col(name)
+                self.columns[ident] = self.columns[name].getItem(ident.key)
         return self.columns[ident]
 
     def compare(self, node: Comparison) -> Column:
@@ -144,7 +154,7 @@ class _Compiler:
         if op == "LIKE" and _spark_simplifies(value):
             return column.like(value)
         if op in ("LIKE", "ILIKE"):
-            return column.rlike(like_regex(value, ignore_case=op == "ILIKE"))
+            return column.rlike(like_regex(value, ignore_case=op == "ILIKE", dialect="java"))
         if op == "IN":
             return column.isin(list(value))
         if op == "NOT IN":
@@ -198,9 +208,14 @@ def _column(ident: Identifier) -> Column:
     if ident.kind == "attribute":
         column = F.col(ident.key)
         return F.unix_millis(column) if ident.key in NUMERIC_ATTRIBUTES else column
+    return F.col(_map_name(ident)).getItem(ident.key)
+
+
+def _map_name(ident: Identifier) -> str:
+    """The map column holding a metric, param or tag."""
     if ident.kind == "metric":
-        return F.col(_METRIC_MAPS[ident.aggregate]).getItem(ident.key)
-    return F.col("params" if ident.kind == "param" else "tags").getItem(ident.key)
+        return _METRIC_MAPS[ident.aggregate]
+    return "params" if ident.kind == "param" else "tags"
 
 
 def order_to_spark(order: list[OrderKey]) -> list[Column]:
@@ -235,53 +250,3 @@ def _spark_simplifies(pattern: str) -> bool:
     return wildcards <= 1 or (
         wildcards == 2 and pattern.startswith("%") and pattern.endswith("%") and len(pattern) > 2
     )
-
-
-def like_regex(pattern: str, *, ignore_case: bool = False) -> str:
-    """A Java regex, for ``rlike``, that matches exactly what LIKE ``pattern`` matches.
-
-    ``_`` is any one character, ``%`` any run of characters, a backslash escapes the next
-    character. The pattern is split at each ``%`` into segments of fixed length; the first
-    must start the value and the last must end it, and each middle segment is matched at its
-    earliest place after the previous one. That earliest place is always a right one (an
-    earlier end leaves more room to what follows), so each middle segment sits in an atomic
-    group, ``(?>.*?segment)``, and the regex never backtracks into it: the match takes time
-    linear in the value's length times the pattern's, where ``.*a.*a.*b`` takes cubic time.
-    ``ignore_case`` matches case-insensitively (Unicode), as Arrow's ILIKE does.
-    """
-    segments: list[list[str | None]] = [[]]  # characters; None for "_"
-    escaped = False
-    for char in pattern:
-        if escaped:
-            segments[-1].append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "%":
-            segments.append([])
-        else:
-            segments[-1].append(None if char == "_" else char)
-    regexes = [_segment_regex(segment) for segment in segments]
-    flags = "(?siu)" if ignore_case else "(?s)"
-    if len(regexes) == 1:  # no "%": the whole value
-        return f"{flags}\\A{regexes[0]}\\z"
-    first, *middle, last = regexes
-    inner = "".join(f"(?>.*?{segment})" for segment in middle if segment)
-    return f"{flags}\\A{first}{inner}.*{last}\\z"
-
-
-def _segment_regex(segment: list[str | None]) -> str:
-    """A run of fixed characters and ``_`` as a regex: literals escaped, ``_`` runs as .{n}."""
-    parts, anys = [], 0
-    for item in [*segment, ""]:
-        if item is None:
-            anys += 1
-            continue
-        if anys:
-            parts.append("." if anys == 1 else f".{{{anys}}}")
-            anys = 0
-        if item:
-            # Letters and digits as they are, anything else as a code point escape: nothing
-            # in a value can then read as regex syntax.
-            parts.append(item if item.isascii() and item.isalnum() else f"\\x{{{ord(item):x}}}")
-    return "".join(parts)
