@@ -25,6 +25,10 @@ that LIKE patterns can escape their wildcards (``'a\\_b'`` matches the literal "
 ``attribute.`` (``attributes.``, ``attr.``) and ``tags.`` (``tag.``), the attributes are
 ``name``, ``experiment_id``, ``creation_time`` and ``last_update_time``, there are no
 functions, and an identifier may be quoted whole (``"name" = 'x'``), as MLflow allows there.
+
+Both grammars hold filters to the bounds of :mod:`sparktrack.search.limits` (length, clauses,
+nesting, LIKE patterns, valid Unicode), so that every engine answers the filters they accept;
+error messages quote at most 200 characters of the input.
 """
 
 from __future__ import annotations
