@@ -82,8 +82,8 @@ AGREEMENT = [
     "params.model != 'lr' OR NOT tags.team = 'ml'",
     "params.blob LIKE '%a%a%b' OR params.model ILIKE 'G_T'",
     "NOT params.blob ILIKE '%A%A%B'",
-    " AND ".join(f"metrics.acc > {i / 10_000}" for i in range(300)),
-    " OR ".join(f"(tags.team = 'x{i}' AND NOT params.model LIKE '%{i}_')" for i in range(150)),
+    " AND ".join(f"metrics.acc > {i / 10_000}" for i in range(120)),
+    " OR ".join(f"(tags.team = 'x{i}' AND NOT params.model LIKE '%{i}_')" for i in range(60)),
 ]
 
 

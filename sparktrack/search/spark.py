@@ -95,7 +95,7 @@ class _Compiler:
 
         self.false = F.lit(False)
         self.columns: dict[Identifier | str, Column] = {}
-        self.nans: dict[Identifier, Column] = {}
+        self.nans: dict[tuple[Identifier, bool], Column] = {}
 
     def condition(self, node: Node) -> Column:
         """TRUE where ``node`` matches; FALSE or NULL elsewhere.
@@ -164,15 +164,17 @@ class _Compiler:
             return result
         # Spark compares NaN as the largest double; IEEE (and MLflow) say only != holds.
         if op == "!=":
-            return result | self.nan(ident)
-        return result & ~self.nan(ident)
+            return result | self.nan(ident, is_nan=True)
+        return result & self.nan(ident, is_nan=False)
 
-    def nan(self, ident: Identifier) -> Column:
+    def nan(self, ident: Identifier, *, is_nan: bool) -> Column:
+        """``isnan`` of the identifier's column, or its negation (each made once)."""
         from pyspark.sql import functions as F
 
-        if ident not in self.nans:
-            self.nans[ident] = F.isnan(self.column(ident))
-        return self.nans[ident]
+        if (ident, is_nan) not in self.nans:
+            nan = F.isnan(self.column(ident))
+            self.nans[(ident, is_nan)] = nan if is_nan else ~nan
+        return self.nans[(ident, is_nan)]
 
 
 _COMPARATORS: dict[str, Callable[[Column, object], Column]] = {
