@@ -22,6 +22,7 @@ from sparktrack.errors import InvalidFilterError
 from sparktrack.paging import check_max_results, offset_from_token, token_for
 from sparktrack.search import And, Comparison, Identifier, OrderKey, filter_runs
 from sparktrack.search import parse_filter, parse_order_by
+from sparktrack.search.parser import check_like_pattern
 from sparktrack.store import TrackingStore
 
 __all__ = [
@@ -78,6 +79,8 @@ def _name_like_clause(name_like: object) -> Comparison:
         raise InvalidFilterError(
             f"name_like must be a string such as 'churn%', got {type(name_like).__name__}"
         )
+    # The bounds and checks of a LIKE in a filter (length, wildcards, lone surrogates).
+    check_like_pattern(name_like, what="name_like", escapes=False)
     # name_like has always matched a backslash literally; in LIKE it escapes, so double it.
     return Comparison(Identifier("attribute", "name"), "LIKE", name_like.replace("\\", "\\\\"))
 

@@ -27,6 +27,7 @@ from typing import Protocol, runtime_checkable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sparktrack.search.like import like_regex
 from sparktrack.search.nodes import And, Comparison, Identifier, Node, Not, Or, OrderKey
 
 __all__ = ["SearchSource", "filter_runs", "order_runs"]
@@ -131,10 +132,12 @@ def _compare(node: Comparison, runs: pa.Table, lookup: _Lookup) -> pa.ChunkedArr
 def _match(values: pa.ChunkedArray, op: str, value: object) -> pa.ChunkedArray:
     """Compare a column with a literal; null (missing) never matches, NaN follows IEEE
     (only ``!=`` is true)."""
-    if op == "LIKE":
-        result = pc.match_like(values, value)
-    elif op == "ILIKE":
-        result = pc.match_like(values, value, ignore_case=True)
+    if op in ("LIKE", "ILIKE") and "\\" in value:
+        # Arrow's fast paths (abc%, %abc, %abc%) keep an escaped backslash doubled.
+        regex = like_regex(value, ignore_case=op == "ILIKE", dialect="re2")
+        result = pc.match_substring_regex(values, regex)
+    elif op in ("LIKE", "ILIKE"):
+        result = pc.match_like(values, value, ignore_case=op == "ILIKE")
     elif op in ("IN", "NOT IN"):
         result = pc.is_in(values, value_set=pa.array(value, type=values.type))
         if op == "NOT IN":

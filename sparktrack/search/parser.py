@@ -25,6 +25,10 @@ that LIKE patterns can escape their wildcards (``'a\\_b'`` matches the literal "
 ``attribute.`` (``attributes.``, ``attr.``) and ``tags.`` (``tag.``), the attributes are
 ``name``, ``experiment_id``, ``creation_time`` and ``last_update_time``, there are no
 functions, and an identifier may be quoted whole (``"name" = 'x'``), as MLflow allows there.
+
+Both grammars hold filters to the bounds of :mod:`sparktrack.search.limits` (length, clauses,
+nesting, LIKE patterns, valid Unicode), so that every engine answers the filters they accept;
+error messages quote at most 200 characters of the input.
 """
 
 from __future__ import annotations
@@ -33,6 +37,15 @@ import re
 from dataclasses import dataclass
 
 from sparktrack.errors import InvalidFilterError
+from sparktrack.search.limits import (
+    MAX_CLAUSES,
+    MAX_DEPTH,
+    MAX_FILTER_LENGTH,
+    MAX_LIKE_PATTERN_LENGTH,
+    MAX_LIKE_WILDCARDS,
+    MAX_QUOTED_PART,
+    shorten,
+)
 from sparktrack.search.nodes import (
     EXPERIMENT_NUMERIC_ATTRIBUTES,
     EXPERIMENT_STRING_ATTRIBUTES,
@@ -49,7 +62,7 @@ from sparktrack.search.nodes import (
     valid_comparators,
 )
 
-__all__ = ["parse_filter", "parse_order_by"]
+__all__ = ["check_like_pattern", "parse_filter", "parse_order_by"]
 
 _PREFIXES = {
     alias: kind
@@ -69,7 +82,6 @@ _ATTRIBUTE_ALIASES = {"created": "start_time", "Created": "start_time"} | dict.f
 _RUN_NAME_TAG = "mlflow.runName"
 _FUNCTIONS = {"MIN": "min", "MAX": "max", "LATEST": "latest"}
 _KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "ILIKE", "ASC", "DESC"})
-_MAX_DEPTH = 100
 _EXAMPLE = "a clause such as metrics.acc > 0.9, params.model = 'lr' or status = 'FINISHED'"
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _OPERATORS = ("!=", ">=", "<=", "<>", "==", "=", ">", "<")
@@ -180,7 +192,7 @@ def _tokenize(text: str) -> list[_Token]:
             if op is None and tokens and tokens[-1].kind == "name" and tokens[-1].end == i:
                 word = text[tokens[-1].start :].split()[0]
                 raise _Failure(
-                    f"unexpected character {c!r} in {word}; quote a key holding it with "
+                    f"unexpected character {c!r} in {_part(word)}; quote a key holding it with "
                     "backticks, e.g. metrics.`val-loss`",
                     tokens[-1].start,
                     tokens[-1].start + len(word),
@@ -238,8 +250,8 @@ def _scan_name(text: str, start: int) -> tuple[tuple[tuple[str, str], ...], int]
             i = j
         else:
             raise _Failure(
-                f"expected a key after '{text[start:i]}'; quote keys holding characters other "
-                "than letters, digits, '_' and '.' with backticks, e.g. metrics.`val-loss`",
+                f"expected a key after '{_part(text[start:i])}'; quote keys holding characters "
+                "other than letters, digits, '_' and '.' with backticks, e.g. metrics.`val-loss`",
                 start,
                 min(i + 1, n),
             )
@@ -273,7 +285,9 @@ def _resolve(tok: _Token, vocab: _Vocabulary = _RUNS) -> Identifier:
             dataset = prefix.lower() in ("dataset", "datasets") and vocab is _RUNS
             hint = " (dataset search is not supported)" if dataset else ""
             raise _Failure(
-                f"unknown prefix '{prefix}'{hint}; {vocab.prefix_help}", tok.start, tok.end
+                f"unknown prefix '{_part(prefix)}'{hint}; {vocab.prefix_help}",
+                tok.start,
+                tok.end,
             )
     if not key:
         raise _Failure("empty key", tok.start, tok.end)
@@ -282,11 +296,13 @@ def _resolve(tok: _Token, vocab: _Vocabulary = _RUNS) -> Identifier:
     key = vocab.attribute_aliases.get(key, key)
     if key not in vocab.numeric and key not in vocab.strings:
         valid = ", ".join(sorted(vocab.numeric | vocab.strings))
-        hint = "; " + vocab.other_keys_hint.format(key=key) if len(parts) == 1 else ""
+        hint = "; " + vocab.other_keys_hint.format(key=_part(key)) if len(parts) == 1 else ""
         if vocab is _EXPERIMENTS and key == "lifecycle_stage":
             hint = "; choose active or deleted experiments with view_type instead"
         raise _Failure(
-            f"unknown attribute '{key}'; valid attributes are {valid}{hint}", tok.start, tok.end
+            f"unknown attribute '{_part(key)}'; valid attributes are {valid}{hint}",
+            tok.start,
+            tok.end,
         )
     return Identifier("attribute", key)
 
@@ -304,6 +320,7 @@ class _Parser:
         self.tokens = _tokenize(text)
         self.i = 0
         self.depth = 0
+        self.clauses = 0
 
     # -- token helpers -------------------------------------------------------------------
     def peek(self) -> _Token:
@@ -330,7 +347,8 @@ class _Parser:
     def describe(tok: _Token) -> str:
         if tok.kind == "end":
             return "the end of the filter"
-        return f"the string {tok.text}" if tok.kind == "string" else f"'{tok.text}'"
+        text = _part(tok.text)
+        return f"the string {text}" if tok.kind == "string" else f"'{text}'"
 
     # -- filter grammar ------------------------------------------------------------------
     def parse_filter(self) -> Node:
@@ -363,8 +381,13 @@ class _Parser:
     def not_expr(self) -> Node:
         tok = self.peek()
         self.depth += 1
-        if self.depth > _MAX_DEPTH:
-            raise _Failure(f"filter nests deeper than {_MAX_DEPTH} levels", tok.start, tok.end)
+        if self.depth > MAX_DEPTH:
+            raise _Failure(
+                f"filter nests deeper than {MAX_DEPTH} levels of parentheses and NOT; "
+                "flatten it (a AND (b AND c) is a AND b AND c)",
+                tok.start,
+                tok.end,
+            )
         try:
             if self.at("NOT"):
                 self.advance()
@@ -398,17 +421,17 @@ class _Parser:
         if self.peek().kind == "(" and len(tok.value) == 1 and not tok.value[0][1]:
             if vocab is _EXPERIMENTS:
                 raise _Failure(
-                    f"'{tok.text}(' is not valid in an experiment filter: functions such as "
-                    "MAX() apply to run metrics; compare name, experiment_id, creation_time, "
-                    "last_update_time or tags.<key>",
+                    f"'{_part(tok.text)}(' is not valid in an experiment filter: functions "
+                    "such as MAX() apply to run metrics; compare name, experiment_id, "
+                    "creation_time, last_update_time or tags.<key>",
                     tok.start,
                     self.peek().end,
                 )
             name = tok.value[0][0].upper()
             if name not in _FUNCTIONS:
                 raise _Failure(
-                    f"unknown function '{tok.text}'; valid functions are MIN, MAX and LATEST "
-                    "of a metric, e.g. MAX(metrics.acc)",
+                    f"unknown function '{_part(tok.text)}'; valid functions are MIN, MAX and "
+                    "LATEST of a metric, e.g. MAX(metrics.acc)",
                     tok.start,
                     self.peek().end,
                 )
@@ -421,7 +444,9 @@ class _Parser:
             ident = _resolve(inner)
             close = self.advance()
             if close.kind != ")":
-                raise _Failure(f"expected ')' after {name}({inner.text}", tok.start, close.end)
+                raise _Failure(
+                    f"expected ')' after {name}({_part(inner.text)}", tok.start, close.end
+                )
             if ident.kind != "metric":
                 raise _Failure(
                     f"{name}() applies to metrics only, e.g. {name}(metrics.acc)",
@@ -433,6 +458,15 @@ class _Parser:
 
     def comparison(self) -> Comparison:
         first = self.i
+        self.clauses += 1
+        if self.clauses > MAX_CLAUSES:
+            tok = self.peek()
+            raise _Failure(
+                f"a filter may hold at most {MAX_CLAUSES:,} clauses; split the search into "
+                "several searches (or list the values of one attribute with IN (...))",
+                tok.start,
+                self._clause_end(first),
+            )
         try:
             return self._comparison()
         except _Failure as failure:
@@ -494,7 +528,7 @@ class _Parser:
             if self.keyword(nxt) != "IN":
                 raise _Failure(
                     "NOT after an identifier must be followed by IN; to negate a clause, put "
-                    f"NOT in front of it, e.g. NOT ({ident} LIKE 'a%')",
+                    f"NOT in front of it, e.g. NOT ({_name(ident)} LIKE 'a%')",
                     start,
                     nxt.end,
                 )
@@ -508,8 +542,8 @@ class _Parser:
             return tok.text, tok.end
         valid = ", ".join(valid_comparators(ident, self.vocab.entity))
         raise _Failure(
-            f"expected a comparator after {ident}, got {self.describe(tok)}; valid comparators "
-            f"for {self.type_name(ident)} are {valid}",
+            f"expected a comparator after {_name(ident)}, got {self.describe(tok)}; valid "
+            f"comparators for {self.type_name(ident)} are {valid}",
             start,
             tok.end,
         )
@@ -528,20 +562,18 @@ class _Parser:
                     start,
                     tok.end,
                 )
-            return int(tok.text), tok.end
+            return _whole_number(tok.text), tok.end
         if numeric:
             if tok.kind != "number":
                 raise _Failure(
                     f"{ident.type_name} compare with numbers"
                     + (" (milliseconds since the epoch)" if ident.kind == "attribute" else "")
-                    + f", got {self.describe(tok)}; write e.g. {ident} {op} 0.5",
+                    + f", got {self.describe(tok)}; write e.g. {_name(ident)} {op} 0.5",
                     start,
                     tok.end,
                 )
             if ident.kind == "attribute" and re.fullmatch(r"[+-]?\d+", tok.text):
-                whole = int(tok.text)
-                if -(2**63) <= whole < 2**63:  # else int64 columns cannot take it: use a float
-                    return whole, tok.end
+                return _whole_number(tok.text), tok.end
             return float(tok.text), tok.end
         if tok.kind == "string":
             value = tok.value
@@ -550,7 +582,8 @@ class _Parser:
         elif ident.kind in ("param", "tag") and tok.kind == "name" and not self.keyword(tok):
             if len(tok.value) != 1 or tok.value[0][1]:
                 raise _Failure(
-                    f"unquoted value {tok.text} is ambiguous; quote it: '{tok.text}'",
+                    f"unquoted value {_part(tok.text)} is ambiguous; quote it: "
+                    f"'{_part(tok.text)}'",
                     start,
                     tok.end,
                 )
@@ -564,7 +597,7 @@ class _Parser:
             )
             raise _Failure(
                 f"expected a quoted string after {op}, got {self.describe(tok)}{hint}; "
-                f"write e.g. {ident} {op} 'value'",
+                f"write e.g. {_name(ident)} {op} 'value'",
                 start,
                 tok.end,
             )
@@ -607,7 +640,7 @@ class _Parser:
         ident = _canonical(self.operand(), self.vocab)
         if self.vocab is _EXPERIMENTS and ident.kind != "attribute":
             raise _Failure(
-                f"experiments cannot be ordered by {ident}; order by name, experiment_id, "
+                f"experiments cannot be ordered by {_name(ident)}; order by name, experiment_id, "
                 "creation_time or last_update_time",
                 start.start,
                 self.tokens[self.i - 1].end,
@@ -625,25 +658,103 @@ class _Parser:
         return OrderKey(ident, ascending)
 
 
-def _check_like_pattern(pattern: str, start: int, end: int) -> None:
-    # Spark and Arrow both read a backslash in a LIKE pattern as an escape; Spark rejects
-    # an escape of anything but %, _ or \, so reject it here for both engines.
-    i = 0
+def _whole_number(text: str) -> int | float:
+    """A whole-number literal as an int if an int64 column can take it, else as a float
+    (which compares correctly with int64 columns; int() of thousands of digits would fail)."""
+    if len(text.lstrip("+-")) <= 19:
+        whole = int(text)
+        if -(2**63) <= whole < 2**63:
+            return whole
+    return float(text)
+
+
+def _like_pattern_problem(pattern: str, *, escapes: bool = True) -> str | None:
+    """Why ``pattern`` cannot be a LIKE pattern, or None if it can (``escapes=False``: a
+    backslash is an ordinary character)."""
+    if len(pattern) > MAX_LIKE_PATTERN_LENGTH:
+        return (
+            f"a LIKE pattern may be at most {MAX_LIKE_PATTERN_LENGTH:,} characters long, this "
+            f"one is {len(pattern):,}; match a shorter part of the value"
+        )
+    wildcards, i = 0, 0
     while i < len(pattern):
-        if pattern[i] == "\\":
+        if pattern[i] == "\\" and escapes:
+            # Spark and Arrow both read a backslash in a LIKE pattern as an escape; Spark
+            # rejects an escape of anything but %, _ or \, so reject it here for both engines.
             if i + 1 >= len(pattern) or pattern[i + 1] not in "%_\\":
-                raise _Failure(
+                return (
                     "in a LIKE pattern a backslash must be followed by %, _ or another "
-                    "backslash (\\% and \\_ match literal % and _)",
-                    start,
-                    end,
+                    "backslash (\\% and \\_ match literal % and _)"
                 )
             i += 1
+        elif pattern[i] in "%_":
+            wildcards += 1
         i += 1
+    if wildcards > MAX_LIKE_WILDCARDS:
+        # Every wildcard is a node of the regex Arrow and Java compile (recursively in Java).
+        return (
+            f"a LIKE pattern may hold at most {MAX_LIKE_WILDCARDS} wildcards (% and _), this "
+            f"one holds {wildcards:,}; use fewer (a run of % matches what one % matches)"
+        )
+    return None
+
+
+def _check_like_pattern(pattern: str, start: int, end: int) -> None:
+    problem = _like_pattern_problem(pattern)
+    if problem is not None:
+        raise _Failure(problem, start, end)
+
+
+def check_like_pattern(pattern: str, *, what: str, escapes: bool = True) -> None:
+    """Raise InvalidFilterError unless ``pattern`` is a LIKE pattern every engine can run.
+
+    For patterns that do not come from a filter string (``search_experiments(name_like=)``);
+    ``what`` names the argument in the message; ``escapes=False`` checks a pattern whose
+    backslashes are ordinary characters (they will be doubled before it is matched).
+    """
+    failure = _text_failure(pattern, what)
+    problem = failure.reason if failure else _like_pattern_problem(pattern, escapes=escapes)
+    if problem is not None:
+        raise InvalidFilterError(f'Invalid {what} "{shorten(pattern)}": {problem}')
+
+
+def _name(ident: Identifier) -> str:
+    """How a message names an identifier (its key may be long)."""
+    return _part(str(ident))
+
+
+def _part(text: str) -> str:
+    """A piece of the input named inside a reason, next to the quoted clause: kept shorter."""
+    return shorten(text, MAX_QUOTED_PART)
+
+
+def _text_failure(text: str, what: str) -> _Failure | None:
+    """What keeps ``text`` from being parsed at all: its length or a lone surrogate."""
+    if len(text) > MAX_FILTER_LENGTH:
+        return _Failure(
+            f"a {what} may be at most {MAX_FILTER_LENGTH:,} characters long, this one is "
+            f"{len(text):,}; split the search into several searches",
+            0,
+            len(text),
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # A lone UTF-16 surrogate (e.g. "\ud800"): no engine can carry it (Arrow and Py4J
+        # send UTF-8), and no value can hold it, since stored strings are valid UTF-8.
+        char = text[error.start].encode("utf-8", "backslashreplace").decode("ascii")
+        return _Failure(
+            f"{char} is a lone surrogate, not a character: a {what} must be valid Unicode "
+            "(a surrogate pair in a str literal, or text decoded with errors='surrogateescape', "
+            "leaves one)",
+            error.start,
+            error.start + 1,
+        )
+    return None
 
 
 def _error(kind: str, text: str, failure: _Failure, *, where: str = "") -> InvalidFilterError:
-    clause = text[failure.start : failure.end].strip() or text.strip()
+    clause = shorten(text[failure.start : failure.end].strip() or text.strip())
     return InvalidFilterError(
         f'Invalid {kind} clause "{clause}"{where} at position {failure.start}: {failure.reason}'
     )
@@ -656,7 +767,8 @@ def parse_filter(filter_string: str | None, *, entity: Entity = "run") -> Node |
     ``MAX()``, ``LATEST()`` and unquoted param/tag values, plus ``OR``, ``NOT`` and
     parentheses. For experiments, accepts MLflow's ``search_experiments`` grammar (attributes
     ``name``, ``experiment_id``, ``creation_time``, ``last_update_time`` and ``tags.<key>``)
-    with the same ``OR``, ``NOT`` and parentheses.
+    with the same ``OR``, ``NOT`` and parentheses. Filters are held to the bounds of
+    :mod:`sparktrack.search.limits` (length, clauses, nesting, LIKE patterns).
 
     Args:
         filter_string: The filter, e.g. ``"metrics.acc > 0.9 AND params.model = 'lr'"``.
@@ -666,14 +778,18 @@ def parse_filter(filter_string: str | None, *, entity: Entity = "run") -> Node |
         The tree, or None when the filter is None, empty or blank (every run matches).
 
     Raises:
-        InvalidFilterError: The filter is not valid; the message quotes the clause at fault,
-            its position and what would be valid there.
+        InvalidFilterError: The filter is not valid or exceeds a bound; the message quotes
+            (at most 200 characters of) the clause at fault, its position and what would be
+            valid there.
     """
     vocab = _vocabulary(entity)
     if filter_string is None:
         return None
     if not isinstance(filter_string, str):
         raise InvalidFilterError(f"filter must be a string, got {type(filter_string).__name__}")
+    failure = _text_failure(filter_string, "filter")
+    if failure is not None:
+        raise _error("filter", filter_string, failure)
     if not filter_string.strip():
         return None
     try:
@@ -693,15 +809,15 @@ def parse_order_by(order_by: list[str] | None, *, entity: Entity = "run") -> lis
 
     Raises:
         InvalidFilterError: An item cannot be parsed or names a field twice; the message
-            quotes the item and its index.
+            quotes the item (at most 200 characters of it) and its index.
     """
     vocab = _vocabulary(entity)
     if order_by is None:
         return []
     if isinstance(order_by, str):
+        quoted = shorten(order_by)
         raise InvalidFilterError(
-            f'order_by must be a list of strings, got the string "{order_by}"; '
-            f'write ["{order_by}"]'
+            f'order_by must be a list of strings, got the string "{quoted}"; write ["{quoted}"]'
         )
     keys: list[OrderKey] = []
     seen: dict[Identifier, int] = {}
@@ -709,17 +825,20 @@ def parse_order_by(order_by: list[str] | None, *, entity: Entity = "run") -> lis
         where = f" (order_by[{index}])"
         if not isinstance(item, str) or not item.strip():
             raise InvalidFilterError(
-                f"Invalid order_by clause {item!r}{where}: expected a string such as "
-                "'metrics.acc DESC'"
+                f"Invalid order_by clause {shorten(repr(item))}{where}: expected a string such "
+                "as 'metrics.acc DESC'"
             )
         try:
+            failure = _text_failure(item, "order_by item")
+            if failure is not None:
+                raise failure
             key = _Parser(item, vocab).parse_order_item()
         except _Failure as failure:
             raise _error("order_by", item, failure, where=where) from None
         if key.identifier in seen:
             raise InvalidFilterError(
-                f'Invalid order_by clause "{item}"{where}: {key.identifier} is already '
-                f"ordered on by order_by[{seen[key.identifier]}]; name each field once"
+                f'Invalid order_by clause "{shorten(item)}"{where}: {_name(key.identifier)} is '
+                f"already ordered on by order_by[{seen[key.identifier]}]; name each field once"
             )
         seen[key.identifier] = index
         keys.append(key)

@@ -22,15 +22,17 @@ def filter(  # noqa: A001 (the name users look for, like DataFrame.filter)
         order_by: e.g. ``["metrics.rmse ASC"]``, sorted like ``search_runs``.
 
     Raises:
-        InvalidFilterError: the filter or an order_by clause does not parse.
+        InvalidFilterError: the filter or an order_by clause does not parse, or exceeds the
+            bounds ``search_runs`` holds filters to (the same error ``search_runs`` raises).
 
     The filter is parsed into a tree and compiled to Spark columns; it is never pasted into SQL.
     """
     # Imported here: executors load this package to read, and never need the search grammar.
-    from sparktrack.search import order_to_spark, parse_filter, parse_order_by, to_spark_predicate
+    from sparktrack.search import order_to_spark, parse_filter, parse_order_by
+    from sparktrack.search.spark import filter_condition
 
     tree = parse_filter(filter_string)
-    result = df if tree is None else df.filter(to_spark_predicate(tree))
+    result = df if tree is None else df.filter(filter_condition(tree))
     if order_by:
         result = result.orderBy(*order_to_spark(parse_order_by(order_by)))
     return result
