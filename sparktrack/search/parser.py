@@ -36,6 +36,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sparktrack import _tags
 from sparktrack.errors import InvalidFilterError
 from sparktrack.search.limits import (
     MAX_CLAUSES,
@@ -79,7 +80,7 @@ _ATTRIBUTE_ALIASES = {"created": "start_time", "Created": "start_time"} | dict.f
     ("run name", "Run name", "Run Name"), "run_name"
 )
 # The run's name is also its `mlflow.runName` tag; both spellings read the run_name column.
-_RUN_NAME_TAG = "mlflow.runName"
+_RUN_NAME_TAG = _tags.RUN_NAME
 _FUNCTIONS = {"MIN": "min", "MAX": "max", "LATEST": "latest"}
 _KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "ILIKE", "ASC", "DESC"})
 _EXAMPLE = "a clause such as metrics.acc > 0.9, params.model = 'lr' or status = 'FINISHED'"
