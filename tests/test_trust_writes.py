@@ -103,7 +103,7 @@ _KILL_WRITER = """
     import os, signal, sys
     import sparktrack
     from sparktrack import TrackingClient
-    from sparktrack.store.delta import DeltaTableHandle
+    from sparktrack._delta import DeltaTableHandle
 
     store, run_id, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
     client = TrackingClient(store)
@@ -177,7 +177,7 @@ def test_a_kill_at_any_commit_boundary_leaves_summaries_that_match_the_history(
 _SLOW_WRITER = """
     import sys, time
     from sparktrack import TrackingClient
-    from sparktrack.store.delta import DeltaTableHandle
+    from sparktrack._delta import DeltaTableHandle
 
     client = TrackingClient({store!r})
     for step in range(100, 200):

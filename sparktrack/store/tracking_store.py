@@ -54,7 +54,7 @@ from sparktrack.store.summary_repair import checkpoint_path as summary_checkpoin
 from sparktrack.store.write_checks import WriteChecks
 from sparktrack.store.current_state import CurrentState, StateView
 from sparktrack.store.state_files import StateFiles
-from sparktrack.store.delta import DeltaTableHandle, join_uri
+from sparktrack._delta import DeltaTableHandle, join_uri
 from sparktrack.store.inputs import (
     as_dataset_input,
     input_rows,
