@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from sparktrack.maintenance import DEFAULT_RETENTION_HOURS, maintain  # noqa: E402
+from sparktrack.maintenance import DEFAULT_RETENTION_HOURS, STEPS, Maintenance  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,21 +27,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="vacuum keeps files removed more recently than this (default 168)")
     parser.add_argument("--tables", default=None,
                         help="comma-separated tables to maintain (default: all)")
-    for step in ("compact", "checkpoint", "vacuum", "materialize"):
+    for step in STEPS:
         parser.add_argument(f"--no-{step}", action="store_true", help=f"skip the {step} step")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report = maintain(
-        args.store,
-        do_compact=not args.no_compact,
-        do_checkpoint=not args.no_checkpoint,
-        do_vacuum=not args.no_vacuum,
-        do_materialize=not args.no_materialize,
+    maintenance = Maintenance(args.store, tables=args.tables.split(",") if args.tables else None)
+    report = maintenance.run(
+        steps=[step for step in STEPS if not getattr(args, f"no_{step}")],
         retention_hours=args.retention_hours,
-        tables=args.tables.split(",") if args.tables else None,
     )
     summary = {
         "store": args.store,

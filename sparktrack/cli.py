@@ -216,9 +216,9 @@ def _gc(client: TrackingClient, args: argparse.Namespace) -> None:
 
 
 def _maintain(client: TrackingClient, args: argparse.Namespace) -> None:
-    from sparktrack.maintenance import maintain
+    from sparktrack.maintenance import Maintenance
 
-    report = maintain(client.store_root, storage_options=client.storage_options)
+    report = Maintenance(client.store_root, storage_options=client.storage_options).run()
     print(_maintenance_summary(report))
 
 

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from sparktrack import _lifecycle as management
 from sparktrack import _tags
-from sparktrack import management, pending
+from sparktrack import pending
 from sparktrack._artifact_repository import ArtifactRepository, safe_relative_path
 from sparktrack.config import DEFAULT_TRACKING_URI, ENV_TRACKING_URI, Settings
 from sparktrack.context import current_user, source_info, system_tags

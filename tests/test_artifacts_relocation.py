@@ -16,8 +16,8 @@ from sparktrack import TrackingClient
 from sparktrack.entities import ViewType
 from sparktrack.maintenance import materialize_runs_latest
 from sparktrack.spark import reader
+from sparktrack._delta import DeltaTableHandle
 from sparktrack.store import open_store
-from sparktrack.store.delta import DeltaTableHandle
 from sparktrack.store.rows import next_version
 from sparktrack.store.schemas import RUNS
 

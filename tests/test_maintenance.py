@@ -16,7 +16,7 @@ import pytest
 from deltalake import DeltaTable
 
 from sparktrack import TrackingClient
-from sparktrack.maintenance import maintain, materialize_runs_latest
+from sparktrack.maintenance import Maintenance, materialize_runs_latest
 from sparktrack.store.schemas import RUNS_LATEST
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,7 +58,8 @@ def test_maintenance_job_compacts_vacuums_and_materializes(store_uri, capsys):
     on_disk = glob.glob(f"{store_uri}/metrics/experiment_id=*/*.parquet")
     assert sum(pq.read_metadata(f).num_rows for f in on_disk) == 2 * len(before)
 
-    report = maintain(store_uri, retention_hours=0, do_compact=False)
+    report = Maintenance(store_uri).run(steps=("checkpoint", "vacuum", "materialize"),
+                                        retention_hours=0)
     assert report.vacuumed["metrics"] == files_before
     assert sorted(glob.glob(f"{store_uri}/metrics/experiment_id=*/*.parquet")) == sorted(live)
     assert report.checkpoints["metrics"] >= 1
@@ -119,13 +120,13 @@ def test_maintenance_beside_a_concurrent_writer_loses_nothing(store_uri):
     )
     rounds = 0
     while writer.poll() is None or rounds < 2:
-        maintain(store_uri, retention_hours=0)
+        Maintenance(store_uri).run(retention_hours=0)
         rounds += 1
         time.sleep(0.2)
     out, err = writer.communicate(timeout=120)
     assert writer.returncode == 0, err
     written = json.loads(out.strip().splitlines()[-1])
-    maintain(store_uri, retention_hours=0)
+    Maintenance(store_uri).run(retention_hours=0)
 
     points = _stored_points(store_uri)
     assert len(points) == written["points"] == len(set(points))  # nothing lost, nothing doubled
@@ -156,7 +157,7 @@ def test_maintenance_on_a_damaged_table_fails_at_once_naming_the_cause(store_uri
         damaged.write(b"garbage")
     started = time.monotonic()
     with pytest.raises(StoreError) as raised:
-        maintain(store_uri, tables=["metrics"], do_materialize=False)
+        Maintenance(store_uri, tables=["metrics"]).run(steps=("compact", "checkpoint", "vacuum"))
     assert time.monotonic() - started < 3  # not 9 attempts with backoff
     assert str(raised.value).startswith(expected), raised.value
     assert table in str(raised.value)

@@ -458,7 +458,7 @@ def test_gc_keeps_rows_another_process_appends_while_it_rewrites(
     client, tracking, deleted_and_kept, monkeypatch
 ):
     """A writer commits to the partition between gc's read and its rewrite: nothing is lost."""
-    import sparktrack.store.delta as delta
+    import sparktrack._delta.rewrite as delta
     from sparktrack.store.tracking_store import TrackingStore
 
     doomed, kept = deleted_and_kept

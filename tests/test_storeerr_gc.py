@@ -94,7 +94,7 @@ def _append_metric(root: str, experiment_id: str, run_id: str, step: int) -> Non
     """Another writer commits one metric row to the experiment's partition (a file of its own)."""
     import pyarrow as pa
 
-    from sparktrack.store.delta import DeltaTableHandle
+    from sparktrack._delta import DeltaTableHandle
     from sparktrack.store.schemas import METRICS
 
     row = {"run_id": run_id, "experiment_id": experiment_id, "key": "extra", "value": 1.0,
@@ -107,7 +107,7 @@ def test_gc_that_keeps_conflicting_stops_at_its_deadline_and_says_what_it_did(
 ):
     """Every rewrite of one experiment loses a real race: another process compacts the files
     it is about to remove. The other experiment is finished; this one is left for the next gc."""
-    import sparktrack.store.delta as delta
+    import sparktrack._delta.rewrite as delta
 
     _, (finished_run,), _ = _doomed_and_live(store_uri, doomed=1)
     writer = TrackingStore(store_uri)

@@ -103,7 +103,7 @@ _KILL_WRITER = """
     import os, signal, sys
     import sparktrack
     from sparktrack import TrackingClient
-    from sparktrack.store.delta import DeltaTableHandle
+    from sparktrack._delta import DeltaTableHandle
 
     store, run_id, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
     client = TrackingClient(store)
@@ -177,7 +177,7 @@ def test_a_kill_at_any_commit_boundary_leaves_summaries_that_match_the_history(
 _SLOW_WRITER = """
     import sys, time
     from sparktrack import TrackingClient
-    from sparktrack.store.delta import DeltaTableHandle
+    from sparktrack._delta import DeltaTableHandle
 
     client = TrackingClient({store!r})
     for step in range(100, 200):
@@ -234,8 +234,8 @@ _PARAM_WRITER = """
     client = TrackingClient({store!r})
     client.log_param({run_id!r}, "lr", {value!r})
     # Both processes log before either commits, then both commit.
-    while time.time() < {start}:
-        time.sleep(0.005)
+    print("ready", flush=True)
+    sys.stdin.readline()
     try:
         client.flush()
         time.sleep(0.3)
@@ -248,19 +248,22 @@ _PARAM_WRITER = """
 
 @pytest.mark.slow
 def test_two_processes_logging_one_param_differently_one_is_told_it_lost(store_uri):
-    import time
-
     client = TrackingClient(store_uri)
     run_id = client.create_run(client.create_experiment("race"), run_name="r").info.run_id
     client.flush()
-    start = time.time() + 6
     env = {**os.environ, "PYTHONPATH": ROOT, "SPARKTRACK_FLUSH_INTERVAL_SECONDS": "60"}
     writers = [
         subprocess.Popen([sys.executable, "-c", textwrap.dedent(_PARAM_WRITER.format(
-            store=store_uri, run_id=run_id, value=value, start=start))],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            store=store_uri, run_id=run_id, value=value))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env)
         for value in ("0.1", "0.2")
     ]
+    for writer in writers:  # both have buffered their value ...
+        assert writer.stdout.readline().strip() == "ready"
+    for writer in writers:  # ... before either commits
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
     outcomes = [writer.communicate(timeout=120) for writer in writers]
     said = [out.strip() for out, _ in outcomes]
     assert sorted(s.split(":")[0] for s in said) == ["kept", "lost"], outcomes

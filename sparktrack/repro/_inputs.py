@@ -109,14 +109,13 @@ def _delta_facts(
         return None
     if not is_local and storage_options is None:
         return None  # remote detection needs credentials: opt in with storage_options
-    from deltalake import DeltaTable
+    from sparktrack._delta.snapshots import snapshot_file_uris
 
-    try:
-        table = DeltaTable(root, storage_options=storage_options)
-        version = table.version()
-        snapshot = {_normal(u) for u in table.file_uris()}
-    except Exception:  # not a Delta table after all, unreadable log, no access
+    facts = snapshot_file_uris(root, storage_options=storage_options)
+    if facts is None:  # not a Delta table after all, unreadable log, no access
         return None
+    version, uris = facts
+    snapshot = {_normal(u) for u in uris}
     read = {f for f in files if f == root or f.startswith(root.rstrip("/") + "/")}
     return version, read == snapshot
 

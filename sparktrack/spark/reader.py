@@ -1,7 +1,7 @@
 """The read path of the ``sparktrack`` data source, in plain Python: no SparkSession, no client.
 
-Planning (on the driver's planner worker) opens each Delta table's snapshot with ``deltalake``
-at the requested version or time, prunes its files (partition values and min/max statistics,
+Planning (on the driver's planner worker) opens each Delta table's snapshot (through
+:mod:`sparktrack._delta`, like every Delta access) at the requested version or time, prunes its files (partition values and min/max statistics,
 through ``file_pruning_predicate``) and bin-packs them into :class:`ReadTask` s. Reading (on
 executors) opens exactly those parquet files with pyarrow, never the folder: compaction leaves
 files behind that are no longer part of the table. Tables whose rows must be resolved (the
@@ -18,21 +18,20 @@ Conditions are plain tuples so that this module needs nothing from pyspark::
 from __future__ import annotations
 
 import heapq
-import json
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 
-from sparktrack.errors import ExperimentNotFoundError, InvalidInputError
-from sparktrack.store.delta import join_uri
+from sparktrack._delta import join_uri, log, snapshots
+from sparktrack._delta.files import iter_data_files, read_data_files
+from sparktrack.errors import ExperimentNotFoundError, InvalidInputError, NotFoundError
 from sparktrack.store.locations import resolve_column
 from sparktrack.store.latest import (
     current_experiments,
@@ -248,28 +247,16 @@ def _table_uri(opts: ReadOptions, table: str) -> str:
 def _load(opts: ReadOptions, table: str, *, version: int | None = None,
           when: datetime | None = None):
     """The table's snapshot (at ``version`` or as of ``when``), or None if it did not exist."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import DeltaError, TableNotFoundError
-
     uri = _table_uri(opts, table)
     try:
-        dt = DeltaTable(uri, storage_options=opts.storage_options)
-    except TableNotFoundError:
-        return None
-    if version is not None:
-        try:
-            dt.load_as_version(version)
-        except DeltaError:
-            raise InvalidInputError(
-                f"Table {table!r} of store {opts.root} has no version {version}; its newest "
-                f"version is {dt.version()} (option versionAsOf)."
-            ) from None
-    elif when is not None:
-        try:
-            dt.load_as_version(when)
-        except DeltaError:
-            return None  # the table was created after that time
-    return dt
+        return snapshots.open_snapshot(uri, storage_options=opts.storage_options,
+                                       version=version, as_of=when)
+    except NotFoundError:
+        newest = snapshots.newest_version(uri, storage_options=opts.storage_options)
+        raise InvalidInputError(
+            f"Table {table!r} of store {opts.root} has no version {version}; its newest "
+            f"version is {newest} (option versionAsOf)."
+        ) from None
 
 
 def _before_next_commit(opts: ReadOptions, table: str, version: int) -> datetime | None:
@@ -280,11 +267,7 @@ def _before_next_commit(opts: ReadOptions, table: str, version: int) -> datetime
     """
     from datetime import timedelta
 
-    from deltalake import DeltaTable
-
-    history = DeltaTable(_table_uri(opts, table), storage_options=opts.storage_options,
-                         without_files=True).history()
-    for entry in history:
+    for entry in log.history(_table_uri(opts, table), storage_options=opts.storage_options):
         if entry.get("version") == version + 1 and entry.get("timestamp") is not None:
             return datetime.fromtimestamp(entry["timestamp"] / 1000, tz=UTC) - timedelta(
                 milliseconds=1
@@ -307,14 +290,7 @@ def _snapshots(opts: ReadOptions, tables: Iterable[str]) -> dict[str, Any]:
 
 def latest_version(opts: ReadOptions, table: str) -> int:
     """The newest version of a raw table, -1 when it does not exist yet."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        return DeltaTable(_table_uri(opts, table), storage_options=opts.storage_options,
-                          without_files=True).version()
-    except TableNotFoundError:
-        return -1
+    return snapshots.newest_version(_table_uri(opts, table), storage_options=opts.storage_options)
 
 
 # == planning ==================================================================================
@@ -345,31 +321,27 @@ def _prune_filters(opts: ReadOptions, table: str, experiments: set[str] | None) 
     return filters
 
 
-def _list_files(dt, table: str, filters: list) -> list[FileSlice]:
-    sizes_table = pa.table(dt.get_add_actions(flatten=True))
-    sizes = dict(zip(sizes_table.column("path").to_pylist(),
-                     sizes_table.column("size_bytes").to_pylist()))
-    dataset = dt.to_pyarrow_dataset(file_pruning_predicate=filters or None)
+def _list_files(opts: ReadOptions, snapshot, table: str, filters: list) -> list[FileSlice]:
     files = []
-    for fragment in dataset.get_fragments():
-        keys = pds.get_partition_keys(fragment.partition_expression)
-        experiment = keys.get("experiment_id")
+    for file in snapshots.list_files(snapshot, _table_uri(opts, table), prune=filters):
+        experiment = file.partition.get("experiment_id")
         experiment = None if experiment is None else str(experiment)
-        files.append(FileSlice(table, fragment.path, experiment,
-                               int(sizes.get(fragment.path) or 0)))
+        files.append(FileSlice(table, file.path, experiment, file.size))
     return files
 
 
 def _read_files(opts: ReadOptions, table: str, files: Iterable[FileSlice], *,
                 columns: list[str] | None = None,
                 where: pds.Expression | None = None) -> pa.Table:
-    return _dataset(opts, table, list(files)).to_table(columns=columns, filter=where)
+    return read_data_files(_table_uri(opts, table), TABLES[table].schema,
+                           _file_refs(table, files), storage_options=opts.storage_options,
+                           columns=columns, where=where)
 
 
 def _experiments_by_name(opts: ReadOptions) -> set[str]:
     dt = _load(opts, EXPERIMENTS.name)
     rows = EXPERIMENTS.schema.empty_table() if dt is None else current_experiments(
-        _read_files(opts, EXPERIMENTS.name, _list_files(dt, EXPERIMENTS.name, []))
+        _read_files(opts, EXPERIMENTS.name, _list_files(opts, dt, EXPERIMENTS.name, []))
     )
     by_name = dict(zip(rows.column("name").to_pylist(), rows.column("experiment_id").to_pylist()))
     missing = [name for name in opts.experiment_names or () if name not in by_name]
@@ -422,7 +394,7 @@ def _run_rows(opts: ReadOptions, dt, experiments: set[str] | None) -> pa.Table:
     if dt is None:
         return RUNS.schema.empty_table().select(columns)
     where = pc.field("run_id").isin(sorted(run_ids)) if run_ids is not None else None
-    rows = _read_files(opts, RUNS.name, _list_files(dt, RUNS.name, filters), columns=columns,
+    rows = _read_files(opts, RUNS.name, _list_files(opts, dt, RUNS.name, filters), columns=columns,
                        where=where)
     return current_runs(rows)
 
@@ -457,7 +429,8 @@ def plan(opts: ReadOptions) -> list[ReadTask]:
         file
         for table in sources
         if snapshots[table] is not None
-        for file in _list_files(snapshots[table], table, _prune_filters(opts, table, experiments))
+        for file in _list_files(opts, snapshots[table], table,
+                                _prune_filters(opts, table, experiments))
     ]
     wanted = None if experiments is None else tuple(sorted(experiments))
     return _tasks(opts, files, deleted, wanted) or [ReadTask()]
@@ -484,75 +457,41 @@ def _tasks(opts: ReadOptions, files: list[FileSlice], deleted: Mapping[str, list
 
 
 # == streaming =================================================================================
-def _filesystem(opts: ReadOptions, table: str):
-    """A pyarrow filesystem and the table's base path in it."""
-    uri = _table_uri(opts, table)
-    if "://" not in uri:
-        from pyarrow.fs import LocalFileSystem
-
-        return LocalFileSystem(), uri
-    from deltalake.fs import DeltaStorageHandler
-    from pyarrow.fs import PyFileSystem
-
-    return PyFileSystem(DeltaStorageHandler(uri, opts.storage_options)), ""
-
-
-def _in_base(base: str, path: str) -> str:
-    return f"{base}/{path}" if base else path
-
-
 def plan_stream(opts: ReadOptions, start: int, end: int) -> list[ReadTask]:
     """Tasks reading the rows that commits ``start + 1 .. end`` of the metrics table added.
 
-    Only ``add`` actions with ``dataChange`` count: compaction re-adds rows already delivered.
+    Only files added with ``dataChange`` count: compaction re-adds rows already delivered.
     """
     if end <= start:
         return []
-    fs, base = _filesystem(opts, METRICS.name)
+    uri = _table_uri(opts, METRICS.name)
+    commits = log.commits_since(uri, start, until=end, storage_options=opts.storage_options)
+    missing = sorted(set(range(start + 1, end + 1)) - {commit.version for commit in commits})
+    if missing:
+        raise InvalidInputError(
+            f"Commit {missing[0]} of {uri} is no longer in the Delta log (cleaned up by "
+            "maintenance); restart the stream from a newer checkpoint."
+        )
     experiments = _wanted_experiments(opts)
     files: list[FileSlice] = []
-    for version in range(start + 1, end + 1):
-        log = _in_base(base, f"_delta_log/{version:020d}.json")
-        try:
-            with fs.open_input_stream(log) as stream:
-                lines = stream.read().decode("utf-8").splitlines()
-        except (FileNotFoundError, OSError) as exc:
-            raise InvalidInputError(
-                f"Commit {version} of {_table_uri(opts, METRICS.name)} is no longer in the Delta "
-                "log (cleaned up by maintenance); restart the stream from a newer checkpoint."
-            ) from exc
-        for line in lines:
-            add = json.loads(line).get("add") if line.strip() else None
-            if not add or not add.get("dataChange", True):
-                continue
-            experiment = (add.get("partitionValues") or {}).get("experiment_id")
+    for commit in commits:
+        for added in commit.files:
+            experiment = added.partition.get("experiment_id")
             if experiments is not None and experiment not in experiments:
                 continue
-            files.append(FileSlice(METRICS.name, unquote(add["path"]), experiment,
-                                   int(add.get("size") or 0)))
+            files.append(FileSlice(METRICS.name, added.path, experiment, added.size))
     return _tasks(opts, files, {})
 
 
 # == reading (executors) =======================================================================
-def _dataset(opts: ReadOptions, table: str, files: list[FileSlice]) -> pds.Dataset:
-    schema = TABLES[table].schema
-    fs, base = _filesystem(opts, table)
-    file_format = pds.ParquetFileFormat(
-        default_fragment_scan_options=pds.ParquetFragmentScanOptions(pre_buffer=True)
-    )
-    fragments = [
-        file_format.make_fragment(
-            _in_base(base, file.path),
-            filesystem=fs,
-            partition_expression=(
-                pc.field("experiment_id") == file.experiment_id
-                if file.experiment_id is not None and "experiment_id" in TABLES[table].partition_by
-                else pc.scalar(True)
-            ),
-        )
+def _file_refs(table: str, files: Iterable[FileSlice]) -> list[tuple[str, dict[str, str]]]:
+    """(path, partition values) of each file, for :mod:`sparktrack._delta.files`."""
+    partitioned = "experiment_id" in TABLES[table].partition_by
+    return [
+        (file.path, {"experiment_id": file.experiment_id}
+         if partitioned and file.experiment_id is not None else {})
         for file in files
     ]
-    return pds.FileSystemDataset(fragments, schema, file_format, fs)
 
 
 def _expression(cond: Condition, schema: pa.Schema) -> pds.Expression:
@@ -641,9 +580,11 @@ def read_task(opts: ReadOptions, task: ReadTask, *,
     if opts.table == "metrics":
         if not task.files:
             return
-        dataset = _dataset(opts, METRICS.name, list(task.files))
-        yield from dataset.to_batches(filter=_and(where, _not_deleted(task)),
-                                      batch_size=batch_rows)
+        yield from iter_data_files(
+            _table_uri(opts, METRICS.name), METRICS.schema, _file_refs(METRICS.name, task.files),
+            storage_options=opts.storage_options, where=_and(where, _not_deleted(task)),
+            batch_size=batch_rows,
+        )
         return
     by_table: dict[str, list[FileSlice]] = {}
     for file in task.files:

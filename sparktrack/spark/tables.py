@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from sparktrack.errors import InvalidInputError
 from sparktrack.spark.datasource import SOURCE_NAME, register
 from sparktrack.spark.reader import OUTPUT_SCHEMAS
-from sparktrack.store.delta import join_uri
+from sparktrack._delta import join_uri
+from sparktrack._delta.snapshots import is_delta_table
 from sparktrack.store.schemas import RUNS_LATEST, TABLES
 
 if TYPE_CHECKING:
@@ -77,13 +78,11 @@ def _catalog_tables(spark: SparkSession, root: str, database: str, prefix: str) 
             "session has no Delta Lake configured (spark.sql.extensions / spark_catalog). "
             "Leave database out to get temporary views over the sparktrack data source."
         )
-    from deltalake import DeltaTable
-
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {_quote(database)}")
     names = []
     for table in [*sorted(TABLES), RUNS_LATEST.name]:
         location = join_uri(root, table)
-        if not DeltaTable.is_deltatable(location):
+        if not is_delta_table(location):
             continue
         name = f"{_quote(database)}.{_quote(prefix + table)}"
         location_literal = "'" + location.replace("\\", "\\\\").replace("'", "\\'") + "'"

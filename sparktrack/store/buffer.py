@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from sparktrack.config import Settings
 from sparktrack.errors import SparkTrackError, StoreError
-from sparktrack.store.delta import DeltaTableHandle
+from sparktrack._delta import DeltaTableHandle
 from sparktrack.store.rows import now_millis
 from sparktrack.store.schemas import METRIC_SUMMARIES, METRICS, PARAMS, RUNS, TAGS
 from sparktrack.store.summary_repair import (

@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sparktrack.store.delta import DeltaTableHandle
+from sparktrack._delta import DeltaTableHandle
 from sparktrack.store.state_files import SavedState, StateFiles
 
 __all__ = ["CurrentState", "StateView"]

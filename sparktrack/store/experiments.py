@@ -22,7 +22,7 @@ from sparktrack.errors import (
     InvalidStateError,
 )
 from sparktrack.store.current_rules import current_experiments
-from sparktrack.store.delta import DeltaTableHandle, join_uri
+from sparktrack._delta import DeltaTableHandle, join_uri
 from sparktrack.store.locations import location_to_store, resolve_location
 from sparktrack.store.rows import next_version, now_millis
 from sparktrack.store.schemas import EXPERIMENTS

@@ -23,7 +23,7 @@ from sparktrack.store.current_rules import (
     live_tags,
 )
 from sparktrack.store.current_state import CurrentState, StateView
-from sparktrack.store.delta import DeltaTableHandle
+from sparktrack._delta import DeltaTableHandle
 from sparktrack.store.inputs import run_inputs_from_rows
 from sparktrack.store.locations import resolve_column, resolve_location
 from sparktrack.store.run_state import RunState

@@ -36,7 +36,7 @@ from sparktrack.errors import (
     QuotaExceededError,
 )
 from sparktrack.store.buffer import WriteBuffer
-from sparktrack.store.delta import DeltaTableHandle, join_uri
+from sparktrack._delta import DeltaTableHandle, join_uri
 from sparktrack.store.experiments import Experiments, validated_tags
 from sparktrack.store.inputs import as_dataset_input, input_rows, validate_dataset_inputs
 from sparktrack.store.locations import location_to_store

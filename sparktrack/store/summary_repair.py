@@ -38,7 +38,7 @@ import time
 
 import pyarrow as pa
 
-from sparktrack.store.delta import Commit, DeltaTableHandle
+from sparktrack._delta import Commit, DeltaTableHandle
 from sparktrack.store.summaries import summarize_points
 
 __all__ = [

@@ -42,7 +42,7 @@ from sparktrack.store.current_rules import (
     first_param_values,
 )
 from sparktrack.store.current_state import CurrentState, StateView
-from sparktrack.store.delta import DeltaTableHandle, join_uri
+from sparktrack._delta import DeltaTableHandle, join_uri
 from sparktrack.store.experiments import (
     ARTIFACTS_FOLDER,
     DEFAULT_EXPERIMENT_ID,

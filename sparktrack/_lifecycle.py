@@ -1,5 +1,9 @@
-"""Run management: soft delete and restore (single, with descendants, in bulk) and garbage
-collection that removes deleted runs for good.
+"""The lifecycle of runs: soft delete and restore (single, with descendants, in bulk) and
+garbage collection that removes deleted runs for good.
+
+Private: the client (``TrackingClient.delete_runs``, ``gc``, ...), the module API and the CLI
+are the entry points. Not to be confused with :mod:`sparktrack.maintenance`, which changes
+only the layout of a store's files (compaction, checkpoints, vacuum), never which runs it holds.
 
 Bulk operations follow the Databricks API: ``delete_runs`` deletes runs created at or before a
 time, ``restore_runs`` restores runs deleted at or after a time, at most ``max_runs``
@@ -23,7 +27,7 @@ from sparktrack.entities import LifecycleStage, ViewType
 from sparktrack.errors import InvalidInputError, StoreError
 from sparktrack.store import TrackingStore
 from sparktrack.store.rows import now_millis
-from sparktrack.store.delta import DeltaTableHandle
+from sparktrack._delta import DeltaTableHandle
 from sparktrack.store.locations import relative_to_root
 from sparktrack.store.schemas import (
     INPUTS,

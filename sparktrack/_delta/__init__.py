@@ -1,0 +1,44 @@
+"""sparktrack's Delta layer: the only package that imports ``deltalake``.
+
+Everything the store, the data source, maintenance, gc and the reproducibility helpers do to a
+Delta table goes through here, so that there is one retry policy (:mod:`.retry`) and every
+engine error leaves as a :class:`sparktrack.errors.StoreError` naming the table and the cause
+(:mod:`.errors`). ``tests/test_delta_boundary.py`` keeps it that way.
+
+- :mod:`.table` — :class:`DeltaTableHandle`, a table kept open: create, append, commit named
+  files, read snapshots and files.
+- :mod:`.snapshots` — one-off reads of a snapshot (the data source's planner).
+- :mod:`.files` — writing one data file, reading given files (the data source's executors).
+- :mod:`.log` — the commits since a version, the history.
+- :mod:`.ops` — compaction, checkpoints, vacuum, overwriting a whole table.
+- :mod:`.rewrite` — rewriting files without some runs' rows (gc).
+- :mod:`.merge` — insert rows whose key is missing, atomically across processes.
+
+Private to sparktrack: no user-facing API here.
+"""
+
+from __future__ import annotations
+
+from sparktrack._delta import files, log, merge, ops, snapshots
+from sparktrack._delta.errors import store_error
+from sparktrack._delta.log import AddedFile, Commit
+from sparktrack._delta.paths import is_local, join_uri
+from sparktrack._delta.retry import RetryPolicy, retrying
+from sparktrack._delta.table import DeltaTableHandle, PruningFilter
+
+__all__ = [
+    "AddedFile",
+    "Commit",
+    "DeltaTableHandle",
+    "PruningFilter",
+    "RetryPolicy",
+    "files",
+    "is_local",
+    "join_uri",
+    "log",
+    "merge",
+    "ops",
+    "retrying",
+    "snapshots",
+    "store_error",
+]
