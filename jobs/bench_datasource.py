@@ -31,8 +31,8 @@ def _fill(root: str, *, points: int, experiments: int, runs: int, commits: int,
     import pyarrow as pa
 
     from sparktrack import TrackingClient
-    from sparktrack.store import open_store
-    from sparktrack.store.schemas import METRICS
+    from sparktrack._store import open_store
+    from sparktrack._store.schemas import METRICS
 
     client = TrackingClient(root)
     store = open_store(root)  # the client's store: the benchmark writes its tables directly
@@ -88,7 +88,7 @@ def run(
 ) -> list[dict]:
     from deltalake import DeltaTable
 
-    from sparktrack.spark import reader, session
+    from sparktrack.spark import _reader as reader, session
 
     spark = session(app_name="sparktrack-bench-datasource")
     folder = tempfile.mkdtemp(prefix="bench-datasource-")

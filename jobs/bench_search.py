@@ -38,7 +38,7 @@ def _values(i: int, rng: random.Random) -> tuple[dict[str, str], dict[str, float
 
 def _fill_sparktrack(root: str, runs: int, progress: Callable[[str], None]) -> tuple[object, str]:
     from sparktrack import Metric, Param, TrackingClient
-    from sparktrack.store import open_store
+    from sparktrack._store import open_store
 
     client = TrackingClient(root)
     store = open_store(root)  # the client's store: its internals are what is measured
@@ -171,7 +171,7 @@ def run(
                 return len(client.search_runs(experiment_id, FILTER, order_by=ORDER,
                                               max_results=100))
 
-            from sparktrack.store import open_store
+            from sparktrack._store import open_store
 
             store = open_store(folder)  # the client's store
             store.release_caches()  # nothing read yet, nothing saved yet

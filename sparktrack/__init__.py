@@ -9,8 +9,8 @@ The module-level functions are MLflow's fluent API (``start_run``, ``log_metric`
 
 from sparktrack import artifacts  # noqa: F401  (mlflow.artifacts.load_dict and friends)
 from sparktrack import exceptions  # noqa: F401 - `mlflow.exceptions` after `import mlflow`
-from sparktrack.autolog import autolog
-from sparktrack.client import TrackingClient
+from sparktrack._autolog import autolog
+from sparktrack.client import MlflowClient, TrackingClient
 from sparktrack.entities import (
     Experiment,
     FileInfo,
@@ -25,7 +25,7 @@ from sparktrack.entities import (
     ViewType,
 )
 from sparktrack.errors import SparkTrackError
-from sparktrack.fluent import (
+from sparktrack._fluent import (
     ActiveRun,
     active_run,
     compare_runs,
@@ -79,6 +79,7 @@ __all__ = [
     "FileInfo",
     "LifecycleStage",
     "Metric",
+    "MlflowClient",
     "Param",
     "Run",
     "RunData",

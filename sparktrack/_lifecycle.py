@@ -25,11 +25,11 @@ import pyarrow.compute as pc
 from sparktrack._artifact_repository import ArtifactRepository
 from sparktrack.entities import LifecycleStage, ViewType
 from sparktrack.errors import InvalidInputError, StoreError
-from sparktrack.store import TrackingStore
-from sparktrack.store.rows import now_millis
+from sparktrack._store import TrackingStore
+from sparktrack._store.rows import now_millis
 from sparktrack._delta import DeltaTableHandle
-from sparktrack.store.locations import relative_to_root
-from sparktrack.store.schemas import (
+from sparktrack._store.locations import relative_to_root
+from sparktrack._store.schemas import (
     INPUTS,
     METRIC_SUMMARIES,
     METRICS,

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sparktrack import pending
+from sparktrack import _pending as pending
 from sparktrack._artifact_repository import ArtifactRepository, os_errors
 from sparktrack.entities import FileInfo
 from sparktrack.errors import InvalidInputError, MissingRequirementError
@@ -156,7 +156,7 @@ def load_image(artifact_uri: str):
 # -- helpers ---------------------------------------------------------------------------------
 def _client(tracking_uri: str | None) -> TrackingClient:
     from sparktrack.client import TrackingClient
-    from sparktrack.fluent import get_tracking_uri
+    from sparktrack._fluent import get_tracking_uri
 
     return TrackingClient(tracking_uri or get_tracking_uri())
 

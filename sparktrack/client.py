@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from sparktrack import _lifecycle as management
 from sparktrack import _tags
-from sparktrack import pending
+from sparktrack import _pending as pending
 from sparktrack._artifact_repository import ArtifactRepository, safe_relative_path
 from sparktrack.config import DEFAULT_TRACKING_URI, ENV_TRACKING_URI, Settings
-from sparktrack.context import current_user, source_info, system_tags
+from sparktrack._context import current_user, source_info, system_tags
 from sparktrack.entities import (
     DatasetInput,
     Experiment,
@@ -31,17 +31,23 @@ from sparktrack.entities import (
     ViewType,
 )
 from sparktrack.errors import InvalidInputError
-from sparktrack.experiment_search import search_experiment_page
-from sparktrack.names import random_run_name
-from sparktrack.run_search import MAX_RESULTS_LIMIT, search_run_frame, search_run_page
-from sparktrack.store import TrackingStore, open_store
-from sparktrack.store.rows import now_millis
-from sparktrack.validation import validate_run_name
+from sparktrack._experiment_search import search_experiment_page
+from sparktrack._names import random_run_name
+from sparktrack._run_search import MAX_RESULTS_LIMIT, search_run_frame, search_run_page
+from sparktrack._store import TrackingStore, open_store
+from sparktrack._store.rows import now_millis
+from sparktrack._validation import validate_run_name
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PagedList", "TrackingClient", "resolve_tracking_uri", "set_process_tracking_uri"]
+__all__ = [
+    "MlflowClient",
+    "PagedList",
+    "TrackingClient",
+    "resolve_tracking_uri",
+    "set_process_tracking_uri",
+]
 
 PARENT_RUN_TAG = _tags.PARENT_RUN_ID
 RUN_NAME_TAG = _tags.RUN_NAME
@@ -526,3 +532,7 @@ class TrackingClient:
             )
         if datasets:
             self._store.log_inputs(run_id, list(datasets))
+
+
+# MLflow's name, so `import sparktrack as mlflow; mlflow.MlflowClient()` works unchanged.
+MlflowClient = TrackingClient

@@ -42,7 +42,7 @@ class Settings:
     commit_retries: int = 8
     # A read waits this long for a metrics commit's summary to follow before it summarizes the
     # batch from the history itself (at once when the writer ran on this machine and is gone,
-    # e.g. killed). See sparktrack.store.summary_repair.
+    # e.g. killed). See sparktrack._store.summary_repair.
     summary_repair_seconds: float = 2.0
     # Search keeps each table's current state of recently searched experiments in memory, up
     # to this many MiB per table (the experiment being searched is always kept).

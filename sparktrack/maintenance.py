@@ -30,9 +30,9 @@ from typing import Any
 
 from sparktrack._delta import DeltaTableHandle, ops
 from sparktrack.errors import InvalidInputError
-from sparktrack.store import normalize_root
-from sparktrack.store.latest import runs_latest
-from sparktrack.store.schemas import (
+from sparktrack._store import normalize_root
+from sparktrack._store.latest import runs_latest
+from sparktrack._store.schemas import (
     METRIC_SUMMARIES,
     PARAMS,
     RUNS,
@@ -40,7 +40,7 @@ from sparktrack.store.schemas import (
     TABLES,
     TAGS,
 )
-from sparktrack.store.summary_repair import settle_summaries
+from sparktrack._store.summary_repair import settle_summaries
 
 __all__ = [
     "DEFAULT_RETENTION_HOURS",

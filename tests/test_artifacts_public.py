@@ -63,7 +63,7 @@ def test_reachable_as_an_attribute_of_the_package(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path, env=_env())
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["sparktrack.artifacts", "sparktrack.fluent"]
+    assert done.stdout.split() == ["sparktrack.artifacts", "sparktrack._fluent"]
 
 
 def _env() -> dict[str, str]:

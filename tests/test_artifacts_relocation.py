@@ -15,11 +15,11 @@ from deltalake import DeltaTable
 from sparktrack import TrackingClient
 from sparktrack.entities import ViewType
 from sparktrack.maintenance import materialize_runs_latest
-from sparktrack.spark import reader
+from sparktrack.spark import _reader as reader
 from sparktrack._delta import DeltaTableHandle
-from sparktrack.store import open_store
-from sparktrack.store.rows import next_version
-from sparktrack.store.schemas import RUNS
+from sparktrack._store import open_store
+from sparktrack._store.rows import next_version
+from sparktrack._store.schemas import RUNS
 
 
 def _tree(root: Path) -> dict[str, bytes]:

@@ -36,7 +36,7 @@ import sparktrack  # noqa: E402
 from sparktrack import TrackingClient  # noqa: E402
 from sparktrack.entities import InputTag  # noqa: E402
 from sparktrack.repro import fingerprint  # noqa: E402
-from sparktrack.autolog import tuning as autolog_tuning  # noqa: E402
+from sparktrack._autolog import tuning as autolog_tuning  # noqa: E402
 from sparktrack.errors import AutologgingWarning  # noqa: E402
 
 pytestmark = pytest.mark.spark
@@ -389,7 +389,7 @@ def test_failure_while_logging_children_keeps_the_fit_and_the_rest(tracked, data
 
 
 def test_child_params_are_those_of_the_copied_estimator(spark):
-    from sparktrack.autolog import naming
+    from sparktrack._autolog import naming
 
     lr = LogisticRegression(maxIter=3)
     ovr = OneVsRest(classifier=lr)

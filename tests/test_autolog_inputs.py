@@ -17,8 +17,8 @@ import sparktrack
 from sparktrack import TrackingClient
 from sparktrack.entities import Dataset, DatasetInput, InputTag, Run, RunInputs
 from sparktrack.errors import InvalidInputError, InvalidStateError, LimitExceededError
-from sparktrack.store import TrackingStore
-from sparktrack.store.schemas import INPUTS
+from sparktrack._store import TrackingStore
+from sparktrack._store.schemas import INPUTS
 
 CONTEXT = "mlflow.data.context"
 
@@ -214,7 +214,7 @@ def test_log_input_dataframe_form_records_an_input_and_its_tags(spark, tracking,
 def test_a_delta_table_is_a_delta_table_source(spark, tmp_path):
     from deltalake import write_deltalake
 
-    from sparktrack.autolog.inputs import describe_dataset
+    from sparktrack._autolog.inputs import describe_dataset
 
     path = str(tmp_path / "table")
     write_deltalake(path, _frame(10))
@@ -236,7 +236,7 @@ def test_schema_is_the_one_mlflow_infers(spark):
     from pyspark.ml.linalg import VectorUDT
     from pyspark.sql import types as T
 
-    from sparktrack.autolog.inputs import mlflow_schema
+    from sparktrack._autolog.inputs import mlflow_schema
 
     inner = T.StructType([T.StructField("i", T.IntegerType(), False),
                           T.StructField("t", T.StringType())])

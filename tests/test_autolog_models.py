@@ -26,8 +26,8 @@ from pyspark.sql import SparkSession  # noqa: E402
 
 import sparktrack  # noqa: E402
 from sparktrack import TrackingClient, pending  # noqa: E402
-from sparktrack.autolog import hooks, models  # noqa: E402
-from sparktrack.autolog.patching import is_patched  # noqa: E402
+from sparktrack._autolog import hooks, models  # noqa: E402
+from sparktrack._autolog.patching import is_patched  # noqa: E402
 
 pytestmark = pytest.mark.spark
 
@@ -184,7 +184,7 @@ EXIT_SCRIPT = textwrap.dedent(
     """
     import sys, time
     import sparktrack
-    from sparktrack.autolog import models
+    from sparktrack._autolog import models
     from sparktrack.spark import session
     from pyspark.ml.classification import LogisticRegression
     from pyspark.ml.feature import VectorAssembler
@@ -198,7 +198,7 @@ EXIT_SCRIPT = textwrap.dedent(
     df = spark.createDataFrame([(float(i % 7), float(i % 2)) for i in range(40)], ["a", "label"])
     df = VectorAssembler(inputCols=["a"], outputCol="features").transform(df)
     LogisticRegression(maxIter=2).fit(df)
-    print(sparktrack.last_active_run().info.run_id, sparktrack.pending.pending_runs(), flush=True)
+    print(sparktrack.last_active_run().info.run_id, sparktrack._pending.pending_runs(), flush=True)
     """  # exits at once: no flush, no stop
 )
 

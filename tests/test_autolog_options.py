@@ -16,7 +16,7 @@ from pyspark.ml.param.shared import HasMaxIter  # noqa: E402
 
 import sparktrack  # noqa: E402
 from sparktrack import TrackingClient  # noqa: E402
-from sparktrack.autolog import config  # noqa: E402
+from sparktrack._autolog import config  # noqa: E402
 from sparktrack.errors import AutologgingWarning, InvalidInputError  # noqa: E402
 
 # sparktrack's own options, which MLflow does not have.

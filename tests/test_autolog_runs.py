@@ -17,7 +17,7 @@ from pyspark.ml.param.shared import HasMaxIter  # noqa: E402
 
 import sparktrack  # noqa: E402
 from sparktrack import TrackingClient  # noqa: E402
-from sparktrack.autolog import fit as autolog_fit  # noqa: E402
+from sparktrack._autolog import fit as autolog_fit  # noqa: E402
 from sparktrack.errors import AutologgingWarning, InvalidInputError  # noqa: E402
 
 
@@ -120,7 +120,7 @@ def test_failure_to_start_a_run_still_trains(tracked, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("store offline")
 
-    monkeypatch.setattr(sparktrack.fluent, "start_run", broken)
+    monkeypatch.setattr(sparktrack._fluent, "start_run", broken)
     with pytest.warns(AutologgingWarning, match="store offline"):
         model = Echo().fit(None)
     assert isinstance(model, EchoModel)

@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 
 from sparktrack import TrackingClient, ViewType
 from sparktrack.config import Settings
-from sparktrack.store import open_store
+from sparktrack._store import open_store
 
 WORKERS = 4
 RUNS_PER_WORKER = 5

@@ -20,11 +20,11 @@ from sparktrack import Metric, Param, RunTag, TrackingClient
 from sparktrack.config import Settings
 from sparktrack.entities import ViewType
 from sparktrack.maintenance import compact
-from sparktrack.run_search import search_run_page
-from sparktrack.store import TrackingStore, open_store
-from sparktrack.store.rows import _pick_by_sorting, newest_rows, oldest_rows
-from sparktrack.store.schemas import METRIC_SUMMARIES, TAGS
-from sparktrack.store.summaries import _merge_by_group, merge_summaries
+from sparktrack._run_search import search_run_page
+from sparktrack._store import TrackingStore, open_store
+from sparktrack._store.rows import _pick_by_sorting, newest_rows, oldest_rows
+from sparktrack._store.schemas import METRIC_SUMMARIES, TAGS
+from sparktrack._store.summaries import _merge_by_group, merge_summaries
 
 
 def _snapshot(store: TrackingStore, experiment_id: str, **search) -> list[tuple]:

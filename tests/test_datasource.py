@@ -11,7 +11,7 @@ from chispa import assert_df_equality
 
 from sparktrack import TrackingClient
 from sparktrack.entities import ViewType
-from sparktrack.spark import reader
+from sparktrack.spark import _reader as reader
 
 pytestmark = pytest.mark.spark
 
@@ -202,7 +202,7 @@ def test_filters_give_same_rows_with_pushdown_on_and_off(spark, tracked):
 def test_pushdown_reads_only_the_files_it_needs(tracked):
     from pyspark.sql.datasource import EqualTo, GreaterThan, StringStartsWith
 
-    from sparktrack.spark.datasource import SparkTrackReader
+    from sparktrack.spark._datasource import SparkTrackReader
 
     options = reader.parse_options({"path": tracked.uri, "table": "metrics"})
     child = tracked.runs[1]
@@ -254,7 +254,7 @@ def test_register_tables_gives_sql_views(spark, tracked):
 def test_public_names_and_options():
     import sparktrack.spark
     from sparktrack.errors import InvalidInputError
-    from sparktrack.spark.datasource import spark_schema
+    from sparktrack.spark._datasource import spark_schema
 
     assert sparktrack.spark.__all__ == ["check_java", "filter", "register", "register_tables",
                                         "session"]

@@ -101,7 +101,7 @@ def test_a_corrupt_file_read_through_the_data_source_names_the_table_and_cause(s
 
 def test_a_corrupt_file_read_by_the_planner_is_a_store_error(tmp_path):
     """The same damage met without Spark (the executors' read code, in this process)."""
-    from sparktrack.spark import reader
+    from sparktrack.spark import _reader as reader
 
     root = str(tmp_path / "store")
     _store_with_metrics(root)
@@ -117,7 +117,7 @@ def test_a_corrupt_file_read_by_the_planner_is_a_store_error(tmp_path):
 
 
 def test_a_broken_log_met_by_the_planner_is_a_store_error(tmp_path):
-    from sparktrack.spark import reader
+    from sparktrack.spark import _reader as reader
 
     root = str(tmp_path / "store")
     _store_with_metrics(root)

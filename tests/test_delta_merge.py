@@ -12,7 +12,7 @@ from deltalake import DeltaTable
 
 from sparktrack._delta import DeltaTableHandle, merge
 from sparktrack.errors import InvalidInputError
-from sparktrack.store.schemas import TableSpec
+from sparktrack._store.schemas import TableSpec
 
 SPEC = TableSpec(
     name="registry",

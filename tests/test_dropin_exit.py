@@ -22,7 +22,7 @@ import json, sys, threading
 import sparktrack
 from sparktrack import TrackingClient
 from sparktrack.config import Settings
-from sparktrack.store import open_store
+from sparktrack._store import open_store
 
 open_store(sys.argv[1], settings=Settings(flush_interval_seconds=3600.0))
 sparktrack.set_tracking_uri(sys.argv[1])

@@ -14,8 +14,8 @@ import sparktrack
 from sparktrack import Metric, Param, RunTag, TrackingClient, ViewType
 from sparktrack.config import Settings
 from sparktrack.errors import InvalidInputError
-from sparktrack.store import open_store
-from sparktrack.store.schemas import METRICS
+from sparktrack._store import open_store
+from sparktrack._store.schemas import METRICS
 
 # Shared names whose parameters are not MLflow's on purpose.
 NOT_COMPARED = {

@@ -8,15 +8,15 @@ import pytest
 
 from sparktrack import TrackingClient
 from sparktrack.errors import InvalidFilterError
-from sparktrack.search import Or, filter_runs, parse_filter, parse_order_by
-from sparktrack.search.limits import (
+from sparktrack._search import Or, filter_runs, parse_filter, parse_order_by
+from sparktrack._search.limits import (
     MAX_CLAUSES,
     MAX_FILTER_LENGTH,
     MAX_LIKE_PATTERN_LENGTH,
     MAX_LIKE_WILDCARDS,
     shorten,
 )
-from sparktrack.search.spark import _balanced
+from sparktrack._search.spark import _balanced
 
 try:  # tests/ is on sys.path in pytest's default import mode
     from test_search_evaluate import TableSource

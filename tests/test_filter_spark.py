@@ -13,9 +13,9 @@ import pytest
 
 from sparktrack import TrackingClient
 from sparktrack.errors import InvalidFilterError
-from sparktrack.search import filter_runs, parse_filter, to_spark_predicate
-from sparktrack.search.limits import MAX_CLAUSES
-from sparktrack.spark import filters
+from sparktrack._search import filter_runs, parse_filter, to_spark_predicate
+from sparktrack._search.limits import MAX_CLAUSES
+from sparktrack.spark import _filters as filters
 
 pytestmark = pytest.mark.spark
 

@@ -77,7 +77,7 @@ def test_params_are_write_once_across_processes_views(tracking):
     with sparktrack.start_run() as run:
         sparktrack.log_param("k", "v1")
     sparktrack.flush()
-    from sparktrack.store import TrackingStore
+    from sparktrack._store import TrackingStore
 
     fresh = TrackingStore(tracking)
     fresh.log_batch(run.info.run_id, params=[Param("k", "v1")])

@@ -17,7 +17,7 @@ from deltalake import DeltaTable
 
 from sparktrack import TrackingClient
 from sparktrack.maintenance import Maintenance, materialize_runs_latest
-from sparktrack.store.schemas import RUNS_LATEST
+from sparktrack._store.schemas import RUNS_LATEST
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

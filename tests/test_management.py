@@ -369,7 +369,7 @@ def test_gc_vacuums_old_files_from_disk(client, tracking, deleted_and_kept):
 
 
 def _delete_days_ago(client, run_id: str, days: float, monkeypatch) -> None:
-    import sparktrack.store.run_writes as tracking_store
+    import sparktrack._store.run_writes as tracking_store
 
     real = tracking_store.now_millis
     with monkeypatch.context() as patch:
@@ -459,7 +459,7 @@ def test_gc_keeps_rows_another_process_appends_while_it_rewrites(
 ):
     """A writer commits to the partition between gc's read and its rewrite: nothing is lost."""
     import sparktrack._delta.rewrite as delta
-    from sparktrack.store.tracking_store import TrackingStore
+    from sparktrack._store.tracking_store import TrackingStore
 
     doomed, kept = deleted_and_kept
     other_process = TrackingStore(tracking)  # its own tables and buffer, like another process

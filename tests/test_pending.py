@@ -1,4 +1,4 @@
-"""sparktrack.pending: background work owed to runs, waited for by reads, flush and exit."""
+"""sparktrack._pending: background work owed to runs, waited for by reads, flush and exit."""
 
 from __future__ import annotations
 

@@ -10,13 +10,13 @@ import pytest
 
 import sparktrack
 from sparktrack import errors
-
 PUBLIC_NAMES = [
     "ActiveRun",
     "Experiment",
     "FileInfo",
     "LifecycleStage",
     "Metric",
+    "MlflowClient",
     "Param",
     "Run",
     "RunData",
@@ -138,3 +138,21 @@ def test_tracking_starts_no_spark(store_uri):
         "assert 'pyspark' not in sys.modules, sorted(m for m in sys.modules if 'spark' in m)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_public_modules_are_the_ones_meant_to_be_public():
+    # Everything else has a leading underscore: internal, free to change between releases.
+    import pkgutil
+
+    import sparktrack
+    import sparktrack.spark
+
+    public = {m.name for m in pkgutil.iter_modules(sparktrack.__path__)
+              if not m.name.startswith("_")}
+    assert public == {"artifacts", "cli", "client", "compare", "config", "entities", "errors",
+                      "exceptions", "export", "maintenance", "pyspark", "repro", "schemas",
+                      "spark"}
+    spark_public = {m.name for m in pkgutil.iter_modules(sparktrack.spark.__path__)
+                    if not m.name.startswith("_")}
+    assert spark_public == {"dashboard"}
+    assert sparktrack.MlflowClient is sparktrack.TrackingClient

@@ -21,7 +21,7 @@ from sparktrack.errors import (
     LimitExceededError,
     RunNotFoundError,
 )
-from sparktrack.store import open_store
+from sparktrack._store import open_store
 
 
 def test_start_run_as_context_manager_finishes_the_run(tracking):

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sparktrack.search import (
+from sparktrack._search import (
     SearchSource,
     filter_runs,
     order_runs,

@@ -10,10 +10,10 @@ import pytest
 import sparktrack
 from sparktrack import Experiment, TrackingClient, ViewType
 from sparktrack.client import PagedList
-from sparktrack.experiment_search import order_experiments
+from sparktrack._experiment_search import order_experiments
 from sparktrack.errors import InvalidFilterError, InvalidInputError
-from sparktrack.paging import offset_from_token, token_for
-from sparktrack.search import Comparison, Identifier, OrderKey, parse_filter, parse_order_by
+from sparktrack._paging import offset_from_token, token_for
+from sparktrack._search import Comparison, Identifier, OrderKey, parse_filter, parse_order_by
 
 NAMES = ["alpha", "beta", "Gamma", "delta_1", "deltaX1", "it's", "gone"]
 TAGS = {

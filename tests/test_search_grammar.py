@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-import sparktrack.search
+import sparktrack._search
 from sparktrack.errors import InvalidFilterError, InvalidInputError
-from sparktrack.search import (
+from sparktrack._search import (
     And,
     Comparison,
     Identifier,
@@ -61,12 +61,12 @@ def test_public_names_are_exactly_these_and_sorted():
         "parse_order_by",
         "to_spark_predicate",
     ]
-    assert sparktrack.search.__all__ == sorted(expected)
-    assert all(hasattr(sparktrack.search, name) for name in expected)
+    assert sparktrack._search.__all__ == sorted(expected)
+    assert all(hasattr(sparktrack._search, name) for name in expected)
 
 
 def test_search_imports_without_pyspark():
-    code = "import sys, sparktrack.search; assert 'pyspark' not in sys.modules, 'pyspark imported'"
+    code = "import sys, sparktrack._search; assert 'pyspark' not in sys.modules, 'pyspark imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -498,7 +498,7 @@ def test_search_sees_unflushed_writes_of_this_process(tracking):
 def test_pandas_frame_is_the_frame_of_the_run_entities(tracking):
     """search_runs builds its frame column by column; it must equal runs_to_frame(entities)
     for missing keys, NaN, deleted tags, a running run (no end time) and an empty result."""
-    from sparktrack.run_search import runs_to_frame
+    from sparktrack._run_search import runs_to_frame
 
     _run("a", params={"p": "1", "only_a": "x"}, metrics={"m": [0.5, float("nan")]},
          tags={"t": "1"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from sparktrack.search import (
+from sparktrack._search import (
     filter_runs,
     order_runs,
     order_to_spark,

@@ -22,18 +22,18 @@ import pytest
 
 from sparktrack import Metric, Param, RunTag, TrackingClient
 from sparktrack.config import Settings
-from sparktrack.run_search import search_run_page
-from sparktrack.store import TrackingStore
-from sparktrack.store.schemas import TABLES
-from sparktrack.store.state_files import SavedState, StateFiles
+from sparktrack._run_search import search_run_page
+from sparktrack._store import TrackingStore
+from sparktrack._store.schemas import TABLES
+from sparktrack._store.state_files import SavedState, StateFiles
 
 STATE_TABLES = ("runs", "params", "tags", "metric_summaries")
 
 # What one new process prints: the search answer, as JSON.
 NEW_PROCESS = """
 import json, sys
-from sparktrack.run_search import search_run_page
-from sparktrack.store import TrackingStore
+from sparktrack._run_search import search_run_page
+from sparktrack._store import TrackingStore
 runs, _ = search_run_page(TrackingStore(sys.argv[1]), [sys.argv[2]], max_results=1000,
                           order_by=["attributes.run_name ASC"])
 print(json.dumps([[r.info.run_id, r.info.run_name, r.info.status, r.data.params,

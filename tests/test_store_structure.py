@@ -15,7 +15,7 @@ from sparktrack import Metric, Param, TrackingClient
 from sparktrack.config import Settings
 from sparktrack.entities import LifecycleStage, ViewType
 from sparktrack.errors import InvalidStateError, ParamOverwriteError, QuotaExceededError
-from sparktrack.store import TrackingStore, open_store
+from sparktrack._store import TrackingStore, open_store
 
 # -- current-state rules ---------------------------------------------------------------------
 
@@ -112,7 +112,7 @@ def test_tuning_child_runs_are_numbered_from_one(store_uri):
     from pyspark.ml import Estimator
     from pyspark.ml.param.shared import HasMaxIter
 
-    from sparktrack.autolog import naming, tuning
+    from sparktrack._autolog import naming, tuning
 
     class Tuned(Estimator, HasMaxIter):
         def _fit(self, dataset):

@@ -13,7 +13,7 @@ import pytest
 from sparktrack import TrackingClient
 from sparktrack.entities import Metric, Param, RunTag
 from sparktrack.errors import StoreError
-from sparktrack.store.tracking_store import TrackingStore
+from sparktrack._store.tracking_store import TrackingStore
 
 
 def _data_files(table: Path) -> list[Path]:

@@ -15,14 +15,14 @@ from sparktrack import TrackingClient
 from sparktrack.config import Settings
 from sparktrack.entities import LifecycleStage, Metric, Param, RunTag
 from sparktrack.errors import InvalidInputError, StoreError
-from sparktrack.store.tracking_store import TrackingStore
+from sparktrack._store.tracking_store import TrackingStore
 
 RUN_TABLES = ("runs", "params", "metrics", "tags", "metric_summaries")
 
 
 def _writer(root: str, run_id: str, started, stop, interval: float) -> None:
     """Another process: commits a metric point every ``interval`` seconds until told to stop."""
-    from sparktrack.store import open_store
+    from sparktrack._store import open_store
 
     # The process-wide store: its exit hook releases Arrow state before the interpreter ends.
     store = open_store(root, settings=Settings(flush_interval_seconds=3600.0))
@@ -95,7 +95,7 @@ def _append_metric(root: str, experiment_id: str, run_id: str, step: int) -> Non
     import pyarrow as pa
 
     from sparktrack._delta import DeltaTableHandle
-    from sparktrack.store.schemas import METRICS
+    from sparktrack._store.schemas import METRICS
 
     row = {"run_id": run_id, "experiment_id": experiment_id, "key": "extra", "value": 1.0,
            "timestamp": 1000 + step, "step": step}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from sparktrack.entities import Metric, Param, RunTag
-from sparktrack.store.tracking_store import TrackingStore
+from sparktrack._store.tracking_store import TrackingStore
 
 pytestmark = pytest.mark.slow
 

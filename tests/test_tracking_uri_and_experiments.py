@@ -368,7 +368,7 @@ def test_experiment_tag_keys_are_validated(tracking):
 
 def test_experiments_are_visible_to_a_new_client_of_the_same_store(tracking):
     experiment_id = sparktrack.create_experiment("persisted", tags={"k": "v"})
-    from sparktrack.store import TrackingStore
+    from sparktrack._store import TrackingStore
 
     fresh = TrackingStore(tracking)  # a separate instance reads only what is on disk
     experiment = fresh.get_experiment(experiment_id)

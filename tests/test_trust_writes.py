@@ -16,7 +16,7 @@ import pytest
 import sparktrack
 from sparktrack import Metric, Param, RunTag, TrackingClient
 from sparktrack.errors import InvalidInputError, ParamOverwriteError, StoreError
-from sparktrack.store import open_store
+from sparktrack._store import open_store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

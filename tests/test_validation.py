@@ -16,7 +16,7 @@ from sparktrack.errors import (
     QuotaExceededError,
     SparkTrackError,
 )
-from sparktrack.store import TrackingStore, open_store
+from sparktrack._store import TrackingStore, open_store
 
 LOGGERS = {
     "param": lambda key: sparktrack.log_param(key, "v"),

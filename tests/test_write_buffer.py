@@ -20,8 +20,8 @@ from sparktrack import TrackingClient
 from sparktrack.config import Settings
 from sparktrack.entities import Dataset, DatasetInput
 from sparktrack.errors import StoreError
-from sparktrack.store import open_store
-from sparktrack.store.schemas import METRIC_SUMMARIES, METRICS, PARAMS, RUNS, TABLES, TAGS
+from sparktrack._store import open_store
+from sparktrack._store.schemas import METRIC_SUMMARIES, METRICS, PARAMS, RUNS, TABLES, TAGS
 
 NEVER = 3600.0  # a flush interval no test waits for
 
@@ -173,7 +173,7 @@ def test_a_failed_background_commit_reaches_the_next_call(store_uri):
 _SCRIPT = """
 import sys
 import sparktrack
-from sparktrack.store import open_store
+from sparktrack._store import open_store
 from sparktrack.config import Settings
 
 open_store(sys.argv[1], settings=Settings(flush_interval_seconds=3600.0))

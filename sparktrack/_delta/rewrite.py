@@ -20,7 +20,7 @@ from sparktrack.errors import StoreError
 
 if TYPE_CHECKING:
     from sparktrack._delta.table import DeltaTableHandle
-    from sparktrack.store.schemas import TableSpec
+    from sparktrack._store.schemas import TableSpec
 
 __all__ = ["remove_runs"]
 

@@ -34,7 +34,7 @@ from sparktrack.errors import StoreError
 
 if TYPE_CHECKING:
     from sparktrack._delta.log import Commit
-    from sparktrack.store.schemas import TableSpec
+    from sparktrack._store.schemas import TableSpec
 
 __all__ = ["DeltaTableHandle", "PruningFilter"]
 
@@ -115,8 +115,8 @@ class DeltaTableHandle:
                                    policy=self._policy)
 
     def _create(self) -> DeltaTable:
-        # Imported here: sparktrack.store imports this package (an import cycle otherwise).
-        from sparktrack.store.schemas import SCHEMA_VERSION
+        # Imported here: sparktrack._store imports this package (an import cycle otherwise).
+        from sparktrack._store.schemas import SCHEMA_VERSION
 
         try:
             return DeltaTable.create(

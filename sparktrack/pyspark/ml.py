@@ -1,5 +1,5 @@
 """``sparktrack.pyspark.ml.autolog()``: the same function as :func:`sparktrack.autolog`."""
 
-from sparktrack.autolog import autolog
+from sparktrack._autolog import autolog
 
 __all__ = ["autolog"]

@@ -1,0 +1,198 @@
+"""The current state of a table, per experiment, kept in memory and updated from new files only.
+
+The tables search reads are append-only, and their current state is a function of the set of
+rows that does not depend on how the rows are split into files: the newest row of each run or
+tag, the first value of each param, the associative merge of the metric summaries. So the
+state of the files already read, merged with the rows of the files committed since, is the
+state of all files, and a search after a commit reads only that commit's files instead of the
+whole experiment. When a file disappears (compaction, garbage collection) the experiment's
+state is rebuilt from the files of the new version.
+
+Each update re-resolves only the runs the new rows touch: every table groups by run first.
+The state is also saved beside the tables (:mod:`sparktrack._store.state_files`) after a
+rebuild and after every ``_RESAVE_AFTER_FILES`` merged files, and a process with nothing in
+memory starts from the saved state the same way: merge what is newer, rebuild if a file it
+covers is gone. A saved state is used only if its checksum matches (checked when it is loaded)
+and the table has reached the version it covers: a table at an older version was replaced or
+restored since, so the state describes another table.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparktrack._delta import DeltaTableHandle
+from sparktrack._store.state_files import SavedState, StateFiles
+
+__all__ = ["CurrentState", "StateView"]
+
+Resolve = Callable[[pa.Table], pa.Table]
+
+logger = logging.getLogger(__name__)
+
+
+# Save the state again once this many files were merged in since it was saved.
+_RESAVE_AFTER_FILES = 32
+
+
+@dataclass
+class _Snapshot:
+    version: int
+    files: frozenset[str]
+    rows: pa.Table
+    saved_files: frozenset[str] = frozenset()  # the files the saved state covers
+    by_key: dict[str, pa.Table] = field(default_factory=dict)
+
+
+class CurrentState:
+    """Resolved rows of one table for each experiment, cached and brought up to date on read.
+
+    Args:
+        handle: the table.
+        resolve: raw rows -> current rows (e.g. the newest row of each run); it must give the
+            same answer for ``resolve(resolve(a) + b)`` as for ``resolve(a + b)``.
+        max_bytes: memory the cached experiments may use; the least recently read are dropped
+            first, the one just read never.
+        saved: where the state is saved for other processes to start from (None: nowhere).
+    """
+
+    def __init__(
+        self,
+        handle: DeltaTableHandle,
+        resolve: Resolve,
+        *,
+        max_bytes: int,
+        saved: StateFiles | None = None,
+    ) -> None:
+        self._handle = handle
+        self._resolve = resolve
+        self._max_bytes = max_bytes
+        self._saved = saved
+        self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def view(self, experiment_ids: Sequence[str]) -> StateView:
+        """The current rows of the given experiments, as of now (later commits not seen)."""
+        return StateView([self._snapshot(e) for e in experiment_ids], self._schema())
+
+    def forget(self) -> None:
+        """Drop every cached experiment (the next read starts from the saved state or files)."""
+        with self._lock:
+            self._snapshots.clear()
+
+    def remove_saved(self, experiment_id: str) -> None:
+        """Forget an experiment here and on disk (its runs were removed for good)."""
+        with self._lock:
+            self._snapshots.pop(experiment_id, None)
+            if self._saved is not None:
+                self._saved.remove(experiment_id)
+
+    def _schema(self) -> pa.Schema:
+        return self._handle.spec.schema
+
+    def _snapshot(self, experiment_id: str) -> _Snapshot:
+        prune = [("experiment_id", "=", experiment_id)]
+        with self._lock:
+            for attempt in (1, 2):
+                version, files = self._handle.data_files(prune=prune)
+                known = self._snapshots.get(experiment_id) or self._load_saved(
+                    experiment_id, version
+                )
+                if known is not None and known.version == version and known.files == files.keys():
+                    return self._keep(experiment_id, known)
+                try:
+                    snapshot, rebuilt = self._updated(known, version, files)
+                    break
+                except FileNotFoundError:
+                    # Vacuumed between listing and reading: list again, once.
+                    if attempt == 2:
+                        raise
+            unsaved = len(snapshot.files - snapshot.saved_files)
+            if self._saved is not None and (rebuilt or unsaved >= _RESAVE_AFTER_FILES):
+                self._saved.save(
+                    experiment_id, SavedState(snapshot.version, snapshot.files, snapshot.rows)
+                )
+                snapshot.saved_files = snapshot.files
+            return self._keep(experiment_id, snapshot)
+
+    def _keep(self, experiment_id: str, snapshot: _Snapshot) -> _Snapshot:
+        """Hold ``snapshot`` as the most recent, dropping the least recent over the budget."""
+        self._snapshots[experiment_id] = snapshot
+        self._snapshots.move_to_end(experiment_id)
+        held = sum(kept.rows.nbytes for kept in self._snapshots.values())
+        while held > self._max_bytes and len(self._snapshots) > 1:
+            _, dropped = self._snapshots.popitem(last=False)
+            held -= dropped.rows.nbytes
+        return snapshot
+
+    def _load_saved(self, experiment_id: str, table_version: int) -> _Snapshot | None:
+        saved = self._saved.load(experiment_id) if self._saved is not None else None
+        if saved is None:
+            return None
+        if saved.version > table_version:
+            logger.warning(
+                "Ignoring the saved search state of experiment %s in %s: it covers version %d "
+                "but the table is at version %d (replaced or restored since); it is rebuilt.",
+                experiment_id, self._handle.uri, saved.version, table_version,
+            )
+            return None
+        return _Snapshot(saved.version, saved.files, saved.rows, saved_files=saved.files)
+
+    def _updated(
+        self, known: _Snapshot | None, version: int, files: dict[str, Any]
+    ) -> tuple[_Snapshot, bool]:
+        """The snapshot at ``version`` from ``known``, and whether it was rebuilt from scratch."""
+        paths = frozenset(files)
+        if known is None or not known.files <= paths:
+            rows = self._resolve(self._handle.read_files(list(files.values())))
+            return _Snapshot(version, paths, rows), True
+        added = [files[path] for path in paths - known.files]
+        fresh = self._handle.read_files(added) if added else None
+        if fresh is None or fresh.num_rows == 0:
+            return _Snapshot(version, paths, known.rows, known.saved_files, known.by_key), False
+        touched = pc.unique(fresh.column("run_id"))
+        in_touched = pc.is_in(known.rows.column("run_id"), value_set=touched)
+        untouched = known.rows.filter(pc.invert(in_touched))
+        merged = self._resolve(pa.concat_tables([known.rows.filter(in_touched), fresh]))
+        rows = _concat([untouched, merged], self._schema())
+        return _Snapshot(version, paths, rows, known.saved_files), False
+
+
+class StateView:
+    """The state of one table for some experiments at one version each (immutable)."""
+
+    def __init__(self, snapshots: list[_Snapshot], schema: pa.Schema) -> None:
+        self._snapshots = snapshots
+        self._schema = schema
+
+    def rows(self) -> pa.Table:
+        """All current rows."""
+        return _concat([snapshot.rows for snapshot in self._snapshots], self._schema)
+
+    def rows_with_key(self, key: str) -> pa.Table:
+        """The current rows whose ``key`` column equals ``key`` (params, tags, summaries)."""
+        parts = []
+        for snapshot in self._snapshots:
+            cached = snapshot.by_key.get(key)
+            if cached is None:
+                rows = snapshot.rows
+                cached = rows.filter(pc.equal(rows.column("key"), key))
+                snapshot.by_key[key] = cached  # snapshots never change: safe to share
+            parts.append(cached)
+        return _concat(parts, self._schema)
+
+
+def _concat(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    if not parts:
+        return schema.empty_table()
+    if len(parts) == 1:
+        return parts[0]
+    return pa.concat_tables(parts)

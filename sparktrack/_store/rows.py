@@ -1,0 +1,115 @@
+"""Small pyarrow helpers shared by the store's readers (the rules that use them to pick the
+current rows are in :mod:`sparktrack._store.current_rules`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "group_codes",
+    "newest_rows",
+    "next_version",
+    "now_millis",
+    "oldest_rows",
+]
+
+_clock_lock = threading.Lock()
+_last_version = 0
+
+
+def now_millis() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def next_version() -> int:
+    """Microseconds since the epoch, strictly increasing within this process.
+
+    Rows that replace earlier rows ("newest wins") carry it, so two updates in the same
+    microsecond still have an order.
+    """
+    global _last_version
+    with _clock_lock:
+        _last_version = max(time.time_ns() // 1000, _last_version + 1)
+        return _last_version
+
+
+def group_codes(table: pa.Table, keys: Sequence[str]) -> np.ndarray | None:
+    """One int64 per row, equal exactly when the rows' ``keys`` are equal; None if a key is null.
+
+    Dictionary-encodes each key column and folds the indices together, so grouping becomes
+    integer work for numpy instead of a sort of strings.
+    """
+    combined: np.ndarray | None = None
+    for key in keys:
+        column = table.column(key)
+        if column.null_count:
+            return None
+        encoded = pc.dictionary_encode(column.combine_chunks())
+        indices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        size = max(len(encoded.dictionary), 1)
+        combined = indices if combined is None else combined * size + indices
+    return combined
+
+
+def _pick(
+    table: pa.Table, keys: Sequence[str], order: str, direction: str, tie_break: str | None = None
+) -> pa.Table:
+    if table.num_rows == 0:
+        return table
+    codes = group_codes(table, keys)
+    ordering = table.column(order)
+    if codes is None or ordering.null_count or (
+        tie_break is not None and table.column(tie_break).null_count
+    ):
+        return _pick_by_sorting(table, keys, order, direction, tie_break)
+    rank = ordering.to_numpy()
+    if direction == "descending":
+        rank = -rank.astype(np.float64) if rank.dtype.kind == "f" else -rank
+    sort_keys = (rank, codes)
+    if tie_break is not None:
+        # Rows that tie on ``order`` are told apart by the smallest ``tie_break`` value, so every
+        # process and every file layout picks the same row.
+        sort_keys = (_value_rank(table.column(tie_break)), rank, codes)
+    # Stable: rows that tie on ``order`` keep the first in table order, as the sort below does.
+    permutation = np.lexsort(sort_keys)
+    grouped = codes[permutation]
+    first = np.empty(len(grouped), dtype=bool)
+    first[0] = True
+    np.not_equal(grouped[1:], grouped[:-1], out=first[1:])
+    return table.take(pa.array(permutation[first]))
+
+
+def _value_rank(column: pa.ChunkedArray) -> np.ndarray:
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    dictionary_rank = pc.rank(encoded.dictionary, sort_keys="ascending", tiebreaker="dense")
+    return dictionary_rank.to_numpy()[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _pick_by_sorting(
+    table: pa.Table, keys: Sequence[str], order: str, direction: str, tie_break: str | None = None
+) -> pa.Table:
+    extra = [(tie_break, "ascending")] if tie_break is not None else []
+    ordered = table.sort_by([*((key, "ascending") for key in keys), (order, direction), *extra])
+    numbered = ordered.append_column("__row", pa.array(range(ordered.num_rows), type=pa.int64()))
+    firsts = numbered.group_by(list(keys), use_threads=False).aggregate([("__row", "first")])
+    return ordered.take(firsts.column("__row_first"))
+
+
+def newest_rows(table: pa.Table, keys: Sequence[str], order: str = "updated_at") -> pa.Table:
+    """The row with the greatest ``order`` value for each distinct ``keys``."""
+    return _pick(table, keys, order, "descending")
+
+
+def oldest_rows(
+    table: pa.Table, keys: Sequence[str], order: str, *, tie_break: str | None = None
+) -> pa.Table:
+    """The row with the smallest ``order`` value for each distinct ``keys``; among rows that tie
+    on it, the one with the smallest ``tie_break`` value (when given)."""
+    return _pick(table, keys, order, "ascending", tie_break)
+

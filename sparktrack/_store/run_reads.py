@@ -1,0 +1,216 @@
+"""Reading runs: one run (info, data, inputs, metric history), the current state of whole
+experiments for search, and the state the logging path keeps of a run.
+
+Every read commits this process's buffered rows first, so a process always reads its own
+writes. What is current is decided by :mod:`sparktrack._store.current_rules`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pds
+
+from sparktrack.entities import LifecycleStage, Metric, Run, RunData, RunInfo, RunInputs, ViewType
+from sparktrack.errors import RunNotFoundError
+from sparktrack._store.buffer import WriteBuffer
+from sparktrack._store.current_rules import (
+    current_runs,
+    current_summaries,
+    first_param_values,
+    live_tags,
+)
+from sparktrack._store.current_state import CurrentState, StateView
+from sparktrack._delta import DeltaTableHandle
+from sparktrack._store.inputs import run_inputs_from_rows
+from sparktrack._store.locations import resolve_column, resolve_location
+from sparktrack._store.run_state import RunState
+from sparktrack._store.schemas import INPUTS, METRIC_SUMMARIES, METRICS, PARAMS, RUNS, TAGS
+from sparktrack._store.summary_repair import SummaryRepair
+from sparktrack._validation import validate_run_id
+
+__all__ = ["RunReads", "run_info_from_row"]
+
+
+class RunReads:
+    """Reads of the run tables of one store root.
+
+    Args:
+        root: the store root (stored artifact URIs are relative to it).
+        tables: the store's table handles by name.
+        buffer: the store's write buffer, committed before every read.
+        summary_repair: settles metric summaries a crashed writer left missing.
+        current: the cached current state of the runs, params, tags and metric summaries
+            tables, per experiment (search reads it).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        tables: dict[str, DeltaTableHandle],
+        buffer: WriteBuffer,
+        summary_repair: SummaryRepair,
+        current: dict[str, CurrentState],
+    ) -> None:
+        self._root = root
+        self._tables = tables
+        self._buffer = buffer
+        self._summary_repair = summary_repair
+        self._current = current
+
+    # -- one run -------------------------------------------------------------------------------
+    def run_row(self, run_id: str) -> dict:
+        """The current row of a run, after committing what this process buffered."""
+        validate_run_id(run_id)
+        self._buffer.flush()
+        rows = self._tables[RUNS.name].read(
+            prune=[("run_id", "=", run_id)], where=pds.field("run_id") == run_id
+        )
+        if rows.num_rows == 0:
+            raise RunNotFoundError(f"Run with id={run_id} not found in store {self._root}.")
+        return current_runs(rows).to_pylist()[0]
+
+    def run_state(self, run_id: str) -> RunState:
+        """What the logging path keeps of a run: its row, params, tag keys, metric points."""
+        row = self.run_row(run_id)
+        run_filter = pds.field("run_id") == run_id
+        prune = [("experiment_id", "=", row["experiment_id"])]
+        params = self._params(run_filter, prune)
+        return RunState(
+            row=row,
+            params=dict(zip(params.column("key").to_pylist(), params.column("value").to_pylist())),
+            tag_keys=set(self._live_tags(run_filter, prune).column("key").to_pylist()),
+            metric_points=pc.sum(
+                self._tables[METRIC_SUMMARIES.name].read(prune=prune, where=run_filter,
+                                                         columns=["count"]).column("count")
+            ).as_py() or 0,
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        """A run's info, params, latest metric values and tags, read from the store."""
+        row = self.run_row(run_id)
+        run_filter = pds.field("run_id") == run_id
+        prune = [("experiment_id", "=", row["experiment_id"])]
+        params = self._params(run_filter, prune)
+        self._summary_repair.settle()
+        summaries = current_summaries(
+            self._tables[METRIC_SUMMARIES.name].read(prune=prune, where=run_filter)
+        )
+        tags = self._live_tags(run_filter, prune)
+        data = RunData(
+            metrics=dict(zip(summaries.column("key").to_pylist(),
+                             summaries.column("latest_value").to_pylist())),
+            params=dict(zip(params.column("key").to_pylist(), params.column("value").to_pylist())),
+            tags=dict(zip(tags.column("key").to_pylist(), tags.column("value").to_pylist())),
+        )
+        return Run(info=run_info_from_row(row, root=self._root), data=data,
+                   inputs=self.run_inputs(run_id, row["experiment_id"]))
+
+    def _params(self, where: pds.Expression, prune: list) -> pa.Table:
+        return first_param_values(self._tables[PARAMS.name].read(prune=prune, where=where))
+
+    def _live_tags(self, where: pds.Expression, prune: list) -> pa.Table:
+        return live_tags(self._tables[TAGS.name].read(prune=prune, where=where))
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        row = self.run_row(run_id)
+        points = self._tables[METRICS.name].read(
+            prune=[("experiment_id", "=", row["experiment_id"])],
+            where=(pds.field("run_id") == run_id) & (pds.field("key") == key),
+        ).sort_by([("step", "ascending"), ("timestamp", "ascending")])
+        return [
+            Metric(key=key, value=p["value"], timestamp=p["timestamp"], step=p["step"])
+            for p in points.select(["value", "timestamp", "step"]).to_pylist()
+        ]
+
+    def get_run_inputs(self, run_id: str) -> RunInputs:
+        """The datasets a run used, in the order they were first logged."""
+        row = self.run_row(run_id)
+        return self.run_inputs(run_id, row["experiment_id"])
+
+    def run_inputs(self, run_id: str, experiment_id: str) -> RunInputs:
+        """The inputs of a run of a known experiment (no commit of the buffer first)."""
+        rows = self._tables[INPUTS.name].read(
+            prune=[("experiment_id", "=", experiment_id)], where=pds.field("run_id") == run_id
+        )
+        return run_inputs_from_rows(rows)
+
+    # -- whole experiments -----------------------------------------------------------------------
+    def current_view(self, table: str, experiment_ids: Sequence[str]) -> StateView:
+        """The current state of ``table`` (runs, params, tags or metric_summaries) of some
+        experiments, after committing what is buffered.
+
+        Runs: the newest row of each run; params: the first value of each (run, key); tags:
+        the newest row of each (run, key), deletions included (``deleted`` is true); metric
+        summaries: one merged row per (run, key).
+        """
+        self._buffer.flush()
+        if table == METRIC_SUMMARIES.name:
+            self._summary_repair.settle()
+        view = self._current[table].view([str(e) for e in experiment_ids])
+        return _RunsView(view, self._root) if table == RUNS.name else view
+
+    def run_rows(
+        self, experiment_ids: Iterable[str] | None, *, view_type: ViewType = ViewType.ALL
+    ) -> pa.Table:
+        """The current row of every run of the given experiments (all when None)."""
+        if experiment_ids is not None:
+            rows = self.current_view(RUNS.name, list(experiment_ids)).rows()
+        else:
+            self._buffer.flush()
+            rows = _with_resolved_artifact_uris(
+                current_runs(self._tables[RUNS.name].read()), self._root
+            )
+        if view_type is not ViewType.ALL:
+            stage = (LifecycleStage.ACTIVE if view_type is ViewType.ACTIVE_ONLY
+                     else LifecycleStage.DELETED)
+            rows = rows.filter(pc.equal(rows.column("lifecycle_stage"), stage.value))
+        return rows
+
+    def list_run_infos(
+        self, experiment_ids: Iterable[str] | None, *, view_type: ViewType = ViewType.ALL
+    ) -> list[RunInfo]:
+        return [run_info_from_row(row) for row in self.run_rows(experiment_ids,
+                                                         view_type=view_type).to_pylist()]
+
+
+class _RunsView:
+    """A runs :class:`StateView` whose artifact_uri column is resolved against the store root
+    (the cached and saved state keeps the stored, relative form)."""
+
+    def __init__(self, view: StateView, root: str) -> None:
+        self._view = view
+        self._root = root
+
+    def rows(self) -> pa.Table:
+        return _with_resolved_artifact_uris(self._view.rows(), self._root)
+
+    def rows_with_key(self, key: str) -> pa.Table:
+        return _with_resolved_artifact_uris(self._view.rows_with_key(key), self._root)
+
+
+def _with_resolved_artifact_uris(rows: pa.Table, root: str) -> pa.Table:
+    index = rows.schema.get_field_index("artifact_uri")
+    return rows.set_column(index, rows.schema.field(index),
+                           resolve_column(rows.column(index), root))
+
+
+def run_info_from_row(row: dict, *, root: str | None = None) -> RunInfo:
+    """A run's info from its row; a stored (relative) artifact_uri is resolved against the
+    store ``root`` (rows from :meth:`TrackingStore.run_rows` are resolved already)."""
+    artifact_uri = row["artifact_uri"]
+    return RunInfo(
+        run_id=row["run_id"],
+        experiment_id=row["experiment_id"],
+        run_name=row["run_name"] or "",
+        status=row["status"],
+        user_id=row["user_id"] or "",
+        start_time=row["start_time"],
+        end_time=row["end_time"],
+        lifecycle_stage=row["lifecycle_stage"],
+        artifact_uri=resolve_location(root, artifact_uri) if root else artifact_uri,
+        parent_run_id=row["parent_run_id"],
+        deleted_time=row["deleted_time"],
+    )
