@@ -15,12 +15,13 @@ import errno
 import os
 import posixpath
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from sparktrack._validation import quoted
 from sparktrack.entities import FileInfo
 from sparktrack.errors import ArtifactNotFoundError, InvalidArtifactPathError, StoreError
 
@@ -62,23 +63,38 @@ def safe_relative_path(path: str | None) -> str:
     if path is None or path in ("", "."):
         return ""
     if not isinstance(path, str):
-        raise InvalidArtifactPathError(f"Artifact path {path!r} must be a string.")
+        raise InvalidArtifactPathError(f"Artifact path {quoted(path)} must be a string.")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArtifactPathError(
+            f"Artifact path {quoted(path)} is not valid Unicode (a lone surrogate); file names "
+            "must be text that can be stored."
+        ) from None
     if "\\" in path or "\x00" in path:
         raise InvalidArtifactPathError(
-            f"Artifact path {path!r} contains a backslash or NUL byte; use '/' separated paths."
+            f"Artifact path {quoted(path)} contains a backslash or NUL byte; use '/' separated paths."
         )
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
         raise InvalidArtifactPathError(
-            f"Artifact path {path!r} is absolute; artifact paths are relative to the run's "
+            f"Artifact path {quoted(path)} is absolute; artifact paths are relative to the run's "
             "artifact folder (e.g. 'plots/loss.png')."
         )
     normalized = posixpath.normpath(path)
     if normalized == ".." or normalized.startswith("../"):
         raise InvalidArtifactPathError(
-            f"Artifact path {path!r} would escape the run's artifact folder; remove the '..' "
+            f"Artifact path {quoted(path)} would escape the run's artifact folder; remove the '..' "
             "steps."
         )
     return "" if normalized == "." else normalized
+
+
+def _is(path: Path, test: Callable[[Path], bool]) -> bool:
+    # A name too long for the file system or a lone surrogate is simply not an existing file.
+    try:
+        return test(path)
+    except (OSError, ValueError):
+        return False
 
 
 def _local_path(uri: str) -> str | None:
@@ -128,8 +144,10 @@ class ArtifactRepository:
     def log_artifact(self, local_file: str | os.PathLike, artifact_path: str | None = None) -> str:
         """Copy one local file into ``artifact_path/`` of the run; returns its artifact path."""
         local = Path(local_file)
-        if not local.is_file():
-            raise ArtifactNotFoundError(f"Local file {str(local)!r} does not exist or is not a file.")
+        if not _is(local, Path.is_file):
+            raise ArtifactNotFoundError(
+                f"Local file {quoted(str(local))} does not exist or is not a file."
+            )
         relative = posixpath.join(safe_relative_path(artifact_path), local.name).lstrip("/")
         with os_errors(local):
             data = local.read_bytes()
@@ -139,8 +157,8 @@ class ArtifactRepository:
     def log_artifacts(self, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
         """Copy a local folder's content (recursively) under ``artifact_path/``."""
         base = Path(local_dir)
-        if not base.is_dir():
-            raise ArtifactNotFoundError(f"Local folder {str(base)!r} does not exist.")
+        if not _is(base, Path.is_dir):
+            raise ArtifactNotFoundError(f"Local folder {quoted(str(base))} does not exist.")
         prefix = safe_relative_path(artifact_path)
         with os_errors(base):
             files = sorted(p for p in base.rglob("*") if p.is_file())

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sparktrack import _pending as pending
+from sparktrack._arguments import checked
 from sparktrack.client import (
     NOTE_TAG,
     TrackingClient,
@@ -158,6 +159,7 @@ def _get_client() -> TrackingClient:
 
 
 # -- tracking URI and experiments ---------------------------------------------------------------
+@checked
 def set_tracking_uri(uri: str | os.PathLike) -> None:
     """Use the store at ``uri`` (a folder or an object-store prefix) from now on, in the
     fluent API and in every ``TrackingClient()`` created without a URI."""
@@ -167,17 +169,20 @@ def set_tracking_uri(uri: str | os.PathLike) -> None:
         _active_experiment_id = None
 
 
+@checked
 def get_tracking_uri() -> str:
     """The store in use: set_tracking_uri, else SPARKTRACK_TRACKING_URI, else the default."""
     return resolve_tracking_uri()
 
 
+@checked
 def create_experiment(
     name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
 ) -> str:
     return _get_client().create_experiment(name, artifact_location=artifact_location, tags=tags)
 
 
+@checked
 def set_experiment(
     experiment_name: str | None = None, experiment_id: str | None = None
 ) -> Experiment:
@@ -235,14 +240,17 @@ def _resolve_experiment_id(experiment_id: str | None) -> str:
     return DEFAULT_EXPERIMENT_ID
 
 
+@checked
 def get_experiment(experiment_id: str) -> Experiment:
     return _get_client().get_experiment(experiment_id)
 
 
+@checked
 def get_experiment_by_name(name: str) -> Experiment | None:
     return _get_client().get_experiment_by_name(name)
 
 
+@checked
 def search_experiments(
     view_type: ViewType | str = ViewType.ACTIVE_ONLY,
     max_results: int | None = None,
@@ -270,29 +278,35 @@ def search_experiments(
     return list(experiments[:max_results])
 
 
+@checked
 def rename_experiment(experiment_id: str, new_name: str) -> None:
     _get_client().rename_experiment(experiment_id, new_name)
 
 
+@checked
 def delete_experiment(experiment_id: str) -> None:
     _get_client().delete_experiment(experiment_id)
 
 
+@checked
 def restore_experiment(experiment_id: str) -> None:
     _get_client().restore_experiment(experiment_id)
 
 
+@checked
 def set_experiment_tag(key: str, value: Any) -> None:
     """Tag the active experiment."""
     _get_client().set_experiment_tag(_resolve_experiment_id(None), key, value)
 
 
+@checked
 def set_experiment_tags(tags: dict[str, Any]) -> None:
     for key, value in tags.items():
         set_experiment_tag(key, value)
 
 
 # -- runs --------------------------------------------------------------------------------------
+@checked
 def start_run(
     run_id: str | None = None,
     experiment_id: str | None = None,
@@ -357,6 +371,7 @@ def _end_run_by_id(run_id: str, status: str) -> None:
         _thread.last_run_id = active._run_id
 
 
+@checked
 def end_run(status: str = RunStatus.FINISHED) -> None:
     """End this thread's active run (no-op when there is none)."""
     stack = _stack()
@@ -364,12 +379,14 @@ def end_run(status: str = RunStatus.FINISHED) -> None:
         _end_run_by_id(stack[-1]._run_id, str(status))
 
 
+@checked
 def active_run() -> ActiveRun | None:
     """This thread's innermost active run, or None."""
     stack = _stack()
     return stack[-1] if stack else None
 
 
+@checked
 def last_active_run() -> Run | None:
     """The active run, else the run this thread ended last, else None."""
     current = active_run()
@@ -377,18 +394,22 @@ def last_active_run() -> Run | None:
     return None if run_id is None else _get_client().get_run(run_id)
 
 
+@checked
 def get_run(run_id: str) -> Run:
     return _get_client().get_run(run_id)
 
 
+@checked
 def delete_run(run_id: str, *, delete_descendants: bool = True) -> None:
     _get_client().delete_run(run_id, delete_descendants=delete_descendants)
 
 
+@checked
 def restore_run(run_id: str, *, restore_descendants: bool = True) -> None:
     _get_client().restore_run(run_id, restore_descendants=restore_descendants)
 
 
+@checked
 def delete_runs(
     experiment_id: str, max_timestamp_millis: int, *, max_runs: int = 10_000
 ) -> int:
@@ -398,6 +419,7 @@ def delete_runs(
     return _get_client().delete_runs(experiment_id, max_timestamp_millis, max_runs=max_runs)
 
 
+@checked
 def restore_runs(
     experiment_id: str, min_timestamp_millis: int, *, max_runs: int = 10_000
 ) -> int:
@@ -407,11 +429,13 @@ def restore_runs(
     return _get_client().restore_runs(experiment_id, min_timestamp_millis, max_runs=max_runs)
 
 
+@checked
 def compare_runs(run_ids: list[str], *, hide_identical: bool = False) -> pd.DataFrame:
     """Params and metrics of the runs side by side; ``hide_identical`` drops equal rows."""
     return _get_client().compare_runs(run_ids, hide_identical=hide_identical)
 
 
+@checked
 def search_runs(
     experiment_ids: list[str] | None = None,
     filter_string: str = "",
@@ -456,6 +480,7 @@ def _run_id_or_start() -> str:
 
 
 # -- logging ----------------------------------------------------------------------------------
+@checked
 def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
     """Log a param of the active run (write-once) and return the value.
 
@@ -464,6 +489,7 @@ def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
     return _get_client().log_param(_run_id_or_start(), key, value, synchronous=synchronous)
 
 
+@checked
 def log_params(
     params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
 ) -> None:
@@ -494,6 +520,7 @@ def log_metric(
     )
 
 
+@checked
 def log_metrics(
     metrics: dict[str, float],
     step: int | None = None,
@@ -509,10 +536,12 @@ def log_metrics(
     )
 
 
+@checked
 def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
     _get_client().set_tag(_run_id_or_start(), key, value, synchronous=synchronous)
 
 
+@checked
 def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
     _get_client().log_batch(
         _run_id_or_start(), tags=[RunTag(key, value) for key, value in tags.items()],
@@ -520,10 +549,12 @@ def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
     )
 
 
+@checked
 def delete_tag(key: str) -> None:
     _get_client().delete_tag(_run_id_or_start(), key)
 
 
+@checked
 def log_batch(
     metrics: list[Metric] | tuple = (),
     params: list[Param] | tuple = (),
@@ -532,6 +563,7 @@ def log_batch(
     _get_client().log_batch(_run_id_or_start(), metrics=metrics, params=params, tags=tags)
 
 
+@checked
 def log_input(
     dataset: Any = None,
     context: str | None = None,
@@ -591,10 +623,12 @@ def log_input(
     return described
 
 
+@checked
 def get_metric_history(key: str, run_id: str | None = None) -> list[Metric]:
     return _get_client().get_metric_history(run_id or _run_id_or_start(), key)
 
 
+@checked
 def flush() -> None:
     """Wait for background model saves, then commit every buffered row now (otherwise rows are
     committed within the flush interval)."""
@@ -602,30 +636,36 @@ def flush() -> None:
 
 
 # -- artifacts --------------------------------------------------------------------------------
+@checked
 def log_artifact(
     local_path: str | os.PathLike, artifact_path: str | None = None, run_id: str | None = None
 ) -> None:
     _get_client().log_artifact(run_id or _run_id_or_start(), local_path, artifact_path)
 
 
+@checked
 def log_artifacts(
     local_dir: str | os.PathLike, artifact_path: str | None = None, run_id: str | None = None
 ) -> None:
     _get_client().log_artifacts(run_id or _run_id_or_start(), local_dir, artifact_path)
 
 
+@checked
 def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
     _get_client().log_text(run_id or _run_id_or_start(), text, artifact_file)
 
 
+@checked
 def log_dict(dictionary: dict, artifact_file: str, run_id: str | None = None) -> None:
     _get_client().log_dict(run_id or _run_id_or_start(), dictionary, artifact_file)
 
 
+@checked
 def log_figure(figure: Any, artifact_file: str) -> None:
     _get_client().log_figure(_run_id_or_start(), figure, artifact_file)
 
 
+@checked
 def get_artifact_uri(artifact_path: str | None = None) -> str:
     """Where the active run's artifacts (or one of them) are, once its pending saves are done:
     a model saved by autologging can be loaded from it at once."""
@@ -638,10 +678,12 @@ def get_artifact_uri(artifact_path: str | None = None) -> str:
     return f"{base}/{relative}" if relative else base
 
 
+@checked
 def list_artifacts(path: str | None = None, run_id: str | None = None) -> list[FileInfo]:
     return _get_client().list_artifacts(run_id or _run_id_or_start(), path)
 
 
+@checked
 def download_artifacts(
     run_id: str | None = None,
     artifact_path: str | None = None,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sparktrack import _lifecycle as management
 from sparktrack import _tags
 from sparktrack import _pending as pending
+from sparktrack._arguments import checked
 from sparktrack._artifact_repository import ArtifactRepository, safe_relative_path
 from sparktrack.config import DEFAULT_TRACKING_URI, ENV_TRACKING_URI, Settings
 from sparktrack._context import current_user, source_info, system_tags
@@ -36,7 +37,7 @@ from sparktrack._names import random_run_name
 from sparktrack._run_search import MAX_RESULTS_LIMIT, search_run_frame, search_run_page
 from sparktrack._store import TrackingStore, open_store
 from sparktrack._store.rows import now_millis
-from sparktrack._validation import validate_run_name
+from sparktrack._validation import quoted, validate_key, validate_run_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -141,6 +142,7 @@ class TrackingClient:
         self._store.flush()
 
     # -- experiments -------------------------------------------------------------------------
+    @checked
     def create_experiment(
         self,
         name: str,
@@ -150,12 +152,15 @@ class TrackingClient:
         """Create an experiment and return its id; the name must not be taken."""
         return self._store.create_experiment(name, artifact_location=artifact_location, tags=tags)
 
+    @checked
     def get_experiment(self, experiment_id: str) -> Experiment:
         return self._store.get_experiment(str(experiment_id))
 
+    @checked
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         return self._store.get_experiment_by_name(name)
 
+    @checked
     def search_experiments(
         self,
         view_type: ViewType | str = ViewType.ACTIVE_ONLY,
@@ -183,23 +188,29 @@ class TrackingClient:
         )
         return PagedList(experiments, token)
 
+    @checked
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         self._store.rename_experiment(str(experiment_id), new_name)
 
+    @checked
     def delete_experiment(self, experiment_id: str) -> None:
         """Soft-delete an experiment and its runs (restore with restore_experiment)."""
         self._store.set_experiment_lifecycle(str(experiment_id), LifecycleStage.DELETED)
 
+    @checked
     def restore_experiment(self, experiment_id: str) -> None:
         self._store.set_experiment_lifecycle(str(experiment_id), LifecycleStage.ACTIVE)
 
+    @checked
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         self._store.set_experiment_tag(str(experiment_id), key, str(value))
 
+    @checked
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         self._store.set_experiment_tag(str(experiment_id), key, None)
 
     # -- runs --------------------------------------------------------------------------------
+    @checked
     def create_run(
         self,
         experiment_id: str,
@@ -231,16 +242,20 @@ class TrackingClient:
         )
         return Run(info=info, data=RunData(tags=all_tags))
 
+    @checked
     def get_run(self, run_id: str) -> Run:
         """The run's info, params, latest metrics and tags."""
         return self._store.get_run(run_id)
 
+    @checked
     def get_run_info(self, run_id: str) -> RunInfo:
         return self._store.get_run_info(run_id)
 
+    @checked
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
         self._store.update_run(run_id, status=status, run_name=name)
 
+    @checked
     def set_terminated(
         self, run_id: str, status: str | None = None, end_time: int | None = None
     ) -> None:
@@ -260,6 +275,7 @@ class TrackingClient:
         # run), but a run must not end quietly while this process's commits are failing.
         self._store.buffer.commit_if_failing()
 
+    @checked
     def delete_run(self, run_id: str, *, delete_descendants: bool = True) -> list[str]:
         """Soft-delete a run (and, by default, the runs nested under it).
 
@@ -269,6 +285,7 @@ class TrackingClient:
         return self._set_lifecycle(run_id, LifecycleStage.DELETED,
                                    with_descendants=delete_descendants)
 
+    @checked
     def restore_run(self, run_id: str, *, restore_descendants: bool = True) -> list[str]:
         """Restore a soft-deleted run (and, by default, its deleted nested runs).
 
@@ -291,6 +308,7 @@ class TrackingClient:
                 changed.append(target)
         return changed
 
+    @checked
     def delete_runs(
         self, experiment_id: str, max_timestamp_millis: int, *, max_runs: int = 10_000
     ) -> int:
@@ -299,6 +317,7 @@ class TrackingClient:
             self._store, str(experiment_id), max_timestamp_millis, max_runs=max_runs
         )
 
+    @checked
     def restore_runs(
         self, experiment_id: str, min_timestamp_millis: int, *, max_runs: int = 10_000
     ) -> int:
@@ -307,6 +326,7 @@ class TrackingClient:
             self._store, str(experiment_id), min_timestamp_millis, max_runs=max_runs
         )
 
+    @checked
     def gc(
         self,
         *,
@@ -321,6 +341,7 @@ class TrackingClient:
             vacuum_retention_hours=vacuum_retention_hours, timeout_seconds=timeout_seconds,
         )
 
+    @checked
     def compare_runs(self, run_ids: Sequence[str], *, hide_identical: bool = False):
         """Params and metrics of the runs side by side (a pandas frame; see sparktrack.compare)."""
         from sparktrack.compare import compare_runs
@@ -329,6 +350,7 @@ class TrackingClient:
                             hide_identical=hide_identical)
 
     # -- search ------------------------------------------------------------------------------
+    @checked
     def search_runs(
         self,
         experiment_ids: str | list[str],
@@ -351,6 +373,7 @@ class TrackingClient:
         )
         return PagedList(runs, token)
 
+    @checked
     def search_runs_frame(
         self,
         experiment_ids: str | list[str],
@@ -370,6 +393,7 @@ class TrackingClient:
         )
 
     # -- logging -----------------------------------------------------------------------------
+    @checked
     def log_param(
         self, run_id: str, key: str, value: Any, synchronous: bool | None = None
     ) -> Any:
@@ -407,6 +431,7 @@ class TrackingClient:
         if synchronous:
             self._store.flush()
 
+    @checked
     def log_batch(
         self,
         run_id: str,
@@ -429,36 +454,51 @@ class TrackingClient:
             self._store.update_run(run_id, run_name=names[-1])
         self._commit_if(synchronous)
 
+    @checked
     def set_tag(
         self, run_id: str, key: str, value: Any, synchronous: bool | None = None
     ) -> None:
         """Set a run tag; setting ``mlflow.runName`` renames the run, as in MLflow."""
         self.log_batch(run_id, tags=[RunTag(key, value)], synchronous=synchronous)
 
+    @checked
     def delete_tag(self, run_id: str, key: str) -> None:
         self._store.delete_tag(run_id, key)
 
+    @checked
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point logged for ``key``, ordered by step then timestamp."""
+        validate_key(key, kind="Metric", settings=self.settings)
         return self._store.get_metric_history(run_id, key)
 
     # -- artifacts ---------------------------------------------------------------------------
     def _artifacts(self, run_id: str) -> ArtifactRepository:
         return ArtifactRepository(self._store.get_run_info(run_id).artifact_uri)
 
+    @checked
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike, artifact_path: str | None = None
     ) -> None:
         self._artifacts(run_id).log_artifact(local_path, artifact_path)
 
+    @checked
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike, artifact_path: str | None = None
     ) -> None:
         self._artifacts(run_id).log_artifacts(local_dir, artifact_path)
 
+    @checked
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
-        self._artifacts(run_id).write_bytes(artifact_file, text.encode("utf-8"))
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"log_text: the text has {text[exc.start:exc.end]!r} at position {exc.start}, "
+                f"which is not valid Unicode (a lone surrogate); text {quoted(text)}."
+            ) from None
+        self._artifacts(run_id).write_bytes(artifact_file, data)
 
+    @checked
     def log_dict(self, run_id: str, dictionary: dict, artifact_file: str) -> None:
         """Write a dict as JSON (or YAML when the file ends in .yaml/.yml and PyYAML exists)."""
         if artifact_file.endswith((".yaml", ".yml")):
@@ -471,11 +511,23 @@ class TrackingClient:
                     f"Writing {artifact_file!r} as YAML needs PyYAML: `pip install pyyaml`, "
                     "or use a .json file name."
                 ) from None
-            text = yaml.safe_dump(dictionary, sort_keys=False)
+            try:
+                text = yaml.safe_dump(dictionary, sort_keys=False)
+            except yaml.YAMLError as exc:
+                raise InvalidInputError(
+                    f"log_dict: the dictionary cannot be written as YAML ({exc}); use plain "
+                    "dicts, lists, strings and numbers, or a .json file name."
+                ) from None
         else:
-            text = json.dumps(dictionary, indent=2, default=str)
+            try:
+                text = json.dumps(dictionary, indent=2, default=str)
+            except (TypeError, ValueError) as exc:  # e.g. keys that are not strings
+                raise InvalidInputError(
+                    f"log_dict: the dictionary cannot be written as JSON ({exc})."
+                ) from None
         self.log_text(run_id, text, artifact_file)
 
+    @checked
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
         """Save a matplotlib figure (format from the file extension, PNG by default)."""
         safe_relative_path(artifact_file)  # refuse a bad path before matplotlib reads it
@@ -484,11 +536,13 @@ class TrackingClient:
         figure.savefig(out, format=extension)
         self._artifacts(run_id).write_bytes(artifact_file, out.getvalue())
 
+    @checked
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
         """The files and folders at ``path`` of the run's artifacts (after its pending saves)."""
         pending.wait_for_run(run_id)
         return self._artifacts(run_id).list_artifacts(path)
 
+    @checked
     def download_artifacts(
         self, run_id: str, path: str | None = None, dst_path: str | os.PathLike | None = None
     ) -> str:
@@ -501,6 +555,7 @@ class TrackingClient:
         return self._artifacts(run_id).download_artifacts(path, destination)
 
     # -- run inputs ----------------------------------------------------------------------------
+    @checked
     def log_inputs(
         self,
         run_id: str,

@@ -83,6 +83,20 @@ _HTTP_STATUS = {
 }
 
 
+# Messages quote user input (a key, a filter, a path) to say what was wrong; each quote is cut
+# to about 200 characters where it is made, and this bounds the whole message whatever it
+# quotes, so a 100 KB argument never makes a 100 KB error.
+_MESSAGE_LIMIT = 2_000
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= _MESSAGE_LIMIT:
+        return message
+    keep = _MESSAGE_LIMIT // 2
+    cut = len(message) - 2 * keep
+    return f"{message[:keep]} [... {cut} characters cut ...] {message[-keep:]}"
+
+
 class SparkTrackError(Exception):
     """Base class of every error sparktrack raises; MLflow's ``MlflowException``.
 
@@ -95,7 +109,7 @@ class SparkTrackError(Exception):
     error_code: str = "INTERNAL_ERROR"
 
     def __init__(self, message: object, error_code: str | None = None) -> None:
-        self.message = str(message)
+        self.message = _bounded(str(message))
         super().__init__(self.message)
         if error_code is not None:
             if not isinstance(error_code, str) or not error_code.isidentifier():

@@ -45,12 +45,11 @@ ARTIFACTS_FOLDER = "artifacts"
 
 def validated_tags(tags: dict[str, object], *, settings: Settings) -> dict[str, str]:
     """Tags (of an experiment or a run) with checked keys and values as text."""
-    return {
-        validate_key(key, kind="Tag", settings=settings): validate_tag_value(
-            key, value, settings=settings
-        )
-        for key, value in tags.items()
-    }
+    checked = {}
+    for key, value in tags.items():
+        validate_key(key, kind="Tag", settings=settings)
+        checked[key] = validate_tag_value(key, value, settings=settings)
+    return checked
 
 
 class Experiments:

@@ -276,6 +276,8 @@ class RunWrites:
                     f"({checked_params[param.key]!r} and {value!r})."
                 )
             checked_params[param.key] = value
+        for tag in tags:  # keys first: a key that is not a string cannot be a dict key either
+            validate_key(tag.key, kind="Tag", settings=settings)
         checked_tags = validated_tags({tag.key: tag.value for tag in tags}, settings=settings)
         state = self.states.get(run_id)
         with self._lock:
@@ -310,6 +312,8 @@ class RunWrites:
 
     def log_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
         """The hot path of ``log_metric``: one point, no read, one buffered tuple."""
+        if type(run_id) is not str:
+            validate_run_id(run_id)
         key, value, timestamp, step = validate_metric(
             key, value, timestamp, step, settings=self._settings
         )
