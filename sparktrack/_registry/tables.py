@@ -67,7 +67,9 @@ class RegistryTables:
     def version_rows(self, model_ids: list[str] | None = None) -> list[dict]:
         """The current row of every version (tombstones included) of the given models (all
         when None), by model then version."""
-        where = None if model_ids is None else pds.field("model_id").isin(model_ids)
+        if model_ids is not None and not model_ids:
+            return []
+        where = None if model_ids is None else _among(model_ids)
         current = current_model_versions(self.versions.read(where=where))
         current = current.sort_by([("model_id", "ascending"), ("version", "ascending")])
         return current.to_pylist()
@@ -80,7 +82,9 @@ class RegistryTables:
 
     def alias_rows(self, model_ids: list[str] | None = None) -> list[dict]:
         """The live aliases of the given models (all when None)."""
-        where = None if model_ids is None else pds.field("model_id").isin(model_ids)
+        if model_ids is not None and not model_ids:
+            return []
+        where = None if model_ids is None else _among(model_ids)
         return current_model_aliases(self.aliases.read(where=where)).to_pylist()
 
     # -- writing -----------------------------------------------------------------------------
@@ -102,6 +106,10 @@ class RegistryTables:
     def release(self) -> None:
         for handle in (self.models, self.versions, self.aliases, self.events):
             handle.release()
+
+
+def _among(model_ids: list[str]) -> pds.Expression:
+    return pds.field("model_id").isin(pa.array(model_ids, pa.string()))
 
 
 def _stamped(row: dict) -> dict:
