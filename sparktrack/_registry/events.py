@@ -12,7 +12,7 @@ import uuid
 import pyarrow as pa
 
 from sparktrack._delta import DeltaTableHandle
-from sparktrack._store.rows import now_millis
+from sparktrack._store.rows import next_version, now_millis
 from sparktrack._store.schemas import REGISTRY_EVENTS
 
 __all__ = ["EVENTS", "Events"]
@@ -51,10 +51,16 @@ class Events:
         stamp = now_millis()
         full = [
             {column: None for column in REGISTRY_EVENTS.schema.names}
-            | {"event_id": uuid.uuid4().hex, "timestamp": stamp}
+            | {"event_id": _event_id(), "timestamp": stamp}
             | row
             for row in rows
         ]
         unknown = {row["event"] for row in full} - set(EVENTS)
         assert not unknown, f"unknown registry event {unknown}"
         self.handle.append(pa.Table.from_pylist(full, schema=REGISTRY_EVENTS.schema))
+
+
+def _event_id() -> str:
+    """Unique, and ordered like the changes of one process (events of one call share a
+    timestamp): the process's strictly increasing microsecond clock, then random hex."""
+    return f"{next_version():016x}-{uuid.uuid4().hex[:16]}"

@@ -309,7 +309,8 @@ REGISTRY_EVENTS = TableSpec(
     description=(
         "Append-only history of the registry: one row per change (event names the change; "
         "stage/previous_stage for transitions, alias/version/previous_version for aliases, "
-        "key/value for tags, value for descriptions and new names). timestamp is milliseconds."
+        "key/value for tags, value for descriptions and new names). timestamp is milliseconds; "
+        "event_id orders the events of one process (those of one call share a timestamp)."
     ),
 )
 
