@@ -7,8 +7,9 @@ parentheses; models by ``creation_timestamp``/``last_updated_timestamp``; versio
 ``alias`` (any of the version's aliases; ``alias IS NULL``: none), ``current_stage``,
 ``user_id`` and the timestamps. Results carry their aliases.
 
-Order: MLflow's defaults (models by name; versions by name then version number descending)
-and tie-breakers (name ascending, then version number descending).
+Order: MLflow's defaults (models by name; versions by last_updated_timestamp descending) and
+tie-breakers (name ascending, then version number descending). Models also order by
+``timestamp`` (MLflow's name for last_updated_timestamp) and creation_timestamp.
 """
 
 from __future__ import annotations
@@ -111,10 +112,10 @@ def _matching(entity: str, filter_string: str | None, columns: dict[str, pa.Arra
 
 
 def _ordered(items: list, order: Sequence[OrderKey], defaults: Sequence[OrderKey],
-             value: Callable[[object, str], object]) -> list:
+             tie_breakers: Sequence[OrderKey], value: Callable[[object, str], object]) -> list:
     keys = list(order) or list(defaults)
     named = {key.identifier for key in keys}
-    keys += [key for key in defaults if key.identifier not in named]  # MLflow's tie-breakers
+    keys += [key for key in tie_breakers if key.identifier not in named]
     ordered = list(items)
     for key in reversed(keys):  # stable sorts, least significant first; None sorts last
         present = [i for i in ordered if value(i, key.identifier.key) is not None]
@@ -128,9 +129,13 @@ def _attribute(name: str) -> Identifier:
     return Identifier("attribute", name)
 
 
-_MODEL_DEFAULT_ORDER = (OrderKey(_attribute("name")),)
-_VERSION_DEFAULT_ORDER = (OrderKey(_attribute("name")),
-                          OrderKey(_attribute("version_number"), ascending=False))
+# MLflow's SQL store: models by name; versions most recently updated first; ties by name,
+# then by version number descending.
+_MODEL_ORDER = (OrderKey(_attribute("name")),)
+_VERSION_TIE_BREAKERS = (OrderKey(_attribute("name")),
+                         OrderKey(_attribute("version_number"), ascending=False))
+_VERSION_DEFAULT_ORDER = (OrderKey(_attribute("last_updated_timestamp"), ascending=False),
+                          *_VERSION_TIE_BREAKERS)
 
 
 def search_models(registry: Registry, *, filter_string: str | None, max_results: int,
@@ -156,7 +161,7 @@ def search_models(registry: Registry, *, filter_string: str | None, max_results:
         "last_updated_timestamp": pa.array([m.last_updated_timestamp for m in models],
                                            pa.int64()),
     }, [m.tags for m in models], [[] for _ in models])
-    matching = _ordered([models[i] for i in kept], order, _MODEL_DEFAULT_ORDER,
+    matching = _ordered([models[i] for i in kept], order, _MODEL_ORDER, _MODEL_ORDER,
                         lambda m, k: getattr(m, k))
     return _page(matching, max_results=max_results, limit=MODELS_LIMIT, page_token=page_token)
 
@@ -191,7 +196,7 @@ def search_versions(registry: Registry, *, filter_string: str | None, max_result
            for key in ("version_number", "creation_timestamp", "last_updated_timestamp")},
     }, [v.tags for v in versions], [v.aliases for v in versions])
     matching = _ordered([versions[i] for i in kept], order, _VERSION_DEFAULT_ORDER,
-                        _version_value)
+                        _VERSION_TIE_BREAKERS, _version_value)
     return _page(matching, max_results=max_results, limit=VERSIONS_LIMIT, page_token=page_token)
 
 

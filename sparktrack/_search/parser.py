@@ -137,7 +137,7 @@ _MODELS = _Vocabulary(
     entity="registered_model",
     prefixes=_REGISTRY_PREFIXES,
     prefix_help="a registered model filter compares name, the timestamps and tags (tag, tags)",
-    attribute_aliases={},
+    attribute_aliases={"timestamp": "last_updated_timestamp"},  # MLflow's order_by name
     numeric=MODEL_NUMERIC_ATTRIBUTES,
     strings=MODEL_STRING_ATTRIBUTES,
     example="a clause such as name = 'churn', name LIKE 'churn%' or tags.team = 'ml'",
@@ -163,7 +163,10 @@ def _vocabulary(entity: str) -> _Vocabulary:
     try:
         return _VOCABULARIES[entity]
     except (KeyError, TypeError):
-        raise ValueError(f"entity must be one of {sorted(_VOCABULARIES)}, got {entity!r}") from None
+        raise ValueError(
+            f"entity must be 'run' or 'experiment' (or the registry's 'registered_model' or "
+            f"'model_version'), got {entity!r}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -450,10 +453,18 @@ class _Parser:
                 f"expected {vocab.example}, got {self.describe(tok)}", tok.start, tok.end
             )
         if self.peek().kind == "(" and len(tok.value) == 1 and not tok.value[0][1]:
+            if vocab is _EXPERIMENTS:
+                raise _Failure(
+                    f"'{_part(tok.text)}(' is not valid in an experiment filter: functions "
+                    "such as MAX() apply to run metrics; compare name, experiment_id, "
+                    "creation_time, last_update_time or tags.<key>",
+                    tok.start,
+                    self.peek().end,
+                )
             if vocab is not _RUNS:
                 raise _Failure(
-                    f"'{_part(tok.text)}(' is not valid in {vocab.entity.replace('_', ' ')} "
-                    "filters: functions such as MAX() apply to run metrics; compare "
+                    f"'{_part(tok.text)}(' is not valid in a {vocab.entity.replace('_', ' ')} "
+                    "filter: functions such as MAX() apply to run metrics; compare "
                     f"{', '.join(sorted(vocab.numeric | vocab.strings))} or tags.<key>",
                     tok.start,
                     self.peek().end,
@@ -669,6 +680,13 @@ class _Parser:
     def parse_order_item(self) -> OrderKey:
         start = self.peek()
         ident = _canonical(self.operand(), self.vocab)
+        if self.vocab is _EXPERIMENTS and ident.kind != "attribute":
+            raise _Failure(
+                f"experiments cannot be ordered by {_name(ident)}; order by name, experiment_id, "
+                "creation_time or last_update_time",
+                start.start,
+                self.tokens[self.i - 1].end,
+            )
         if self.vocab is not _RUNS and ident.kind != "attribute":
             orderable = sorted((self.vocab.numeric | self.vocab.strings) - {"alias"})
             raise _Failure(
