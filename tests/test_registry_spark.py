@@ -99,3 +99,18 @@ def test_streaming_other_registry_tables_is_refused(store_uri):
                                None)
     with pytest.raises(InvalidInputError, match="registered_models"):
         parse_options({"path": store_uri, "table": "registered_model"})
+
+
+def test_a_filter_on_a_column_a_tombstone_changed_keeps_the_version_deleted(store_uri):
+    """Without Spark: the reader plans and reads with the condition pushed down."""
+    from sparktrack.spark import _reader
+
+    client = TrackingClient(store_uri)
+    client.create_registered_model("churn")
+    client.create_model_version("churn", "/m", run_id="run-1")
+    client.delete_model_version("churn", 1)
+    opts = _reader.parse_options({"path": store_uri, "table": "model_versions"})
+    opts = opts.with_conditions([("=", "run_id", "run-1")])
+    rows = [row for task in _reader.plan(opts) for batch in _reader.read_task(opts, task)
+            for row in batch.to_pylist()]
+    assert rows == []
