@@ -728,6 +728,15 @@ class TrackingClient:
         """The highest version in each of ``stages`` (every stage when None)."""
         return self._registry.get_latest_versions(name, stages)
 
+    def get_registry_history(
+        self, name: str | None = None, *, since: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The registry's changes, oldest first, as rows of the ``registry_events`` table
+        (event, timestamp in ms, user_id, name, version, stage, previous_stage, alias,
+        previous_version, key, value): of the model ``name`` (across its renames) or of all
+        models, from ``since`` (ms) on. sparktrack only; Spark reads the same table."""
+        return self._registry.history(name, since=since)
+
 
 # MLflow's name, so `import sparktrack as mlflow; mlflow.MlflowClient()` works unchanged.
 MlflowClient = TrackingClient

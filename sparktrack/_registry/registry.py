@@ -176,6 +176,19 @@ class Registry:
             "it with set_registered_model_alias(name, alias, version)."
         )
 
+    def history(self, name: str | None = None, *, since: int | None = None) -> list[dict]:
+        """Rows of registry_events, oldest first: of the models ever named ``name`` (across
+        renames; all models when None), at or after ``since`` (milliseconds)."""
+        rows = self.tables.events.read().to_pylist()
+        if name is not None:
+            name = validate_model_name(name)
+            ids = {r["model_id"] for r in rows if r["name"] == name or (
+                r["event"] == "RENAME_REGISTERED_MODEL" and r["value"] == name)}
+            rows = [r for r in rows if r["model_id"] in ids]
+        if since is not None:
+            rows = [r for r in rows if r["timestamp"] >= since]
+        return sorted(rows, key=lambda r: (r["timestamp"], r["event_id"]))
+
     # == registered models ==================================================================
     def create_registered_model(self, name: str, tags: dict | None = None,
                                 description: str | None = None) -> RegisteredModel:
