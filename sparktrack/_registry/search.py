@@ -25,7 +25,6 @@ from sparktrack._search import (
     Identifier,
     Node,
     Not,
-    Or,
     OrderKey,
     filter_runs,
     parse_filter,
@@ -75,7 +74,7 @@ class _Source:
         raise AssertionError("the registry grammars have no params")
 
 
-def _page(items: list, *, max_results: int, limit: int, page_token: str | None
+def _page(items: list, *, max_results: int, page_token: str | None
           ) -> tuple[list, str | None]:
     offset = offset_from_token(page_token)
     end = offset + max_results
@@ -96,7 +95,7 @@ def _renamed(node: Node | None) -> Node | None:
         return node
     if isinstance(node, Not):
         return Not(_renamed(node.operand))
-    return type(node)(tuple(_renamed(child) for child in node.operands))
+    return type(node)(tuple(_renamed(child) for child in node.operands))  # And or Or
 
 
 def _matching(entity: str, filter_string: str | None, columns: dict[str, pa.Array],
@@ -163,7 +162,7 @@ def search_models(registry: Registry, *, filter_string: str | None, max_results:
     }, [m.tags for m in models], [[] for _ in models])
     matching = _ordered([models[i] for i in kept], order, _MODEL_ORDER, _MODEL_ORDER,
                         lambda m, k: getattr(m, k))
-    return _page(matching, max_results=max_results, limit=MODELS_LIMIT, page_token=page_token)
+    return _page(matching, max_results=max_results, page_token=page_token)
 
 
 def _version_value(version: ModelVersion, key: str) -> object:
@@ -197,7 +196,7 @@ def search_versions(registry: Registry, *, filter_string: str | None, max_result
     }, [v.tags for v in versions], [v.aliases for v in versions])
     matching = _ordered([versions[i] for i in kept], order, _VERSION_DEFAULT_ORDER,
                         _VERSION_TIE_BREAKERS, _version_value)
-    return _page(matching, max_results=max_results, limit=VERSIONS_LIMIT, page_token=page_token)
+    return _page(matching, max_results=max_results, page_token=page_token)
 
 
 def _order_list(order_by: Sequence[str] | None) -> list[str] | None:
