@@ -28,7 +28,9 @@ from sparktrack.entities import (
     FileInfo,
     LifecycleStage,
     Metric,
+    ModelVersion,
     Param,
+    RegisteredModel,
     Run,
     RunData,
     RunInfo,
@@ -80,15 +82,19 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "register_model",
     "rename_experiment",
     "restore_experiment",
     "restore_run",
     "restore_runs",
     "search_experiments",
+    "search_model_versions",
+    "search_registered_models",
     "search_runs",
     "set_experiment",
     "set_experiment_tag",
     "set_experiment_tags",
+    "set_model_version_tag",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
@@ -734,3 +740,54 @@ def _interactive() -> bool:
 # flush commits; background model saves (sparktrack._pending registers its wait when a save
 # starts, later still) end before the runs are marked ended.
 atexit.register(_end_open_runs_at_exit)
+
+
+# -- model registry (MLflow's module-level names; see TrackingClient's registry section) ---------
+def register_model(
+    model_uri: str, name: str, await_registration_for: int = 300, *,
+    tags: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Register the model at ``model_uri`` (e.g. ``runs:/<run_id>/model``) as the next
+    version of ``name``, creating the registered model if missing."""
+    return _get_client().register_model(model_uri, name, await_registration_for, tags=tags)
+
+
+def search_registered_models(
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[RegisteredModel]:
+    """Every registered model matching ``filter_string`` (all pages; at most
+    ``max_results`` when given)."""
+    return _all_pages(_get_client().search_registered_models, max_results, filter_string,
+                      order_by, page_size=1000)
+
+
+def search_model_versions(
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[ModelVersion]:
+    """Every model version matching ``filter_string`` (all pages; at most ``max_results``
+    when given)."""
+    return _all_pages(_get_client().search_model_versions, max_results, filter_string,
+                      order_by, page_size=200_000)
+
+
+def _all_pages(search, max_results, filter_string, order_by, *, page_size: int) -> list:
+    found: list = []
+    token = None
+    while True:
+        wanted = page_size if max_results is None else min(page_size, max_results - len(found))
+        page = search(filter_string, wanted, order_by, token)
+        found.extend(page)
+        token = page.token
+        if token is None or (max_results is not None and len(found) >= max_results):
+            return found
+
+
+def set_model_version_tag(
+    name: str, version: str | None = None, key: str | None = None, value: Any = None
+) -> None:
+    """Set a tag on a model version."""
+    _get_client().set_model_version_tag(name, version, key, value)

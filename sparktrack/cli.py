@@ -5,6 +5,9 @@
     sparktrack runs delete --experiment-id 0 --before 2026-01-01
     sparktrack runs compare RUN_ID RUN_ID --plot plots/
     sparktrack gc --older-than 30d
+    sparktrack models register runs:/RUN_ID/model churn
+    sparktrack models transition churn 3 Production --archive-existing
+    sparktrack models history churn --since 2026-03-01
 
 Errors are one line on stderr and a non-zero exit (1 for a refused operation, 2 for usage).
 """
@@ -260,6 +263,135 @@ def _maintenance_summary(report) -> str:
 
 
 # -- parser ------------------------------------------------------------------------------------
+# -- model registry ----------------------------------------------------------------------------
+def _models_list(client: TrackingClient, args: argparse.Namespace) -> None:
+    models = client.search_registered_models(args.filter, args.max_results, args.order_by)
+    print(f"{'name':<30} {'latest':<8} {'aliases':<30} updated")
+    for m in models:
+        latest = max((v.version for v in m.latest_versions), default=None)
+        aliases = ", ".join(f"{a}=v{v}" for a, v in m.aliases.items()) or "-"
+        print(f"{m.name:<30} {latest if latest is not None else '-':<8} {aliases:<30} "
+              f"{_format_time(m.last_updated_timestamp)}")
+    print(f"({len(models)} model{'' if len(models) == 1 else 's'})")
+
+
+def _quote_filter_value(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _models_versions(client: TrackingClient, args: argparse.Namespace) -> None:
+    clauses = [f"name = {_quote_filter_value(args.name)}"] if args.name else []
+    if args.filter:
+        clauses.append(f"({args.filter})")
+    versions = client.search_model_versions(" AND ".join(clauses) or None, args.max_results,
+                                            args.order_by or ["name", "version_number DESC"])
+    print(f"{'name':<30} {'version':<8} {'stage':<11} {'aliases':<20} {'created':<19}  source")
+    for v in versions:
+        print(f"{v.name:<30} {v.version:<8} {v.current_stage:<11} "
+              f"{', '.join(v.aliases) or '-':<20} {_format_time(v.creation_timestamp):<19}  "
+              f"{v.source}")
+    print(f"({len(versions)} version{'' if len(versions) == 1 else 's'})")
+
+
+def _models_register(client: TrackingClient, args: argparse.Namespace) -> None:
+    version = client.register_model(args.model_uri, args.name, tags=dict(args.tag))
+    if args.description:
+        client.update_model_version(args.name, version.version, args.description)
+    print(f"Registered {version.name} version {version.version}.")
+
+
+def _models_alias(client: TrackingClient, args: argparse.Namespace) -> None:
+    if args.delete:
+        if args.version is not None:
+            raise _UsageError("models alias --delete takes NAME ALIAS, without a version")
+        client.delete_registered_model_alias(args.name, args.alias)
+        print(f"Alias {args.alias} of {args.name} deleted.")
+        return
+    if args.version is None:
+        raise _UsageError("models alias needs NAME ALIAS VERSION (or --delete)")
+    client.set_registered_model_alias(args.name, args.alias, args.version)
+    print(f"{args.name}@{args.alias} -> version {args.version}.")
+
+
+def _models_transition(client: TrackingClient, args: argparse.Namespace) -> None:
+    version = client.transition_model_version_stage(args.name, args.version, args.stage,
+                                                    args.archive_existing)
+    print(f"{version.name} version {version.version} is now in stage {version.current_stage}.")
+
+
+def _models_delete(client: TrackingClient, args: argparse.Namespace) -> None:
+    if args.version is None:
+        client.delete_registered_model(args.name)
+        print(f"Registered model {args.name} and its versions deleted.")
+    else:
+        client.delete_model_version(args.name, args.version)
+        print(f"{args.name} version {args.version} deleted.")
+
+
+def _models_history(client: TrackingClient, args: argparse.Namespace) -> None:
+    events = client.get_registry_history(args.name, since=args.since)
+    print(f"{'time':<19}  {'user':<12} {'event':<28} {'name':<24} {'version':<8} details")
+    for e in events:
+        details = " ".join(f"{key}={e[key]}" for key in (
+            "previous_stage", "stage", "alias", "previous_version", "key", "value")
+            if e[key] is not None)
+        version = "-" if e["version"] is None else str(e["version"])
+        print(f"{_format_time(e['timestamp']):<19}  {e['user_id'] or '-':<12} "
+              f"{e['event']:<28} {e['name']:<24} {version:<8} {details}")
+    print(f"({len(events)} event{'' if len(events) == 1 else 's'})")
+
+
+def _add_model_commands(commands) -> None:
+    models = commands.add_parser(
+        "models", help="model registry: list, versions, register, alias, transition, delete, "
+        "history")
+    model_commands = models.add_subparsers(dest="action", required=True)
+    listing = model_commands.add_parser("list", help="list registered models")
+    listing.add_argument("--filter", help="e.g. \"name LIKE 'churn%%' AND tags.team = 'ml'\"")
+    listing.add_argument("--order-by", action="append", help="name, timestamp, "
+                         "creation_timestamp, then ASC or DESC (repeatable)")
+    listing.add_argument("--max-results", type=_positive_int, default=1000)
+    listing.set_defaults(handler=_models_list)
+    versions = model_commands.add_parser("versions", help="list model versions")
+    versions.add_argument("name", nargs="?", help="only this model's versions")
+    versions.add_argument("--filter", help="e.g. \"alias = 'champion'\" or "
+                          "\"current_stage = 'Production'\"")
+    versions.add_argument("--order-by", action="append",
+                          help="e.g. 'version_number DESC' (repeatable)")
+    versions.add_argument("--max-results", type=_positive_int, default=10_000)
+    versions.set_defaults(handler=_models_versions)
+    register = model_commands.add_parser(
+        "register", help="register a model (e.g. runs:/RUN_ID/model) as a new version")
+    register.add_argument("model_uri")
+    register.add_argument("name")
+    register.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                          type=_key_value)
+    register.add_argument("--description")
+    register.set_defaults(handler=_models_register)
+    alias = model_commands.add_parser("alias", help="point an alias at a version, or delete it")
+    alias.add_argument("name")
+    alias.add_argument("alias")
+    alias.add_argument("version", nargs="?")
+    alias.add_argument("--delete", action="store_true", help="delete the alias")
+    alias.set_defaults(handler=_models_alias)
+    transition = model_commands.add_parser("transition", help="move a version to a stage")
+    transition.add_argument("name")
+    transition.add_argument("version")
+    transition.add_argument("stage", help="None, Staging, Production or Archived")
+    transition.add_argument("--archive-existing", action="store_true",
+                            help="archive the other versions in that stage")
+    transition.set_defaults(handler=_models_transition)
+    delete = model_commands.add_parser("delete", help="delete a model, or one of its versions")
+    delete.add_argument("name")
+    delete.add_argument("version", nargs="?")
+    delete.set_defaults(handler=_models_delete)
+    history = model_commands.add_parser("history", help="every registry change, oldest first")
+    history.add_argument("name", nargs="?", help="only this model (across its renames)")
+    history.add_argument("--since", type=parse_time_millis,
+                         help="from this time on (epoch ms or ISO date)")
+    history.set_defaults(handler=_models_history)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sparktrack", description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=None,
@@ -327,6 +459,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     maintain = commands.add_parser("maintain", help="compact, checkpoint, vacuum, runs_latest")
     maintain.set_defaults(handler=_maintain)
+    _add_model_commands(commands)
     return parser
 
 

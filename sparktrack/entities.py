@@ -1,5 +1,5 @@
-"""Plain, frozen records that the API returns: experiments, runs, metrics, params, tags and
-the datasets a run used (its inputs).
+"""Plain, frozen records that the API returns: experiments, runs, metrics, params, tags, the
+datasets a run used (its inputs), and the model registry's models, versions and aliases.
 
 No pyspark and no Delta here: entities are what a caller holds after a read.
 """
@@ -17,7 +17,10 @@ __all__ = [
     "InputTag",
     "LifecycleStage",
     "Metric",
+    "ModelVersion",
     "Param",
+    "RegisteredModel",
+    "RegisteredModelAlias",
     "Run",
     "RunData",
     "RunInfo",
@@ -191,3 +194,54 @@ class FileInfo:
     path: str
     is_dir: bool
     file_size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """A version of a registered model (MLflow's ``ModelVersion``, same field names).
+
+    ``version`` is an int, as MLflow's SQL registry returns it; times are milliseconds since
+    the epoch; ``current_stage`` is one of None, Staging, Production, Archived (the string
+    "None" for no stage, as in MLflow); ``status`` is always READY (registration is synchronous).
+    """
+
+    name: str
+    version: int
+    creation_timestamp: int
+    last_updated_timestamp: int | None = None
+    description: str | None = None
+    user_id: str | None = None
+    current_stage: str = "None"
+    source: str | None = None
+    run_id: str | None = None
+    status: str = "READY"
+    status_message: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    run_link: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    model_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredModel:
+    """A registered model (MLflow's ``RegisteredModel``, same field names).
+
+    ``latest_versions`` holds the newest version of each stage; ``aliases`` maps each alias to
+    its version number.
+    """
+
+    name: str
+    creation_timestamp: int | None = None
+    last_updated_timestamp: int | None = None
+    description: str | None = None
+    latest_versions: list[ModelVersion] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredModelAlias:
+    """An alias of a registered model and the version it points to."""
+
+    alias: str
+    version: int

@@ -241,7 +241,8 @@ def test_register_tables_gives_sql_views(spark, tracked):
 
     names = register_tables(spark, tracked.uri, prefix="st_")
     assert names == ["st_experiments", "st_inputs", "st_metric_summaries", "st_metrics",
-                     "st_params", "st_runs", "st_tags"]
+                     "st_model_aliases", "st_model_versions", "st_params", "st_registered_models",
+                     "st_registry_events", "st_runs", "st_tags"]
     count = spark.sql(
         "SELECT count(*) AS n FROM st_runs r JOIN st_experiments e USING (experiment_id) "
         "WHERE e.name = 'alpha'"

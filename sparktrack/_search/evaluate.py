@@ -74,6 +74,9 @@ class _Lookup:
                 table = self.source.metric(ident.key, ident.aggregate)
             elif ident.kind == "param":
                 table = self.source.param(ident.key)
+            elif ident.kind == "alias":
+                # Only the registry's version source has aliases (several rows per version).
+                table = self.source.alias()
             else:
                 table = self.source.tag(ident.key)
             table = table.select(["run_id", "value"])

@@ -21,6 +21,10 @@ __all__ = [
     "Comparison",
     "EXPERIMENT_NUMERIC_ATTRIBUTES",
     "EXPERIMENT_STRING_ATTRIBUTES",
+    "MODEL_NUMERIC_ATTRIBUTES",
+    "MODEL_STRING_ATTRIBUTES",
+    "VERSION_NUMERIC_ATTRIBUTES",
+    "VERSION_STRING_ATTRIBUTES",
     "Entity",
     "Identifier",
     "NUMERIC_ATTRIBUTES",
@@ -33,9 +37,12 @@ __all__ = [
     "valid_comparators",
 ]
 
-Kind: TypeAlias = Literal["metric", "param", "tag", "attribute"]
-# What a filter searches: runs (the full grammar) or experiments (attributes and tags only).
-Entity: TypeAlias = Literal["run", "experiment"]
+# "alias" is a model version's aliases: a version may have several, and a clause on it
+# matches when one of them does (see sparktrack._registry.search).
+Kind: TypeAlias = Literal["metric", "param", "tag", "attribute", "alias"]
+# What a filter searches: runs (the full grammar), experiments, registered models or model
+# versions (attributes and tags only).
+Entity: TypeAlias = Literal["run", "experiment", "registered_model", "model_version"]
 Aggregate: TypeAlias = Literal["latest", "min", "max"]
 Value: TypeAlias = str | int | float | tuple[str, ...] | None
 
@@ -57,7 +64,19 @@ ID_COMPARATORS: tuple[str, ...] = ("=", "!=", "IN", "NOT IN")
 # since the epoch; the id is compared as a whole (no LIKE), as MLflow does.
 EXPERIMENT_NUMERIC_ATTRIBUTES: frozenset[str] = frozenset({"creation_time", "last_update_time"})
 EXPERIMENT_STRING_ATTRIBUTES: frozenset[str] = frozenset({"name", "experiment_id"})
-_ALL_NUMERIC_ATTRIBUTES = NUMERIC_ATTRIBUTES | EXPERIMENT_NUMERIC_ATTRIBUTES
+# The model registry (MLflow 3.17's SearchModelUtils and SearchModelVersionUtils, plus the
+# timestamps, stage, user and alias that MLflow users ask for: issues #9783, #16734).
+MODEL_NUMERIC_ATTRIBUTES: frozenset[str] = frozenset(
+    {"creation_timestamp", "last_updated_timestamp"}
+)
+MODEL_STRING_ATTRIBUTES: frozenset[str] = frozenset({"name"})
+VERSION_NUMERIC_ATTRIBUTES: frozenset[str] = MODEL_NUMERIC_ATTRIBUTES | {"version_number"}
+VERSION_STRING_ATTRIBUTES: frozenset[str] = frozenset(
+    {"name", "run_id", "source_path", "current_stage", "user_id", "alias"}
+)
+ALIAS_COMPARATORS: tuple[str, ...] = STRING_ATTRIBUTE_COMPARATORS + ("IS NULL", "IS NOT NULL")
+_ALL_NUMERIC_ATTRIBUTES = (NUMERIC_ATTRIBUTES | EXPERIMENT_NUMERIC_ATTRIBUTES
+                           | VERSION_NUMERIC_ATTRIBUTES)
 
 
 @dataclass(frozen=True)
@@ -78,11 +97,13 @@ class Identifier:
         if self.kind == "attribute":
             numeric = self.key in _ALL_NUMERIC_ATTRIBUTES
             return "numeric attributes" if numeric else "string attributes"
-        return self.kind + "s"
+        return "aliases" if self.kind == "alias" else self.kind + "s"
 
     def __str__(self) -> str:
         if self.kind == "attribute":
             return f"attributes.{self.key}"
+        if self.kind == "alias":
+            return self.key
         plain = all(c.isalnum() or c in "_." for c in self.key)
         name = f"{self.kind}s.{self.key}" if plain else f"{self.kind}s.`{self.key}`"
         return name if self.aggregate == "latest" else f"{self.aggregate.upper()}({name})"
@@ -145,6 +166,8 @@ def valid_comparators(identifier: Identifier, entity: Entity = "run") -> tuple[s
         return NUMERIC_COMPARATORS
     if identifier.kind in ("param", "tag"):
         return KEY_VALUE_COMPARATORS
+    if identifier.kind == "alias":
+        return ALIAS_COMPARATORS
     if identifier.key in _ALL_NUMERIC_ATTRIBUTES:
         return NUMERIC_COMPARATORS
     if entity == "experiment" and identifier.key == "experiment_id":

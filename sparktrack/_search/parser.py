@@ -50,6 +50,10 @@ from sparktrack._search.limits import (
 from sparktrack._search.nodes import (
     EXPERIMENT_NUMERIC_ATTRIBUTES,
     EXPERIMENT_STRING_ATTRIBUTES,
+    MODEL_NUMERIC_ATTRIBUTES,
+    MODEL_STRING_ATTRIBUTES,
+    VERSION_NUMERIC_ATTRIBUTES,
+    VERSION_STRING_ATTRIBUTES,
     NUMERIC_ATTRIBUTES,
     STRING_ATTRIBUTES,
     And,
@@ -128,14 +132,41 @@ _EXPERIMENTS = _Vocabulary(
     "creation_time > 1700000000000",
     other_keys_hint="for a tag write tags.{key}",
 )
-_VOCABULARIES = {"run": _RUNS, "experiment": _EXPERIMENTS}
+_REGISTRY_PREFIXES = _EXPERIMENTS.prefixes
+_MODELS = _Vocabulary(
+    entity="registered_model",
+    prefixes=_REGISTRY_PREFIXES,
+    prefix_help="a registered model filter compares name, the timestamps and tags (tag, tags)",
+    attribute_aliases={"timestamp": "last_updated_timestamp"},  # MLflow's order_by name
+    numeric=MODEL_NUMERIC_ATTRIBUTES,
+    strings=MODEL_STRING_ATTRIBUTES,
+    example="a clause such as name = 'churn', name LIKE 'churn%' or tags.team = 'ml'",
+    other_keys_hint="for a tag write tags.{key}",
+)
+_VERSIONS = _Vocabulary(
+    entity="model_version",
+    prefixes=_REGISTRY_PREFIXES,
+    prefix_help="a model version filter compares attributes and tags (tag, tags)",
+    attribute_aliases={"version": "version_number", "stage": "current_stage",
+                       "aliases": "alias", "source": "source_path"},
+    numeric=VERSION_NUMERIC_ATTRIBUTES,
+    strings=VERSION_STRING_ATTRIBUTES,
+    example="a clause such as name = 'churn', version_number > 2, alias = 'champion' or "
+    "current_stage = 'Production'",
+    other_keys_hint="for a tag write tags.{key}",
+)
+_VOCABULARIES = {"run": _RUNS, "experiment": _EXPERIMENTS, "registered_model": _MODELS,
+                 "model_version": _VERSIONS}
 
 
 def _vocabulary(entity: str) -> _Vocabulary:
     try:
         return _VOCABULARIES[entity]
     except (KeyError, TypeError):
-        raise ValueError(f"entity must be 'run' or 'experiment', got {entity!r}") from None
+        raise ValueError(
+            f"entity must be 'run' or 'experiment' (or the registry's 'registered_model' or "
+            f"'model_version'), got {entity!r}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -305,6 +336,8 @@ def _resolve(tok: _Token, vocab: _Vocabulary = _RUNS) -> Identifier:
             tok.start,
             tok.end,
         )
+    if vocab is _VERSIONS and key == "alias":
+        return Identifier("alias", "alias")
     return Identifier("attribute", key)
 
 
@@ -425,6 +458,14 @@ class _Parser:
                     f"'{_part(tok.text)}(' is not valid in an experiment filter: functions "
                     "such as MAX() apply to run metrics; compare name, experiment_id, "
                     "creation_time, last_update_time or tags.<key>",
+                    tok.start,
+                    self.peek().end,
+                )
+            if vocab is not _RUNS:
+                raise _Failure(
+                    f"'{_part(tok.text)}(' is not valid in a {vocab.entity.replace('_', ' ')} "
+                    "filter: functions such as MAX() apply to run metrics; compare "
+                    f"{', '.join(sorted(vocab.numeric | vocab.strings))} or tags.<key>",
                     tok.start,
                     self.peek().end,
                 )
@@ -643,6 +684,14 @@ class _Parser:
             raise _Failure(
                 f"experiments cannot be ordered by {_name(ident)}; order by name, experiment_id, "
                 "creation_time or last_update_time",
+                start.start,
+                self.tokens[self.i - 1].end,
+            )
+        if self.vocab is not _RUNS and ident.kind != "attribute":
+            orderable = sorted((self.vocab.numeric | self.vocab.strings) - {"alias"})
+            raise _Failure(
+                f"{self.vocab.entity.replace('_', ' ')}s cannot be ordered by {_name(ident)}; "
+                f"order by {', '.join(orderable)}",
                 start.start,
                 self.tokens[self.i - 1].end,
             )

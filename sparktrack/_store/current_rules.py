@@ -21,7 +21,10 @@ from sparktrack._store.summaries import merge_summaries
 __all__ = [
     "current_experiments",
     "current_inputs",
+    "current_model_aliases",
+    "current_model_versions",
     "current_params",
+    "current_registered_models",
     "current_runs",
     "current_summaries",
     "current_tags",
@@ -84,3 +87,20 @@ def current_inputs(inputs: pa.Table) -> pa.Table:
     """The first row logged of each (run, dataset name, digest) (INPUTS schema): logging the
     same dataset to a run again keeps the first input and its tags, as in MLflow."""
     return oldest_rows(inputs, ["run_id", "name", "digest"], "logged_at")
+
+
+def current_registered_models(models: pa.Table) -> pa.Table:
+    """The newest row of each registered model, deleted ones included (REGISTERED_MODELS)."""
+    return newest_rows(models, ["model_id"])
+
+
+def current_model_versions(versions: pa.Table) -> pa.Table:
+    """The newest row of each model version, tombstones included (MODEL_VERSIONS): a deleted
+    version keeps its number."""
+    return newest_rows(versions, ["model_id", "version"])
+
+
+def current_model_aliases(aliases: pa.Table) -> pa.Table:
+    """The live aliases: the newest row of each (model, alias) unless it deleted the alias."""
+    current = newest_rows(aliases, ["model_id", "alias"])
+    return current.filter(pc.invert(current.column("deleted")))

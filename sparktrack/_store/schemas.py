@@ -7,6 +7,8 @@ append-only; where a thing can change, its current state is its newest row by ``
 Version history:
     1 -- first release.
     2 -- the ``inputs`` table: datasets recorded as inputs of runs.
+    3 -- the model registry: ``registered_models``, ``model_versions``, ``model_aliases`` and
+         the append-only ``registry_events`` (:data:`REGISTRY_TABLES`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ __all__ = [
     "INPUTS",
     "METRICS",
     "METRIC_SUMMARIES",
+    "MODEL_ALIASES",
+    "MODEL_VERSIONS",
     "PARAMS",
+    "REGISTERED_MODELS",
+    "REGISTRY_EVENTS",
+    "REGISTRY_TABLES",
     "RUNS",
     "RUNS_LATEST",
     "SCHEMA_VERSION",
@@ -29,7 +36,7 @@ __all__ = [
     "TableSpec",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,4 +214,107 @@ RUNS_LATEST = TableSpec(
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (EXPERIMENTS, RUNS, PARAMS, METRICS, TAGS, METRIC_SUMMARIES, INPUTS)
+}
+
+
+# -- the model registry (small tables: unpartitioned) ---------------------------------------
+# A registered model has an internal ``model_id`` that lasts for its life: a rename keeps it,
+# and a model deleted then created again under the same name gets a new one (its versions
+# start again at 1, as in MLflow). ``name`` on every row is the model's name when the row was
+# written; a rename writes new rows of the model, its versions and its aliases.
+
+REGISTERED_MODELS = TableSpec(
+    name="registered_models",
+    schema=_schema(
+        ("model_id", _STR, False),
+        ("name", _STR, False),
+        ("name_generation", _I64, False),
+        ("creation_timestamp", _I64, False),
+        ("last_updated_timestamp", _I64, False),
+        ("description", _STR, True),
+        ("user_id", _STR, True),
+        ("tags", pa.map_(_STR, _STR), True),
+        ("deleted", pa.bool_(), False),
+        ("updated_at", _I64, False),
+    ),
+    partition_by=(),
+    description=(
+        "One row per version of a registered model; newest updated_at per model_id wins; "
+        "deleted=true removes it. (name, name_generation) is unique: the n-th model to take a "
+        "name claims generation n."
+    ),
+)
+
+MODEL_VERSIONS = TableSpec(
+    name="model_versions",
+    schema=_schema(
+        ("model_id", _STR, False),
+        ("name", _STR, False),
+        ("version", _I64, False),
+        ("creation_timestamp", _I64, False),
+        ("last_updated_timestamp", _I64, False),
+        ("description", _STR, True),
+        ("user_id", _STR, True),
+        ("current_stage", _STR, False),
+        ("source", _STR, True),
+        ("storage_location", _STR, True),
+        ("run_id", _STR, True),
+        ("run_link", _STR, True),
+        ("status", _STR, False),
+        ("tags", pa.map_(_STR, _STR), True),
+        ("deleted", pa.bool_(), False),
+        ("updated_at", _I64, False),
+    ),
+    partition_by=(),
+    description=(
+        "One row per version of a model version; newest updated_at per (model_id, version) "
+        "wins. (model_id, version) is unique among first rows: versions are allocated by a "
+        "conflict-checked MERGE. A deleted version keeps a tombstone (deleted=true, stage "
+        "Deleted_Internal) so that its number is never reused."
+    ),
+)
+
+MODEL_ALIASES = TableSpec(
+    name="model_aliases",
+    schema=_schema(
+        ("model_id", _STR, False),
+        ("name", _STR, False),
+        ("alias", _STR, False),
+        ("version", _I64, True),
+        ("deleted", pa.bool_(), False),
+        ("updated_at", _I64, False),
+    ),
+    partition_by=(),
+    description="Aliases; newest updated_at per (model_id, alias) wins; deleted=true removes it.",
+)
+
+REGISTRY_EVENTS = TableSpec(
+    name="registry_events",
+    schema=_schema(
+        ("event_id", _STR, False),
+        ("timestamp", _I64, False),
+        ("event", _STR, False),
+        ("model_id", _STR, False),
+        ("name", _STR, False),
+        ("version", _I64, True),
+        ("user_id", _STR, True),
+        ("stage", _STR, True),
+        ("previous_stage", _STR, True),
+        ("alias", _STR, True),
+        ("previous_version", _I64, True),
+        ("key", _STR, True),
+        ("value", _STR, True),
+    ),
+    partition_by=(),
+    description=(
+        "Append-only history of the registry: one row per change (event names the change; "
+        "stage/previous_stage for transitions, alias/version/previous_version for aliases, "
+        "key/value for tags, value for descriptions and new names). timestamp is milliseconds; "
+        "event_id orders the events of one process (those of one call share a timestamp)."
+    ),
+)
+
+REGISTRY_TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (REGISTERED_MODELS, MODEL_VERSIONS, MODEL_ALIASES, REGISTRY_EVENTS)
 }

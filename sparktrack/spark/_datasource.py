@@ -188,7 +188,8 @@ class SparkTrackReader(DataSourceReader):
 
 
 class SparkTrackStreamReader(DataSourceStreamReader):
-    """Streaming reader over the metrics table: each micro-batch reads the new commits.
+    """Streaming reader over the metrics or registry_events table: each micro-batch reads the
+    rows of the new commits.
 
     The offset is ``{"version": n}``: every commit up to table version n has been delivered.
     A new query starts before the first commit (all points so far), or at the newest version
@@ -196,10 +197,10 @@ class SparkTrackStreamReader(DataSourceStreamReader):
     """
 
     def __init__(self, options: _reader.ReadOptions, starting: str | None) -> None:
-        if options.table != "metrics":
+        if options.table not in _reader.STREAMABLE:
             raise InvalidInputError(
-                f"Streaming reads support table='metrics' only, not {options.table!r}; read the "
-                "other tables in batch (spark.read)."
+                f"Streaming reads support table='metrics' and table='registry_events' only, not "
+                f"{options.table!r}; read the other tables in batch (spark.read)."
             )
         if options.version is not None or options.timestamp is not None:
             raise InvalidInputError("versionAsOf/timestampAsOf apply to batch reads only.")
@@ -208,7 +209,7 @@ class SparkTrackStreamReader(DataSourceStreamReader):
 
     def initialOffset(self) -> dict:  # noqa: N802
         if self.starting == "latest":
-            return {"version": _reader.latest_version(self.options, "metrics")}
+            return {"version": self._latest()}
         if self.starting == "earliest":
             return {"version": -1}
         try:
@@ -218,8 +219,11 @@ class SparkTrackStreamReader(DataSourceStreamReader):
                 f"Option startingVersion={self.starting!r}: use earliest, latest or a version."
             ) from None
 
+    def _latest(self) -> int:
+        return _reader.latest_version(self.options, _reader.STREAMABLE[self.options.table])
+
     def latestOffset(self, start: dict | None = None, limit: Any = None) -> dict:  # noqa: N802
-        return {"version": _reader.latest_version(self.options, "metrics")}
+        return {"version": self._latest()}
 
     def partitions(self, start: dict, end: dict) -> Sequence[InputPartition]:
         tasks = _reader.plan_stream(self.options, int(start["version"]), int(end["version"]))
@@ -236,7 +240,8 @@ class SparkTrackDataSource(DataSource):
     """``spark.read.format("sparktrack")``: the tables of a sparktrack store.
 
     Options (all optional): ``table`` (runs, metrics, params, tags, experiments,
-    metric_summaries; default runs), ``experiment_ids`` / ``experiment_names`` (comma
+    metric_summaries, inputs, registered_models, model_versions, model_aliases,
+    registry_events; default runs), ``experiment_ids`` / ``experiment_names`` (comma
     separated), ``include_deleted`` (false), ``versionAsOf`` / ``timestampAsOf`` (time travel),
     ``maxPartitionBytes`` / ``minPartitions`` (input partitioning), ``startingVersion``
     (streaming: earliest, latest or a table version) and ``storage.<key>`` (object-store

@@ -33,6 +33,11 @@ from sparktrack._delta import join_uri, log, snapshots
 from sparktrack._delta.files import iter_data_files, read_data_files
 from sparktrack.errors import ExperimentNotFoundError, InvalidInputError, NotFoundError
 from sparktrack._store.locations import resolve_column
+from sparktrack._store.current_rules import (
+    current_model_aliases,
+    current_model_versions,
+    current_registered_models,
+)
 from sparktrack._store.latest import (
     current_experiments,
     current_params,
@@ -46,7 +51,12 @@ from sparktrack._store.schemas import (
     INPUTS,
     METRIC_SUMMARIES,
     METRICS,
+    MODEL_ALIASES,
+    MODEL_VERSIONS,
     PARAMS,
+    REGISTERED_MODELS,
+    REGISTRY_EVENTS,
+    REGISTRY_TABLES,
     RUNS,
     RUNS_LATEST,
     TABLES,
@@ -89,8 +99,22 @@ OUTPUT_SCHEMAS: dict[str, pa.Schema] = {
     "experiments": _without(EXPERIMENTS.schema, "updated_at"),
     "metric_summaries": _without(METRIC_SUMMARIES.schema, "updated_at"),
     "inputs": INPUTS.schema,
+    # The model registry: current state (deleted models, versions and aliases left out unless
+    # include_deleted) and the append-only history of changes.
+    "registered_models": _without(REGISTERED_MODELS.schema, "name_generation", "deleted",
+                                  "updated_at"),
+    "model_versions": _without(MODEL_VERSIONS.schema, "deleted", "updated_at"),
+    "model_aliases": _without(MODEL_ALIASES.schema, "deleted", "updated_at"),
+    "registry_events": REGISTRY_EVENTS.schema,
 }
 """The columns of each table the data source offers (``option("table", ...)``)."""
+
+# Every raw table a read may open: the tracking store's and the registry's.
+_RAW_TABLES = {**TABLES, **REGISTRY_TABLES}
+# Offered tables read whole, in one task, and resolved as a whole (small, not per experiment).
+_WHOLE_TABLES = frozenset({"experiments", *REGISTRY_TABLES})
+# Offered tables that a stream can follow: each commit's new rows are new records.
+STREAMABLE = {"metrics": METRICS.name, "registry_events": REGISTRY_EVENTS.name}
 
 # The raw tables each offered table is built from; the first is the one time travel names.
 _SOURCES: dict[str, tuple[str, ...]] = {
@@ -101,6 +125,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "experiments": (EXPERIMENTS.name,),
     "metric_summaries": (METRIC_SUMMARIES.name,),
     "inputs": (INPUTS.name,),
+    **{name: (name,) for name in REGISTRY_TABLES},
 }
 
 # Columns that every version of a row shares: filtering raw rows on them before resolving
@@ -307,6 +332,10 @@ def _values(conditions: Iterable[Condition], column: str) -> set | None:
 def _prune_filters(opts: ReadOptions, table: str, experiments: set[str] | None) -> list:
     """deltalake tuple filters that drop files which cannot hold a wanted row of ``table``."""
     filters: list = []
+    if table in REGISTRY_TABLES:
+        # Not by statistics either: a version's newest row may differ from its older ones in
+        # any column (a tombstone redacts run_id), so pruning could resurrect an older row.
+        return filters
     if experiments is not None:
         filters.append(("experiment_id", "in", sorted(experiments)))
     columns = set(TABLES[table].schema.names) & set(OUTPUT_SCHEMAS[opts.table].names)
@@ -333,7 +362,7 @@ def _list_files(opts: ReadOptions, snapshot, table: str, filters: list) -> list[
 def _read_files(opts: ReadOptions, table: str, files: Iterable[FileSlice], *,
                 columns: list[str] | None = None,
                 where: pds.Expression | None = None) -> pa.Table:
-    return read_data_files(_table_uri(opts, table), TABLES[table].schema,
+    return read_data_files(_table_uri(opts, table), _RAW_TABLES[table].schema,
                            _file_refs(table, files), storage_options=opts.storage_options,
                            columns=columns, where=where)
 
@@ -407,10 +436,11 @@ def plan(opts: ReadOptions) -> list[ReadTask]:
         # covers: summarize them first, so the latest values agree with the history.
         settle_summaries(opts.root, storage_options=opts.storage_options)
     some_runs = _values(opts.conditions, "run_id") is not None
-    drop_deleted = not opts.include_deleted and opts.table not in ("runs", "experiments")
-    needs_runs = opts.table != "experiments" and (some_runs or drop_deleted)
+    drop_deleted = not opts.include_deleted and opts.table not in ("runs", *_WHOLE_TABLES)
+    needs_runs = opts.table not in _WHOLE_TABLES and (some_runs or drop_deleted)
     snapshots = _snapshots(opts, [*sources, RUNS.name] if needs_runs else sources)
-    experiments = _wanted_experiments(opts)
+    # Registry tables have no experiments: the experiment options do not apply to them.
+    experiments = None if opts.table in REGISTRY_TABLES else _wanted_experiments(opts)
     deleted: dict[str, list[str]] = {}
     if needs_runs:
         runs = _run_rows(opts, snapshots[RUNS.name], experiments)
@@ -442,7 +472,7 @@ def _tasks(opts: ReadOptions, files: list[FileSlice], deleted: Mapping[str, list
     for file in files:
         if opts.table == "metrics":
             unit: Any = (file.table, file.path)  # raw points: any file alone
-        elif opts.table == "experiments":
+        elif opts.table in _WHOLE_TABLES:
             unit = "all"  # one small table, resolved as a whole
         else:
             unit = file.experiment_id  # rows are resolved per run, runs live in one experiment
@@ -458,13 +488,15 @@ def _tasks(opts: ReadOptions, files: list[FileSlice], deleted: Mapping[str, list
 
 # == streaming =================================================================================
 def plan_stream(opts: ReadOptions, start: int, end: int) -> list[ReadTask]:
-    """Tasks reading the rows that commits ``start + 1 .. end`` of the metrics table added.
+    """Tasks reading the rows that commits ``start + 1 .. end`` of the streamed table (metrics
+    or registry_events, see :data:`STREAMABLE`) added.
 
     Only files added with ``dataChange`` count: compaction re-adds rows already delivered.
     """
     if end <= start:
         return []
-    uri = _table_uri(opts, METRICS.name)
+    raw = STREAMABLE[opts.table]
+    uri = _table_uri(opts, raw)
     commits = log.commits_since(uri, start, until=end, storage_options=opts.storage_options)
     missing = sorted(set(range(start + 1, end + 1)) - {commit.version for commit in commits})
     if missing:
@@ -472,21 +504,21 @@ def plan_stream(opts: ReadOptions, start: int, end: int) -> list[ReadTask]:
             f"Commit {missing[0]} of {uri} is no longer in the Delta log (cleaned up by "
             "maintenance); restart the stream from a newer checkpoint."
         )
-    experiments = _wanted_experiments(opts)
+    experiments = None if raw in REGISTRY_TABLES else _wanted_experiments(opts)
     files: list[FileSlice] = []
     for commit in commits:
         for added in commit.files:
             experiment = added.partition.get("experiment_id")
             if experiments is not None and experiment not in experiments:
                 continue
-            files.append(FileSlice(METRICS.name, added.path, experiment, added.size))
+            files.append(FileSlice(raw, added.path, experiment, added.size))
     return _tasks(opts, files, {})
 
 
 # == reading (executors) =======================================================================
 def _file_refs(table: str, files: Iterable[FileSlice]) -> list[tuple[str, dict[str, str]]]:
     """(path, partition values) of each file, for :mod:`sparktrack._delta.files`."""
-    partitioned = "experiment_id" in TABLES[table].partition_by
+    partitioned = "experiment_id" in _RAW_TABLES[table].partition_by
     return [
         (file.path, {"experiment_id": file.experiment_id}
          if partitioned and file.experiment_id is not None else {})
@@ -569,7 +601,26 @@ def _resolve(opts: ReadOptions, raw: dict[str, pa.Table]) -> pa.Table:
         return live_tags(raw[TAGS.name])
     if table == "inputs":  # a (name, digest) logged again to a run is the first one
         return oldest_rows(raw[INPUTS.name], ["run_id", "name", "digest"], "logged_at")
+    if table in REGISTRY_TABLES:
+        return _registry_rows(opts, raw[table])
     return merge_summaries(raw[METRIC_SUMMARIES.name])
+
+
+def _registry_rows(opts: ReadOptions, raw: pa.Table) -> pa.Table:
+    """A registry table's current rows (its history as it is, for registry_events)."""
+    table = opts.table
+    if table == REGISTRY_EVENTS.name:
+        return raw.sort_by([("timestamp", "ascending"), ("event_id", "ascending")])
+    if table == MODEL_ALIASES.name:  # deleted aliases are gone: nothing to include
+        return current_model_aliases(raw).sort_by([("name", "ascending"), ("alias", "ascending")])
+    if table == REGISTERED_MODELS.name:
+        rows, order = current_registered_models(raw), [("name", "ascending")]
+    else:
+        rows = current_model_versions(raw)
+        order = [("name", "ascending"), ("version", "ascending")]
+    if not opts.include_deleted:
+        rows = rows.filter(pc.invert(rows.column("deleted")))
+    return rows.sort_by(order)
 
 
 def read_task(opts: ReadOptions, task: ReadTask, *,

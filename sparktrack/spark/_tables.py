@@ -9,7 +9,7 @@ from sparktrack.spark._datasource import SOURCE_NAME, register
 from sparktrack.spark._reader import OUTPUT_SCHEMAS
 from sparktrack._delta import join_uri
 from sparktrack._delta.snapshots import is_delta_table
-from sparktrack._store.schemas import RUNS_LATEST, TABLES
+from sparktrack._store.schemas import REGISTRY_TABLES, RUNS_LATEST, TABLES
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -40,8 +40,10 @@ def register_tables(
 
     Without ``database``: temporary views ``<prefix>runs``, ``<prefix>metrics``,
     ``<prefix>params``, ``<prefix>tags``, ``<prefix>experiments``,
-    ``<prefix>metric_summaries`` and ``<prefix>inputs`` over the ``sparktrack`` data source
-    (current state, deleted runs left out unless ``include_deleted``).
+    ``<prefix>metric_summaries``, ``<prefix>inputs`` and the model registry's
+    ``<prefix>registered_models``, ``<prefix>model_versions``, ``<prefix>model_aliases`` and
+    ``<prefix>registry_events`` over the ``sparktrack`` data source (current state, deleted
+    runs and registry entries left out unless ``include_deleted``).
 
     With ``database`` (needs a session with Delta Lake configured): external catalog tables
     ``database.<prefix><table>`` on the raw Delta tables (the append-only history) and on
@@ -80,7 +82,7 @@ def _catalog_tables(spark: SparkSession, root: str, database: str, prefix: str) 
         )
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {_quote(database)}")
     names = []
-    for table in [*sorted(TABLES), RUNS_LATEST.name]:
+    for table in [*sorted(TABLES), *sorted(REGISTRY_TABLES), RUNS_LATEST.name]:
         location = join_uri(root, table)
         if not is_delta_table(location):
             continue

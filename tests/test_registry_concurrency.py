@@ -1,0 +1,101 @@
+"""Eight real processes registering versions of one model at once get distinct, consecutive
+version numbers (a blind "max + 1" append gives them all version 1), and racing creations of
+one model name leave one model."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pyarrow as pa
+import pytest
+
+from sparktrack import TrackingClient
+from sparktrack.errors import AlreadyExistsError
+
+PROCESSES = 8
+PER_PROCESS = 3
+
+
+def _register(root: str, writer: int, count: int, start_at: float) -> list[int]:
+    client = TrackingClient(root)
+    while time.time() < start_at:  # every process registers at the same moment
+        time.sleep(0.001)
+    return [client.register_model(f"/models/w{writer}/{i}", "churn").version
+            for i in range(count)]
+
+
+def _create(root: str, start_at: float) -> str:
+    client = TrackingClient(root)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    try:
+        client.create_registered_model("race")
+        return "created"
+    except AlreadyExistsError:
+        return "exists"
+
+
+def _pool_run(function, args: list[tuple]) -> list:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(PROCESSES) as pool:
+        return pool.starmap(function, args)
+
+
+def test_eight_processes_registering_at_once_get_versions_1_to_n(store_uri):
+    client = TrackingClient(store_uri)
+    client.create_registered_model("churn")  # the race is about versions, not the name
+    start_at = time.time() + 5.0  # after the workers imported sparktrack
+    results = _pool_run(_register, [(store_uri, w, PER_PROCESS, start_at)
+                                    for w in range(PROCESSES)])
+    total = PROCESSES * PER_PROCESS
+    got = sorted(v for versions in results for v in versions)
+    assert got == list(range(1, total + 1))  # no gap, no duplicate
+    # Each process's own versions increase, and every version records the source it was given.
+    for versions in results:
+        assert versions == sorted(versions)
+    sources = {client.get_model_version("churn", v).source for v in got}
+    assert len(sources) == total
+    # The table holds exactly one first row per version.
+    rows = client._registry.tables.versions.read(columns=["version"])
+    assert sorted(rows.column("version").to_pylist()) == list(range(1, total + 1))
+    # ... and one CREATE_MODEL_VERSION event each.
+    events = client._registry.tables.events.read().to_pylist()
+    created = sorted(e["version"] for e in events if e["event"] == "CREATE_MODEL_VERSION")
+    assert created == list(range(1, total + 1))
+
+
+def test_processes_creating_the_same_model_at_once_leave_one(store_uri):
+    start_at = time.time() + 5.0
+    outcomes = _pool_run(_create, [(store_uri, start_at)] * PROCESSES)
+    assert sorted(outcomes) == ["created"] + ["exists"] * (PROCESSES - 1)
+    models = TrackingClient(store_uri).search_registered_models()
+    assert [m.name for m in models] == ["race"]
+
+
+def test_a_blind_max_plus_one_append_would_have_collided(store_uri):
+    """The design's reason: two writers that read the same max both pick the same number;
+    the claim (MERGE on model and version) lets only one of them have it."""
+    from sparktrack._delta import merge
+
+    client = TrackingClient(store_uri)
+    client.create_registered_model("m")
+    registry = client._registry
+    model_id = registry.tables.model_rows()[0]["model_id"]
+    seen_max = registry.tables.max_version(model_id)  # both writers read 0
+    row = {"model_id": model_id, "name": "m", "version": seen_max + 1,
+           "creation_timestamp": 1, "last_updated_timestamp": 1, "current_stage": "None",
+           "status": "READY", "deleted": False, "tags": {}}
+    first = merge.insert_missing(registry.tables.versions, registry.tables.version_table([row]),
+                                 on=["model_id", "version"])
+    second = merge.insert_missing(registry.tables.versions,
+                                  registry.tables.version_table([row | {"source": "other"}]),
+                                  on=["model_id", "version"])
+    assert (first, second) == (1, 0)
+    # The next registration takes 2, not a duplicate 1.
+    assert client.create_model_version("m", "/x").version == 2
+    assert isinstance(registry.tables.versions.read(), pa.Table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    pytest.main([__file__])
