@@ -120,6 +120,27 @@ def _optional_text(where: str, name: str, value: object) -> object:
     return value
 
 
+def _optional_count(where: str, name: str, value: object) -> object:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise _refuse(where, name, value, "a whole number")
+    return value
+
+
+def _optional_stored_text(where: str, name: str, value: object) -> object:
+    # Text that goes into a table as it is: a lone surrogate cannot be stored as UTF-8.
+    if value is None:
+        return value
+    _text(where, name, value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{where}: {name} has {value[exc.start:exc.end]!r} at position {exc.start}, which is "
+            f"not valid Unicode (a lone surrogate): {quoted(value)}."
+        ) from None
+    return value
+
+
 def _text(where: str, name: str, value: object) -> object:
     if not isinstance(value, str):
         raise _refuse(where, name, value, "a string")
@@ -167,6 +188,12 @@ _CHECKS: dict[str, Callable[[str, str, object], object]] = {
     "experiment_ids": _experiment_ids,
     "run_ids": _required_list,
     "key": _key,
+    "stages": _string_list,
+    "since": _optional_time,
+    "description": _optional_stored_text,
+    "model_uri": lambda w, n, v: _optional_stored_text(w, n, _text(w, n, v)),
+    "source": _optional_stored_text,
+    "run_link": _optional_stored_text,
     "order_by": _order_by,
     "tags": _mapping,
     "metrics": _mapping,
@@ -207,6 +234,10 @@ _OVERRIDES: dict[str, dict[str, Callable[[str, str, object], object]]] = {
     "TrackingClient.search_runs_frame": {"experiment_ids": _required_experiment_ids},
     "TrackingClient.log_batch": _BATCH,
     "log_batch": _BATCH,
+    # Tracking searches check max_results themselves, with its range; the registry's here.
+    **{f"{owner}{name}": {"max_results": _optional_count}
+       for owner in ("", "TrackingClient.")
+       for name in ("search_model_versions", "search_registered_models")},
     "log_metrics": {"metrics": _required_mapping},
     "log_params": {"params": _required_mapping},
     "set_tags": {"tags": _required_mapping},

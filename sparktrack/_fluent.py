@@ -743,6 +743,7 @@ atexit.register(_end_open_runs_at_exit)
 
 
 # -- model registry (MLflow's module-level names; see TrackingClient's registry section) ---------
+@checked
 def register_model(
     model_uri: str, name: str, await_registration_for: int = 300, *,
     tags: dict[str, Any] | None = None,
@@ -752,6 +753,7 @@ def register_model(
     return _get_client().register_model(model_uri, name, await_registration_for, tags=tags)
 
 
+@checked
 def search_registered_models(
     max_results: int | None = None,
     filter_string: str | None = None,
@@ -763,6 +765,7 @@ def search_registered_models(
                       order_by, page_size=1000)
 
 
+@checked
 def search_model_versions(
     max_results: int | None = None,
     filter_string: str | None = None,
@@ -786,6 +789,7 @@ def _all_pages(search, max_results, filter_string, order_by, *, page_size: int) 
             return found
 
 
+@checked
 def set_model_version_tag(
     name: str, version: str | None = None, key: str | None = None, value: Any = None
 ) -> None:

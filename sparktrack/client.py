@@ -600,6 +600,7 @@ class TrackingClient:
     def _registry(self) -> Registry:
         return registry_for(self._store)
 
+    @checked
     def create_registered_model(
         self, name: str, tags: dict[str, Any] | None = None, description: str | None = None
     ) -> RegisteredModel:
@@ -611,6 +612,7 @@ class TrackingClient:
         """
         return self._registry.create_registered_model(name, tags, description)
 
+    @checked
     def register_model(
         self, model_uri: str, name: str, await_registration_for: int = 300, *,
         tags: dict[str, Any] | None = None,
@@ -631,24 +633,29 @@ class TrackingClient:
             pass
         return self._registry.create_model_version(name, model_uri, tags=tags)
 
+    @checked
     def get_registered_model(self, name: str) -> RegisteredModel:
         """A registered model with its tags, aliases and latest version per stage."""
         return self._registry.get_registered_model(name)
 
+    @checked
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
         """Rename a model; its versions and aliases follow it."""
         return self._registry.rename_registered_model(name, new_name)
 
+    @checked
     def update_registered_model(
         self, name: str, description: str | None = None
     ) -> RegisteredModel:
         """Set a registered model's description."""
         return self._registry.update_registered_model(name, description)
 
+    @checked
     def delete_registered_model(self, name: str) -> None:
         """Delete a model with its versions and aliases (its history stays in registry_events)."""
         self._registry.delete_registered_model(name)
 
+    @checked
     def search_registered_models(
         self,
         filter_string: str | None = None,
@@ -663,12 +670,15 @@ class TrackingClient:
             order_by=order_by, page_token=page_token)
         return PagedList(items, token)
 
+    @checked
     def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
         self._registry.set_registered_model_tag(name, key, value)
 
+    @checked
     def delete_registered_model_tag(self, name: str, key: str) -> None:
         self._registry.delete_registered_model_tag(name, key)
 
+    @checked
     def create_model_version(
         self,
         name: str,
@@ -683,18 +693,22 @@ class TrackingClient:
         return self._registry.create_model_version(name, source, run_id, tags, run_link,
                                                    description)
 
+    @checked
     def get_model_version(self, name: str, version: str | int) -> ModelVersion:
         return self._registry.get_model_version(name, version)
 
+    @checked
     def update_model_version(
         self, name: str, version: str | int, description: str | None = None
     ) -> ModelVersion:
         return self._registry.update_model_version(name, version, description)
 
+    @checked
     def delete_model_version(self, name: str, version: str | int) -> None:
         """Delete a version and its aliases; its number is not given to another version."""
         self._registry.delete_model_version(name, version)
 
+    @checked
     def search_model_versions(
         self,
         filter_string: str | None = None,
@@ -711,6 +725,7 @@ class TrackingClient:
             order_by=order_by, page_token=page_token)
         return PagedList(items, token)
 
+    @checked
     def get_model_version_download_uri(self, name: str, version: str | int) -> str:
         """Where the version's files are (the run's artifact folder for runs:/ sources)."""
         return self._registry.get_model_version_download_uri(name, version)
@@ -730,6 +745,7 @@ class TrackingClient:
             raise NotFoundError(f"Model {name!r} has no version in stage {stage!r}.")
         return latest[0].version
 
+    @checked
     def set_model_version_tag(
         self,
         name: str,
@@ -742,6 +758,7 @@ class TrackingClient:
         number = self._version_or_stage(name, version, stage)
         self._registry.set_model_version_tag(name, number, key, value)
 
+    @checked
     def delete_model_version_tag(
         self,
         name: str,
@@ -752,14 +769,17 @@ class TrackingClient:
         number = self._version_or_stage(name, version, stage)
         self._registry.delete_model_version_tag(name, number, key)
 
+    @checked
     def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None:
         """Point ``alias`` at a version (moving it if it pointed elsewhere). ``latest`` and
         ``v<digits>`` are reserved."""
         self._registry.set_registered_model_alias(name, alias, version)
 
+    @checked
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         self._registry.delete_registered_model_alias(name, alias)
 
+    @checked
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         """The version ``alias`` points to (``latest``: the highest version).
 
@@ -768,6 +788,7 @@ class TrackingClient:
         """
         return self._registry.get_model_version_by_alias(name, alias)
 
+    @checked
     def transition_model_version_stage(
         self, name: str, version: str | int, stage: str, archive_existing_versions: bool = False
     ) -> ModelVersion:
@@ -777,12 +798,14 @@ class TrackingClient:
         return self._registry.transition_model_version_stage(name, version, stage,
                                                              archive_existing_versions)
 
+    @checked
     def get_latest_versions(
         self, name: str, stages: list[str] | None = None
     ) -> list[ModelVersion]:
         """The highest version in each of ``stages`` (every stage when None)."""
         return self._registry.get_latest_versions(name, stages)
 
+    @checked
     def get_registry_history(
         self, name: str | None = None, *, since: int | None = None
     ) -> list[dict[str, Any]]:
