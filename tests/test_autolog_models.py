@@ -25,7 +25,8 @@ from pyspark.ml.tuning import CrossValidator, CrossValidatorModel, ParamGridBuil
 from pyspark.sql import SparkSession  # noqa: E402
 
 import sparktrack  # noqa: E402
-from sparktrack import TrackingClient, pending  # noqa: E402
+from sparktrack import TrackingClient  # noqa: E402
+from sparktrack import _pending as pending  # noqa: E402
 from sparktrack._autolog import hooks, models  # noqa: E402
 from sparktrack._autolog.patching import is_patched  # noqa: E402
 
