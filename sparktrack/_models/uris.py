@@ -106,6 +106,9 @@ def _parse_models(uri: str) -> ModelsUri:
     rest = uri[len("models:"):]
     if not rest.startswith("/") or not rest.lstrip("/"):
         raise _invalid(uri, "names no registered model")
+    if rest.startswith("//"):
+        # MLflow reads 'models://<profile>@<host>/...' as another registry; there is one here.
+        raise _invalid(uri, "names a registry host ('models://...'), which sparktrack has not")
     parts = rest.lstrip("/").split("/")
     if len(parts) > 2 or not parts[0].strip():
         raise _invalid(uri, "has more than a name and a version, stage or alias")
