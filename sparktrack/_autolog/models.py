@@ -133,7 +133,9 @@ def log_spark_model(
         training = None  # fit() was given something other than a DataFrame
     example = None
     if training is not None and log_input_example:
-        features = signatures.feature_columns(writer.as_pipeline(model), training.schema)
+        features = signatures.feature_columns(
+            writer.as_pipeline(model), training.schema, spark=training.sparkSession
+        )
         example = training.select(*features)
     if signature is None and not log_signature:
         signature = False
@@ -142,7 +144,7 @@ def log_spark_model(
         location,
         signature=signature,
         input_example=example,
-        training_schema=None if training is None or not log_signature else training.schema,
+        training=training if log_signature else None,
         run_id=run_id,
         artifact_path=safe_relative_path(artifact_path),
         write_data=write_data,

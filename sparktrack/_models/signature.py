@@ -16,13 +16,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from sparktrack.errors import InvalidInputError
 
-__all__ = ["Unsupported", "feature_columns", "from_schemas", "normalize", "output_field"]
+__all__ = [
+    "Unsupported", "active_session", "feature_columns", "from_schemas", "normalize",
+    "output_field",
+]
 
 logger = logging.getLogger("sparktrack")
+# How Spark says a column is missing (MLflow's pattern, plus Spark 4's analysis error).
+_MISSING = re.compile(
+    r"does not exist|no such struct field|cannot be resolved|UNRESOLVED_COLUMN", re.IGNORECASE
+)
 
 
 class Unsupported(Exception):
@@ -90,18 +98,20 @@ def from_schemas(inputs: Any, output: Any | None) -> dict[str, Any] | None:
     return signature
 
 
-def output_field(model: Any, inputs: Any) -> Any | None:
+def active_session() -> Any | None:
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
+
+
+def output_field(model: Any, inputs: Any, *, spark: Any) -> Any | None:
     """The prediction field ``model`` adds to a DataFrame with schema ``inputs``, or None.
 
     Only the plan is analysed (``transform`` of an empty DataFrame): no Spark job runs. The
     field is ``prediction``, else the last stage's ``outputCol`` (MLflow's rule).
     """
     from pyspark.ml import PipelineModel
-    from pyspark.sql import SparkSession
 
-    spark = SparkSession.getActiveSession()
-    if spark is None:
-        return None
     produced = model.transform(spark.createDataFrame([], inputs)).schema
     names = {field.name: field for field in produced.fields}
     if "prediction" in names:
@@ -112,23 +122,18 @@ def output_field(model: Any, inputs: Any) -> Any | None:
     return None
 
 
-def feature_columns(model: Any, schema: Any) -> list[str]:
+def feature_columns(model: Any, schema: Any, *, spark: Any) -> list[str]:
     """The columns of ``schema`` the model needs, in schema order (MLflow's rule: a column is a
     feature when transforming without it fails because it is missing). Plans only, no job."""
     from pyspark.errors import AnalysisException, IllegalArgumentException
-    from pyspark.sql import SparkSession
 
-    spark = SparkSession.getActiveSession()
-    if spark is None:
-        return [field.name for field in schema.fields]
     empty = spark.createDataFrame([], schema)
     needed = []
     for field in schema.fields:
         try:
             model.transform(empty.drop(field.name)).schema  # noqa: B018 - analysis only
         except (IllegalArgumentException, AnalysisException) as error:
-            text = str(error).lower()
-            if "does not exist" in text or "no such struct field" in text or "cannot be resolved" in text or "unresolved_column" in text:
+            if _MISSING.search(str(error)):
                 needed.append(field.name)
                 continue
             raise

@@ -93,7 +93,7 @@ def write(
     *,
     signature: Any = None,
     input_example: Any = None,
-    training_schema: Any = None,
+    training: Any = None,
     run_id: str | None = None,
     artifact_path: str | None = None,
     write_data: Callable[[str], None] | None = None,
@@ -102,7 +102,7 @@ def write(
     content written.
 
     The signature is ``signature`` when given (False: none); otherwise it is inferred from the
-    input example, else from ``training_schema`` (the feature columns the model reads). Only
+    input example, else from the DataFrame ``training`` (the feature columns the model reads). Only
     plans are analysed for that; a Spark DataFrame example costs one small job.
     ``write_data(path)`` replaces Spark's writer for ``sparkml/`` (a copy of an identical save).
     """
@@ -111,7 +111,8 @@ def write(
     _require_empty(repository, location)
     pipeline = as_pipeline(model)
     example = None if input_example is None else examples.to_example(input_example)
-    inferred = _signature(pipeline, signature, example, training_schema)
+    session_source = training if training is not None else input_example
+    inferred = _signature(pipeline, signature, example, training, _session(session_source))
 
     data = posixpath.join(spark_path(location), mlmodel.SPARK_DATA)
     if write_data is None:
@@ -133,31 +134,30 @@ def write(
     return content
 
 
-def _signature(pipeline: Any, given: Any, example: Any, training_schema: Any) -> Any:
+def _signature(pipeline: Any, given: Any, example: Any, training: Any, spark: Any) -> Any:
     if given is not None:
         return signatures.normalize(given)
+    if spark is None:
+        return None
     if example is not None:
-        inputs = example.spark_schema or _spark_schema(example.frame)
-    elif training_schema is not None:
+        inputs = example.spark_schema or spark.createDataFrame(example.frame).schema
+    elif training is not None:
         from pyspark.sql.types import StructType
 
-        needed = set(signatures.feature_columns(pipeline, training_schema))
-        inputs = StructType([f for f in training_schema.fields if f.name in needed])
+        needed = set(signatures.feature_columns(pipeline, training.schema, spark=spark))
+        inputs = StructType([f for f in training.schema.fields if f.name in needed])
     else:
         return None
-    if inputs is None:
-        return None
     try:
-        return signatures.from_schemas(inputs, signatures.output_field(pipeline, inputs))
+        output = signatures.output_field(pipeline, inputs, spark=spark)
     except signatures.Unsupported:
-        return signatures.from_schemas(inputs, None)
+        output = None
+    return signatures.from_schemas(inputs, output)
 
 
-def _spark_schema(frame: Any) -> Any | None:
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.getActiveSession()
-    return None if spark is None else spark.createDataFrame(frame).schema
+def _session(frame: Any) -> Any | None:
+    # The DataFrame's own session: a background thread may have no active one.
+    return getattr(frame, "sparkSession", None) or signatures.active_session()
 
 
 def _require_empty(repository: ArtifactRepository, location: str) -> None:
