@@ -24,7 +24,7 @@ from sparktrack import _pending as pending
 from sparktrack._artifact_repository import safe_relative_path
 from sparktrack.errors import InvalidArtifactPathError, InvalidInputError, NotFoundError
 
-__all__ = ["Location", "ModelsUri", "RunsUri", "parse", "resolve"]
+__all__ = ["Location", "ModelsUri", "RunsUri", "parse", "registered_version", "resolve"]
 
 _FORMS = (
     "'runs:/<run_id>/<artifact path>', 'models:/<name>/<version>', 'models:/<name>/latest', "
@@ -163,6 +163,14 @@ def resolve(uri: Any, client: Any) -> str:
         return posixpath.join(base, parsed.path)
     pending.wait_all()  # the folder may be a run's, with a save of this process still running
     return parsed.uri
+
+
+def registered_version(uri: Any, client: Any) -> tuple[str, str] | None:
+    """(name, version) a ``models:/`` URI resolves to now; None for other URIs."""
+    parsed = parse(uri)
+    if not isinstance(parsed, ModelsUri):
+        return None
+    return parsed.name, _version(parsed, client)
 
 
 def _version(parsed: ModelsUri, client: Any) -> str:
