@@ -9,7 +9,8 @@ import time
 import pytest
 
 import sparktrack
-from sparktrack import TrackingClient, pending
+from sparktrack import TrackingClient
+from sparktrack import _pending as pending
 
 
 def _gated(run_id: str, log: list[str]) -> threading.Event:

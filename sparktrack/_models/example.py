@@ -39,7 +39,9 @@ class Example:
         """The example's files, by name."""
         split = {
             "columns": [str(column) for column in self.frame.columns],
-            "data": [[_plain(value) for value in row] for row in self.frame.itertuples(index=False)],
+            "data": [
+                [_plain(value) for value in row] for row in self.frame.itertuples(index=False)
+            ],
         }
         return {
             INFO["artifact_path"]: json.dumps(split).encode("utf-8"),

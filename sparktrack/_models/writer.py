@@ -170,7 +170,8 @@ def _require_empty(repository: ArtifactRepository, location: str) -> None:
 
 def _size(location: str) -> int | None:
     """Bytes under ``location`` (MLflow's ``model_size_bytes``)."""
-    local = spark_path(location) if "://" not in location or location.startswith("file://") else None
+    is_local = "://" not in location or location.startswith("file://")
+    local = spark_path(location) if is_local else None
     with os_errors(location):
         if local is not None:
             return sum(
