@@ -23,6 +23,7 @@ SECTIONS = {
     "search": "bench_search",  # search over 1k-100k runs (issue 4)
     "autolog": "bench_autolog",  # CrossValidator overhead (issue 3)
     "datasource": "bench_datasource",  # Spark data source scans and pushdown (issue 5)
+    "models": "bench_models",  # log_model vs Spark's writer and MLflow (issue 12)
 }
 
 

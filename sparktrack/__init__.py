@@ -146,9 +146,10 @@ __all__ = [
 def __getattr__(name: str):
     # `sparktrack.pyspark.ml.autolog()` works after a bare `import sparktrack`, as
     # `mlflow.pyspark.ml.autolog()` does after `import mlflow`; the subpackage is imported on
-    # first use, and does not import Spark itself.
-    if name == "pyspark":
+    # first use, and does not import Spark itself. `sparktrack.spark` (`mlflow.spark.log_model`)
+    # is imported on first use too: it imports pyspark, which logging a metric never needs.
+    if name in ("pyspark", "spark"):
         import importlib
 
-        return importlib.import_module("sparktrack.pyspark")
+        return importlib.import_module(f"sparktrack.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

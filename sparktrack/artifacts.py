@@ -188,8 +188,9 @@ def _parse(artifact_uri: Any) -> tuple[str, str] | str:
         return match["run_id"], match["path"] or ""
     if artifact_uri.startswith("models:"):
         raise InvalidInputError(
-            f"Artifact URI {_shown(artifact_uri)}: sparktrack has no model registry; use "
-            "'runs:/<run_id>/<artifact path>' or the artifact's location."
+            f"Artifact URI {_shown(artifact_uri)}: models:/ URIs are not read here yet; load the "
+            "model with sparktrack.spark.load_model(uri), or find its files with "
+            "TrackingClient().get_model_version_download_uri(name, version)."
         )
     return artifact_uri
 

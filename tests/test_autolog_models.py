@@ -95,9 +95,11 @@ def test_fit_returns_before_the_save_and_list_artifacts_waits_for_it(tracked, tr
     assert names == [
         "best_model", "best_parameters.json", "estimator_info.json", "model", "search_results.csv"
     ]
-    best = PipelineModel.load(f"{artifact_uri}/best_model")
+    # MLflow's model format: Spark's folder in sparkml/, a bare model wrapped in a Pipeline.
+    best = PipelineModel.load(f"{artifact_uri}/best_model/sparkml")
     assert best.stages[-1].getRegParam() == model.bestModel.stages[-1].getRegParam()
-    loaded = CrossValidatorModel.load(f"{artifact_uri}/model")
+    (loaded,) = PipelineModel.load(f"{artifact_uri}/model/sparkml").stages
+    assert isinstance(loaded, CrossValidatorModel)
     assert loaded.avgMetrics == pytest.approx(model.avgMetrics)
     tags = tracked.get_run(run_id).data.tags
     assert tags["sparktrack.model.model"] == "pyspark.ml.tuning.CrossValidatorModel"
@@ -110,7 +112,8 @@ def test_flush_waits_for_the_save(tracked, train):
     run = sparktrack.last_active_run()
     sparktrack.flush()
     assert pending.pending_runs() == []
-    loaded = LogisticRegressionModel.load(f"{run.info.artifact_uri}/model")
+    (loaded,) = PipelineModel.load(f"{run.info.artifact_uri}/model/sparkml").stages
+    assert isinstance(loaded, LogisticRegressionModel)
     assert loaded.coefficients == model.coefficients
     tags = tracked.get_run(run.info.run_id).data.tags
     assert tags["sparktrack.model.model"] == (
@@ -150,7 +153,7 @@ def test_inline_option_saves_before_fit_returns(tracked, train):
     assert pending.pending_runs() == []
     assert os.path.isdir(f"{run.info.artifact_uri}/model")  # no read, no wait: already there
     assert os.path.isdir(f"{run.info.artifact_uri}/best_model")
-    best = PipelineModel.load(f"{run.info.artifact_uri}/best_model")
+    best = PipelineModel.load(f"{run.info.artifact_uri}/best_model/sparkml")
     assert len(best.stages) == len(model.bestModel.stages)
     assert tracked.get_run(run.info.run_id).data.tags["sparktrack.model.best_model"] == (
         "pyspark.ml.pipeline.PipelineModel"
@@ -218,4 +221,5 @@ def test_interpreter_exit_waits_for_the_save(tmp_path, spark):
     assert pending_then == str([run_id])  # the script ended with the save still running
     run = TrackingClient(store).get_run(run_id)
     assert run.data.tags["sparktrack.model.model"].endswith("LogisticRegressionModel")
-    assert LogisticRegressionModel.load(f"{run.info.artifact_uri}/model").numFeatures == 1
+    (loaded,) = PipelineModel.load(f"{run.info.artifact_uri}/model/sparkml").stages
+    assert loaded.numFeatures == 1

@@ -17,7 +17,7 @@ from pyspark.ml.param.shared import HasMaxIter  # noqa: E402
 import sparktrack  # noqa: E402
 from sparktrack import TrackingClient  # noqa: E402
 from sparktrack._autolog import config  # noqa: E402
-from sparktrack.errors import AutologgingWarning, InvalidInputError  # noqa: E402
+from sparktrack.errors import InvalidInputError  # noqa: E402
 
 # sparktrack's own options, which MLflow does not have.
 SPARKTRACK_ONLY = {"log_models_in_background", "max_tuning_runs"}
@@ -94,21 +94,16 @@ def test_options_without_effect_on_spark_ml_are_accepted(tracked):
 
 
 @pytest.mark.parametrize(
-    ("option", "message"),
-    [
-        ({"log_input_examples": True}, "log_input_examples=True is not honoured"),
-        ({"registered_model_name": "churn"}, "registered_model_name='churn' is not honoured"),
-    ],
+    "option", [{"log_input_examples": True}, {"registered_model_name": "churn"}]
 )
-def test_options_not_honoured_yet_warn_once_and_autologging_still_works(tracked, option, message):
-    with pytest.warns(AutologgingWarning, match=message) as caught:
-        sparktrack.autolog(log_datasets=False, log_models=False, **option)
-    assert len(caught) == 1 and caught[0].filename == __file__  # points at the caller
-    Echo().fit(None)
-    assert len(_runs()) == 1
+def test_options_mlflow_has_are_honoured_without_a_warning(tracked, option):
+    # They once warned "not honoured"; models are now saved in MLflow's format, with input
+    # examples, and registered (tests/test_models_autolog.py checks what they do).
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sparktrack.autolog(log_datasets=False, log_models=False, silent=True, **option)
+        sparktrack.autolog(log_datasets=False, log_models=False, **option)
+    Echo().fit(None)
+    assert len(_runs()) == 1
 
 
 def test_registered_model_name_must_be_a_string(tracked):

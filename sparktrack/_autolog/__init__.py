@@ -43,14 +43,16 @@ def autolog(
     :class:`~sparktrack.errors.AutologgingWarning`.
 
     Args:
-        log_input_examples: MLflow stores sample rows with the model; sparktrack saves
-            models with Spark's writer, without MLflow's model format, so ``True`` is not
-            honoured yet: an :class:`~sparktrack.errors.AutologgingWarning` says so.
-        log_model_signatures: accepted for MLflow scripts; sparktrack's saved models have no
-            MLflow model file to hold a signature, so there is none either way.
+        log_input_examples: store the first 5 rows of the training data's feature columns
+            with the model (``input_example.json``, as MLflow does); one small Spark job in
+            the model save.
+        log_model_signatures: store the model's signature (feature columns of the training
+            data in, prediction out, MLflow's JSON format) in ``MLmodel``; schemas only.
         log_models: save the fitted model (for tuners, also the best model) under the run's
-            artifacts with Spark's writer, if its class is on the allowlist. A complete save
-            sets the tag ``sparktrack.model.<artifact path>`` to the model's class.
+            artifacts in MLflow's model format (``mlflow.spark.load_model`` and
+            ``sparktrack.spark.load_model`` load it), if its class is on the allowlist. A
+            complete save sets the tag ``sparktrack.model.<artifact path>`` to the model's
+            class.
         log_datasets: record the training DataFrame as a run input (``get_run(...).inputs``)
             with context ``train``: digest, source, MLflow schema and a profile with the row
             count and fingerprints (one Spark job, run on a thread beside training).
@@ -64,9 +66,8 @@ def autolog(
         log_post_training_metrics: log ``evaluator.evaluate(model.transform(df))`` results
             on the model's run as ``<metricName>_<df variable name>``, and which evaluator
             produced each one in the artifact ``metric_info.json``.
-        registered_model_name: MLflow registers each saved model under this name;
-            sparktrack has no model registry yet, so a name is not honoured: an
-            :class:`~sparktrack.errors.AutologgingWarning` says so.
+        registered_model_name: register the saved ``model/`` under this name in the model
+            registry (``register_model("runs:/<run_id>/model", name)``) once it is saved.
         log_model_allowlist: fully qualified model class names that may be saved (a
             trailing ``*`` matches a prefix); None for MLflow's default list.
         extra_tags: tags added to every run autologging creates (``mlflow.autologging`` is
@@ -112,6 +113,5 @@ def autolog(
         log_model_signatures=log_model_signatures,
         registered_model_name=registered_model_name,
     )
-    config.warn_unhonoured(checked, stacklevel=2)
     hooks.install()
     config.set_current(checked)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sparktrack import _tags
-from sparktrack.errors import AutologgingWarning, InvalidInputError
+from sparktrack.errors import InvalidInputError
 
 __all__ = [
     "AutologConfig",
@@ -19,7 +18,6 @@ __all__ = [
     "make_config",
     "pyspark_is_supported",
     "set_current",
-    "warn_unhonoured",
 ]
 
 INTEGRATION = "pyspark.ml"
@@ -116,30 +114,6 @@ def _extra_tags(extra_tags: Mapping[str, object] | None, *, silent: bool) -> dic
                 "Tag `%s` is ignored as it is a reserved tag by autologging.", AUTOLOGGING_TAG
             )
     return tags
-
-
-def warn_unhonoured(config: AutologConfig, *, stacklevel: int) -> None:
-    """One :class:`AutologgingWarning` per MLflow option sparktrack cannot honour yet."""
-    if config.silent:
-        return
-    if config.log_input_examples:
-        warnings.warn(
-            AutologgingWarning(
-                "log_input_examples=True is not honoured: sparktrack saves models with Spark's "
-                "own writer, without MLflow's model format, so no input example is stored. "
-                "Log sample rows yourself (e.g. log_dict) or pass log_input_examples=False."
-            ),
-            stacklevel=stacklevel + 1,
-        )
-    if config.registered_model_name is not None:
-        warnings.warn(
-            AutologgingWarning(
-                f"registered_model_name={config.registered_model_name!r:.200} is not honoured: "
-                "sparktrack has no model registry yet, so models are saved with their run but "
-                "not registered. Leave registered_model_name out to silence this."
-            ),
-            stacklevel=stacklevel + 1,
-        )
 
 
 def excludes_pyspark_ml(exclude_flavors: Iterable[str] | None) -> bool:

@@ -269,6 +269,10 @@ def _log_model(
         model=model,
         artifact_path=target.resolver.artifact("model"),
         best_path=target.resolver.artifact("best_model") if naming.is_tuner_model(model) else None,
+        training=dataset,
+        log_signature=config.log_model_signatures,
+        log_input_example=config.log_input_examples,
+        registered_model_name=config.registered_model_name,
     )
     if target.resolver.suffix:
         _log(target, problems)  # records the renamed artifact names

@@ -1,15 +1,16 @@
-"""Saving fitted models with the run: Spark's own writer, under the run's artifacts.
+"""Saving fitted models with the run, in MLflow's model format (``sparktrack._models``: Spark's
+own writer for ``sparkml/``, plus ``MLmodel``), so ``mlflow.spark.load_model`` loads them.
 
-:func:`log_spark_model` is the one path a model takes into a run (the model registry will
-build on it). Which classes are saved is decided by an allowlist of fully qualified model
-class names (MLflow's default list; a trailing ``*`` matches a prefix); a Pipeline, OneVsRest
-or tuner model is saved only if every model inside it is allowed.
+:func:`log_spark_model` is the one path an autologged model takes into a run. Which classes
+are saved is decided by an allowlist of fully qualified model class names (MLflow's default
+list; a trailing ``*`` matches a prefix); a Pipeline, OneVsRest or tuner model is saved only if
+every model inside it is allowed.
 """
 
 from __future__ import annotations
 
-import os
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ import pyarrow.fs as pafs
 from sparktrack import _tags
 from sparktrack._artifact_repository import safe_relative_path
 from sparktrack._autolog import naming
+from sparktrack._models import mlmodel, writer
+from sparktrack._models import signature as signatures
 from sparktrack.entities import RunTag
 
 __all__ = [
@@ -102,44 +105,111 @@ def is_allowed(model: Any, allowlist: frozenset[str]) -> bool:
 
 def spark_path(artifact_uri: str) -> str:
     """A path Spark's writer understands for a run's artifact location."""
-    if "://" in artifact_uri:
-        return artifact_uri
-    return os.path.abspath(artifact_uri)
+    return writer.spark_path(artifact_uri)
 
 
-def log_spark_model(client: Any, run_id: str, model: Any, artifact_path: str) -> str:
-    """Save ``model`` with its Spark ML writer at ``<artifact_uri>/<artifact_path>``.
+def log_spark_model(
+    client: Any,
+    run_id: str,
+    model: Any,
+    artifact_path: str,
+    *,
+    training: Any = None,
+    log_signature: bool = True,
+    log_input_example: bool = False,
+    signature: Any = None,
+    write_data: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Save ``model`` in MLflow's format at ``<artifact_uri>/<artifact_path>`` (Spark's writer
+    for ``sparkml/``, then ``MLmodel`` last); returns the MLmodel content.
 
-    Returns the saved location. It never overwrites: an existing path is an error.
+    The signature comes from ``signature`` if given, else from the feature columns of the
+    training DataFrame ``training`` (MLflow autolog's rule; schemas only), and the input
+    example is its first rows of those columns (one small Spark job). It never overwrites: an
+    existing, non-empty path is an error.
     """
-    base = spark_path(client.get_run_info(run_id).artifact_uri)
-    target = posixpath.join(base, safe_relative_path(artifact_path))
-    model.write().save(target)
-    return target
+    location = _location(client, run_id, artifact_path)
+    if not hasattr(training, "schema"):
+        training = None  # fit() was given something other than a DataFrame
+    example = None
+    if training is not None and log_input_example:
+        features = signatures.feature_columns(
+            writer.as_pipeline(model), training.schema, spark=training.sparkSession
+        )
+        example = training.select(*features)
+    if signature is None and not log_signature:
+        signature = False
+    return writer.write(
+        model,
+        location,
+        signature=signature,
+        input_example=example,
+        training=training if log_signature else None,
+        run_id=run_id,
+        artifact_path=safe_relative_path(artifact_path),
+        write_data=write_data,
+    )
+
+
+def _location(client: Any, run_id: str, artifact_path: str) -> str:
+    base = client.get_run_info(run_id).artifact_uri.rstrip("/")
+    return posixpath.join(base, safe_relative_path(artifact_path))
 
 
 @dataclass(frozen=True)
 class ModelSave:
     """Save ``model`` at ``artifact_path`` of the run and, if given, its best model (a tuner's)
-    at ``best_path``; then tag the run. Calling it does the work on the calling thread."""
+    at ``best_path``, both in MLflow's format; tag the run; then register ``model`` under
+    ``registered_model_name`` if given. Calling it does the work on the calling thread."""
 
     client: Any
     run_id: str
     model: Any
     artifact_path: str
     best_path: str | None = None
+    training: Any = None
+    log_signature: bool = True
+    log_input_example: bool = False
+    registered_model_name: str | None = None
 
     def __call__(self) -> None:
-        saved = log_spark_model(self.client, self.run_id, self.model, self.artifact_path)
+        content = log_spark_model(
+            self.client, self.run_id, self.model, self.artifact_path, training=self.training,
+            log_signature=self.log_signature, log_input_example=self.log_input_example,
+        )
         tags = [RunTag(MODEL_TAG_PREFIX + self.artifact_path, naming.class_path(self.model))]
         if self.best_path is not None:
-            # The tuner's writer stored the best model in <path>/bestModel: copy it, no Spark job.
-            base = spark_path(self.client.get_run_info(self.run_id).artifact_uri)
-            best = posixpath.join(base, safe_relative_path(self.best_path))
-            _copy_tree(f"{saved}/bestModel", best)
-            best_class = naming.class_path(self.model.bestModel)
-            tags.append(RunTag(MODEL_TAG_PREFIX + self.best_path, best_class))
+            best = self.model.bestModel
+            log_spark_model(
+                self.client, self.run_id, best, self.best_path,
+                signature=content.get("signature") or False,
+                write_data=self._copy_of_best(best),
+            )
+            tags.append(RunTag(MODEL_TAG_PREFIX + self.best_path, naming.class_path(best)))
         self.client.log_batch(self.run_id, tags=tags)
+        if self.registered_model_name is not None:
+            self.client.register_model(
+                f"runs:/{self.run_id}/{safe_relative_path(self.artifact_path)}",
+                self.registered_model_name,
+            )
+
+    def _copy_of_best(self, best: Any) -> Callable[[str], None] | None:
+        """A copy of the best model Spark already wrote inside the tuner's save (no Spark job),
+        when it is a PipelineModel (saved as it is); None: Spark's writer wraps and saves it."""
+        from pyspark.ml import PipelineModel
+        from pyspark.ml.pipeline import PipelineSharedReadWrite
+
+        if not isinstance(best, PipelineModel):
+            return None
+        saved = posixpath.join(
+            spark_path(_location(self.client, self.run_id, self.artifact_path)),
+            mlmodel.SPARK_DATA,
+        )
+        # The tuner was saved as the only stage of a PipelineModel (MLflow's format).
+        stage = PipelineSharedReadWrite.getStagePath(
+            self.model.uid, 0, 1, posixpath.join(saved, "stages")
+        )
+        return lambda target: _copy_tree(posixpath.join(stage, "bestModel"), target)
 
 
 def _copy_tree(source: str, destination: str) -> None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from deltalake import write_deltalake
+from deltalake import DeltaTable, convert_to_deltalake, write_deltalake
 
+from sparktrack._delta.errors import translated
 from sparktrack._delta.retry import retrying
 
 if TYPE_CHECKING:
     from sparktrack._delta.table import DeltaTableHandle
 
-__all__ = ["checkpoint", "compact", "overwrite", "vacuum"]
+__all__ = ["checkpoint", "compact", "convert_parquet_folder", "overwrite", "vacuum"]
 
 
 def compact(handle: DeltaTableHandle, *, target_size: int | None = None) -> dict[str, Any] | None:
@@ -77,3 +78,15 @@ def overwrite(handle: DeltaTableHandle, rows: pa.Table) -> None:
         )
 
     retrying(write, what="writing Delta table", uri=handle.uri)
+
+
+def convert_parquet_folder(uri: str, *, storage_options: dict[str, str] | None = None) -> int:
+    """Make the folder of parquet files at ``uri`` (as Spark's parquet writer leaves it) a Delta
+    table in place, with one commit adding every file; returns the table's version (0).
+
+    This is how a Spark job writes a Delta table without the Delta JVM jars: Spark writes the
+    files in parallel, deltalake commits them.
+    """
+    with translated("converting parquet files to a Delta table", uri):
+        convert_to_deltalake(uri, storage_options=storage_options)
+        return DeltaTable(uri, storage_options=storage_options).version()
