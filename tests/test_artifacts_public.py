@@ -48,7 +48,7 @@ def _files(root: Path) -> set[str]:
 
 
 def test_signatures_match_mlflow():
-    """MLflow 3.17's parameters (registry_uri aside: sparktrack has no model registry)."""
+    """MLflow 3.17's parameters (registry_uri aside: the registry lives in the tracking store)."""
     assert list(inspect.signature(artifacts.download_artifacts).parameters) == [
         "artifact_uri", "run_id", "artifact_path", "dst_path", "tracking_uri"]
     assert list(inspect.signature(artifacts.list_artifacts).parameters) == [
@@ -156,7 +156,7 @@ def test_argument_errors():
         (lambda: artifacts.list_artifacts(), "exactly one"),
         (lambda: artifacts.load_text("runs:/"), "no run id"),
         (lambda: artifacts.load_text("runs://"), "no run id"),
-        (lambda: artifacts.load_text("models:/m/1"), "no model registry"),
+        (lambda: artifacts.load_text("models:/m/1"), "models:/ URIs are not read here"),
         (lambda: artifacts.load_text(""), "non-empty string"),
         (lambda: artifacts.load_text(42), "non-empty string"),
     ]
