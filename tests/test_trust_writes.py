@@ -238,7 +238,7 @@ _PARAM_WRITER = """
     sys.stdin.readline()
     try:
         client.flush()
-        time.sleep(0.3)
+        time.sleep(1.2)
         client.flush()  # a value stamped just before ours may land just after our first check
         print("kept")
     except ParamOverwriteError as exc:

@@ -8,9 +8,9 @@ checked around each commit instead:
   the first committed value wins
   (:func:`sparktrack._store.current_rules.first_param_values`). After a commit of params the
   writer reads the winning values back; a writer whose value lost gets
-  :class:`ParamOverwriteError` on its next call or flush. Values committed in the last
-  ``RECHECK_SECONDS`` are checked again at later commits, because a value stamped just before
-  ours can land just after our first check.
+  :class:`ParamOverwriteError` on its next call or flush. Each value is checked once more at
+  the first commit or read ``RECHECK_SECONDS`` after its commit, because a value stamped just
+  before ours can land just after our first check.
 * **A run deleted by another process takes no more rows.** Before a commit, rows of runs that
   the latest committed row says are deleted (by a deletion this process neither wrote nor
   read) are taken out of the batch and not written; the writer gets :class:`InvalidStateError` naming
@@ -20,6 +20,7 @@ checked around each commit instead:
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ from sparktrack._store.schemas import PARAMS
 
 __all__ = ["RECHECK_SECONDS", "WriteChecks"]
 
-RECHECK_SECONDS = 10.0
+RECHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ class WriteChecks:
         self._own_deletion = own_deletion
         self._on_refused_run = on_refused_run
         self._on_lost_param = on_lost_param
-        self._recent: list[_Committed] = []
+        self._recent: deque[_Committed] = deque()
 
     # -- before a commit: rows of runs deleted elsewhere -----------------------------------------
     def refuse_rows_of_runs_deleted_elsewhere(
@@ -108,24 +109,31 @@ class WriteChecks:
 
     # -- after a commit: params that lost to another process's first value -----------------------
     def check_params_committed(self, committed: dict[str, pa.Table]) -> SparkTrackError | None:
+        # Each committed value is checked twice: right after its commit, and once more at the
+        # first commit or read at least RECHECK_SECONDS later (by then a value stamped just
+        # before ours has landed). So a check costs what was committed or came due, never all
+        # recent params again.
         now = time.monotonic()
-        if not self._recent and PARAMS.name not in committed:
-            return None
-        self._recent = [c for c in self._recent if now - c.at < RECHECK_SECONDS]
         params = committed.get(PARAMS.name)
-        if params is not None:
-            self._recent.extend(
-                _Committed(now, row["experiment_id"], row["run_id"], row["key"], row["value"])
-                for row in params.select(["experiment_id", "run_id", "key", "value"]).to_pylist()
-            )
-        if not self._recent:
+        if not self._recent and params is None:
             return None
-        winners = self._winning_values(self._recent)
-        lost = [c for c in self._recent
-                if winners.get((c.run_id, c.key), c.value) != c.value]
+        due = []
+        while self._recent and now - self._recent[0].at >= RECHECK_SECONDS:
+            due.append(self._recent.popleft())  # oldest first: they were appended in order
+        fresh = [] if params is None else [
+            _Committed(now, row["experiment_id"], row["run_id"], row["key"], row["value"])
+            for row in params.select(["experiment_id", "run_id", "key", "value"]).to_pylist()
+        ]
+        self._recent.extend(fresh)
+        checked = due + fresh
+        if not checked:
+            return None
+        winners = self._winning_values(checked)
+        lost = [c for c in checked if winners.get((c.run_id, c.key), c.value) != c.value]
         if not lost:
             return None
-        self._recent = [c for c in self._recent if c not in lost]
+        gone = set(lost)
+        self._recent = deque(c for c in self._recent if c not in gone)
         for c in lost:
             self._on_lost_param(c.run_id, c.key, winners[(c.run_id, c.key)])
         first = lost[0]
