@@ -9,6 +9,11 @@ MLmodel, signature, example, environment files); ``MLflow`` is ``mlflow.spark.lo
 the same example on its SQLite store, with its default requirement inference (a second
 SparkSession, measured once: it takes about a minute) and with ``pip_requirements`` given.
 The issue's bound: sparktrack's overhead over the writer at most 0.2 s.
+
+Then the registry, both on one logged model, same run, MLflow on SQLite: the median latency
+of ``register_model``, ``transition_model_version_stage``, ``set_registered_model_alias`` and
+``load_model("models:/<name>@<alias>")`` over ``--repeat`` versions (goal: each registry
+operation at least 10x faster than MLflow).
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ def run(*, print_fn: Callable[[str], None] = print, repeat: int = 3,
                 times["MLflow, inferred requirements"].append(_timed(
                     lambda: mlflow.spark.log_model(model, "model", input_example=example)))
         sparktrack.flush()
+        registry_rows = _registry(folder, model, repeat=repeat, print_fn=print_fn)
     writer = min(times["writer"])
     rows = []
     print_fn(f"{'variant':32} {'median s':>9} {'min s':>7} {'over writer s':>14}")
@@ -91,7 +97,52 @@ def run(*, print_fn: Callable[[str], None] = print, repeat: int = 3,
         rows.append(row)
         print_fn(f"{name:32} {row['median_s']:9.2f} {row['min_s']:7.2f} "
                  f"{row['over_writer_s']:14.2f}")
-    return rows
+    print_fn("")
+    print_fn(f"{'registry operation':24} {'sparktrack s':>13} {'MLflow s':>9} {'ratio':>7}")
+    for row in registry_rows:
+        print_fn(f"{row['operation']:24} {row['sparktrack_s']:13.4f} {row['mlflow_s']:9.4f} "
+                 f"{row['ratio']:6.1f}x")
+    return rows + registry_rows
+
+
+def _registry(folder: str, model, *, repeat: int, print_fn) -> list[dict]:
+    """Median latency of each registry operation, sparktrack against MLflow (SQLite)."""
+    import mlflow
+    import mlflow.spark
+
+    print_fn("measuring the registry ...")
+    with sparktrack.start_run() as ours:
+        sparktrack.spark.log_model(model, "model")
+    with mlflow.start_run() as theirs:
+        mlflow.spark.log_model(model, "model", pip_requirements=["pyspark"])
+    sparktrack.flush()
+    ours_client, theirs_client = sparktrack.MlflowClient(), mlflow.MlflowClient()
+    medians = {}
+    for system, register, client, run in (
+        ("sparktrack", sparktrack.register_model, ours_client, ours),
+        ("mlflow", mlflow.register_model, theirs_client, theirs),
+    ):
+        timings: dict[str, list[float]] = {"register_model": [], "transition stage": [],
+                                           "set alias": [], "load by alias": []}
+        for attempt in range(repeat):
+            started = time.perf_counter()
+            version = register(f"runs:/{run.info.run_id}/model", "bench-model").version
+            timings["register_model"].append(time.perf_counter() - started)
+            timings["transition stage"].append(_timed(lambda: client.transition_model_version_stage(
+                "bench-model", version, "Production", archive_existing_versions=True)))
+            timings["set alias"].append(_timed(lambda: client.set_registered_model_alias(
+                "bench-model", "champion", version)))
+            loader = sparktrack.spark.load_model if system == "sparktrack" else \
+                mlflow.spark.load_model
+            timings["load by alias"].append(_timed(
+                lambda: loader("models:/bench-model@champion")))
+        medians[system] = {name: statistics.median(values) for name, values in timings.items()}
+    return [
+        {"operation": name, "sparktrack_s": medians["sparktrack"][name],
+         "mlflow_s": medians["mlflow"][name],
+         "ratio": medians["mlflow"][name] / max(medians["sparktrack"][name], 1e-9)}
+        for name in medians["sparktrack"]
+    ]
 
 
 def main() -> None:

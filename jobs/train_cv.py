@@ -7,6 +7,10 @@ One line, ``sparktrack.autolog()``, and the unchanged training code yields a par
 params, best params, search_results.csv, the best model) with one child run per param map
 (flattened params, avg/std AUC, AUC per fold); evaluating on the test split afterwards logs
 ``areaUnderROC_test`` on the parent. The job prints the parent, its children and the best map.
+
+Then the model lifecycle: the best model is registered (``--model-name``), pinned with the
+alias ``champion``, and the held-out split is scored with ``models:/<name>@champion`` through
+Spark; the predictions become a Delta table under ``--scores`` (the scoring is a run too).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -74,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default="train-cv", help="experiment name")
     parser.add_argument("--rows", type=int, default=4000, help="rows to generate")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--model-name", default="churn", help="registered model name")
+    parser.add_argument("--scores", default="./sparktrack-scores",
+                        help="folder for the held-out split and its predictions")
     args = parser.parse_args(argv)
 
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
@@ -109,9 +117,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {name:<28} regParam={reg:<6} elasticNet={mix:<4} AUC={avg:.4f} +- {std:.4f}")
     best = {k[len("best_"):]: v for k, v in parent.data.params.items() if k.startswith("best_")}
     print(f"  best params: {best}")
+    register_and_score(parent, test, name=args.model_name, scores=args.scores)
     train.unpersist()
     spark.stop()
     return 0
+
+
+def register_and_score(parent, test, *, name: str, scores: str) -> None:
+    """Register the tuned job's best model, make it the champion, score the held-out split."""
+    from sparktrack._models.scoring import score
+
+    version = sparktrack.register_model(f"runs:/{parent.info.run_id}/best_model", name)
+    client = sparktrack.MlflowClient()
+    client.set_registered_model_alias(name, "champion", version.version)
+    folder = os.path.join(os.path.abspath(scores), time.strftime("%Y%m%d-%H%M%S"))
+    held_out = os.path.join(folder, "held_out")
+    test.drop("label").write.parquet(held_out)
+    result = score(f"models:/{name}@champion", held_out, os.path.join(folder, "predictions"))
+    print(f"registered {name} version {version.version} as {name}@champion")
+    print(f"  scored {result.rows} held-out rows with models:/{name}@champion "
+          f"in {result.duration_s:.1f} s (scoring run {result.run_id})")
+    print(f"  predictions (Delta table): {result.output}")
 
 
 if __name__ == "__main__":

@@ -199,9 +199,11 @@ def test_cv_artifacts(cv):
         {"LogisticRegression.regParam": 5.0},
     ]
     artifact_uri = cv["parent"].info.artifact_uri
-    best = PipelineModel.load(f"{artifact_uri}/best_model")
+    # MLflow's model format: Spark's folder in sparkml/, a bare model wrapped in a Pipeline.
+    best = PipelineModel.load(f"{artifact_uri}/best_model/sparkml")
     assert best.stages[-1].getRegParam() == 0.01
-    assert isinstance(CrossValidatorModel.load(f"{artifact_uri}/model"), CrossValidatorModel)
+    (tuned,) = PipelineModel.load(f"{artifact_uri}/model/sparkml").stages
+    assert isinstance(tuned, CrossValidatorModel)
 
 
 def test_post_training_metric_names(cv):
@@ -277,7 +279,8 @@ def test_plain_estimator_model_allowlist_and_post_training_options(tracked, data
     run = sparktrack.last_active_run()
     assert run.data.params["maxIter"] == "3" and "regParam" in run.data.params
     assert [f.path for f in tracked.list_artifacts(run.info.run_id)] == ["model"]
-    loaded = LogisticRegressionModel.load(f"{run.info.artifact_uri}/model")
+    (loaded,) = PipelineModel.load(f"{run.info.artifact_uri}/model/sparkml").stages
+    assert isinstance(loaded, LogisticRegressionModel)
     assert loaded.coefficients == model.coefficients
 
     class Mean(Evaluator):  # a custom evaluator has no metricName: named by its class

@@ -48,7 +48,7 @@ SCRIPT = textwrap.dedent(
     runs = sparktrack.search_runs(search_all_experiments=True)
     parent = runs[runs["tags.mlflow.parentRunId"].isna()].iloc[0]
     client = sparktrack.TrackingClient(sys.argv[1])
-    best = PipelineModel.load(parent["artifact_uri"] + "/best_model")
+    best = PipelineModel.load(parent["artifact_uri"] + "/best_model/sparkml")
     print(json.dumps({
         "session": type(spark).__module__,
         "runs": len(runs),

@@ -257,8 +257,9 @@ def test_public_names_and_options():
     from sparktrack.errors import InvalidInputError
     from sparktrack.spark._datasource import spark_schema
 
-    assert sparktrack.spark.__all__ == ["check_java", "filter", "register", "register_tables",
-                                        "session"]
+    assert sparktrack.spark.__all__ == ["ModelInfo", "check_java", "filter", "load_model",
+                                        "log_model", "predict", "register", "register_tables",
+                                        "save_model", "session"]
     parsed = reader.parse_options({"path": "/s", "TABLE": "Metrics", "experiment_ids": "1, 2",
                                    "timestampAsOf": "2024-05-01 12:00:00",
                                    "storage.AWS_REGION": "eu"})

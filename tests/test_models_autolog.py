@@ -112,8 +112,6 @@ def test_signatures_and_examples_can_be_turned_off(tracked, train):
 
 
 def test_registered_model_name_registers_model(tracked, train):
-    if not hasattr(tracked, "register_model"):
-        pytest.skip("needs the registry")
     sparktrack.autolog(log_datasets=False, registered_model_name="churn")
     assembled = VectorAssembler(inputCols=["a", "b"], outputCol="features").transform(train)
     LogisticRegression(maxIter=2).fit(assembled)
