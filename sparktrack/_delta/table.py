@@ -212,7 +212,17 @@ class DeltaTableHandle:
             except TableNotFoundError as exc:
                 if self._not_created_yet():
                     return None
-                raise store_error("reading Delta table", self.uri, exc) from exc
+                # Another process may have finished creating the table since deltalake looked
+                # (its first log entry lands a moment after the folder): look once more.
+                time.sleep(0.05)
+                try:
+                    self._table = self._open()
+                    return self._table
+                except TableNotFoundError:
+                    pass
+                except ENGINE_ERRORS as again:
+                    raise store_error("reading Delta table", self.uri, again) from again
+                raise self._broken_log() from exc
             except ENGINE_ERRORS as exc:
                 raise store_error("reading Delta table", self.uri, exc) from exc
 
@@ -236,14 +246,20 @@ class DeltaTableHandle:
             log_entries = os.listdir(log_folder) if "_delta_log" in entries else []
         except OSError as exc:
             raise store_error("reading Delta table", self.uri, exc) from exc
-        if log_entries or any(entry != "_delta_log" for entry in entries):
-            # A creation in progress has an empty folder (and perhaps an empty log) only.
-            raise StoreError(
-                f"broken Delta log of {self.uri}: it holds "
-                f"{', '.join(sorted(entries)[:5])} but deltalake finds no table version in "
-                f"{log_folder}. Restore the _delta_log folder from a backup."
-            )
-        return True
+        # A creation in progress has an empty folder, and a log with nothing or only the
+        # temporary file of its first commit.
+        committed = [entry for entry in log_entries
+                     if not entry.startswith((".", "_")) and not entry.endswith(".tmp")]
+        return not committed and all(entry == "_delta_log" for entry in entries)
+
+    def _broken_log(self) -> StoreError:
+        path = local_path(self.uri) if is_local(self.uri) else self.uri
+        entries = sorted(os.listdir(path)) if is_local(self.uri) and os.path.isdir(path) else []
+        return StoreError(
+            f"broken Delta log of {self.uri}: it holds {', '.join(entries[:5])} but deltalake "
+            f"finds no table version in {path}/_delta_log. Restore the _delta_log folder from a "
+            "backup."
+        )
 
     def version(self) -> int | None:
         """The newest version, None if the table does not exist yet."""

@@ -7,6 +7,8 @@ writes. What is current is decided by :mod:`sparktrack._store.current_rules`.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
@@ -191,10 +193,28 @@ class _RunsView:
         return _with_resolved_artifact_uris(self._view.rows_with_key(key), self._root)
 
 
+# The state's tables are immutable and reused by every search until the table changes: resolve
+# each one once (a few ms per search at 10,000 runs otherwise). Keyed by identity, holding the
+# table so the identity stays valid; a handful of entries (one per searched experiment/key).
+_RESOLVED: OrderedDict[tuple[int, str], tuple[pa.Table, pa.Table]] = OrderedDict()
+_RESOLVED_LOCK = threading.Lock()
+
+
 def _with_resolved_artifact_uris(rows: pa.Table, root: str) -> pa.Table:
+    key = (id(rows), root)
+    with _RESOLVED_LOCK:
+        cached = _RESOLVED.get(key)
+        if cached is not None and cached[0] is rows:
+            _RESOLVED.move_to_end(key)
+            return cached[1]
     index = rows.schema.get_field_index("artifact_uri")
-    return rows.set_column(index, rows.schema.field(index),
-                           resolve_column(rows.column(index), root))
+    resolved = rows.set_column(index, rows.schema.field(index),
+                               resolve_column(rows.column(index), root))
+    with _RESOLVED_LOCK:
+        _RESOLVED[key] = (rows, resolved)
+        while len(_RESOLVED) > 16:
+            _RESOLVED.popitem(last=False)
+    return resolved
 
 
 def run_info_from_row(row: dict, *, root: str | None = None) -> RunInfo:
