@@ -40,4 +40,4 @@ bench: check-java $(VENV)/.bench
 	$(PY) jobs/benchmark.py
 
 clean:
-	rm -rf $(VENV) $(STORE) .pytest_cache
+	rm -rf $(VENV) $(STORE) ./sparktrack-scores .pytest_cache
