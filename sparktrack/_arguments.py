@@ -236,7 +236,7 @@ _OVERRIDES: dict[str, dict[str, Callable[[str, str, object], object]]] = {
     "log_batch": _BATCH,
     # Tracking searches check max_results themselves, with its range; the registry's here.
     **{f"{owner}{name}": {"max_results": _optional_count}
-       for owner in ("", "TrackingClient.")
+       for owner in ("", "RegistryMethods.")
        for name in ("search_model_versions", "search_registered_models")},
     "log_metrics": {"metrics": _required_mapping},
     "log_params": {"params": _required_mapping},

@@ -12,7 +12,16 @@ import json
 
 from sparktrack.errors import InvalidInputError
 
-__all__ = ["check_max_results", "offset_from_token", "token_for"]
+__all__ = ["PagedList", "check_max_results", "offset_from_token", "token_for"]
+
+
+class PagedList(list):
+    """A page of results; ``token`` fetches the next page (None on the last page)."""
+
+    def __init__(self, items, token: str | None) -> None:
+        super().__init__(items)
+        self.token = token
+
 
 
 def offset_from_token(page_token: str | None) -> int:
