@@ -7,7 +7,6 @@ from __future__ import annotations
 import multiprocessing
 import time
 
-import pyarrow as pa
 import pytest
 
 from sparktrack import TrackingClient
@@ -71,30 +70,6 @@ def test_processes_creating_the_same_model_at_once_leave_one(store_uri):
     assert sorted(outcomes) == ["created"] + ["exists"] * (PROCESSES - 1)
     models = TrackingClient(store_uri).search_registered_models()
     assert [m.name for m in models] == ["race"]
-
-
-def test_a_blind_max_plus_one_append_would_have_collided(store_uri):
-    """The design's reason: two writers that read the same max both pick the same number;
-    the claim (MERGE on model and version) lets only one of them have it."""
-    from sparktrack._delta import merge
-
-    client = TrackingClient(store_uri)
-    client.create_registered_model("m")
-    registry = client._registry
-    model_id = registry.tables.model_rows()[0]["model_id"]
-    seen_max = registry.tables.max_version(model_id)  # both writers read 0
-    row = {"model_id": model_id, "name": "m", "version": seen_max + 1,
-           "creation_timestamp": 1, "last_updated_timestamp": 1, "current_stage": "None",
-           "status": "READY", "deleted": False, "tags": {}}
-    first = merge.insert_missing(registry.tables.versions, registry.tables.version_table([row]),
-                                 on=["model_id", "version"])
-    second = merge.insert_missing(registry.tables.versions,
-                                  registry.tables.version_table([row | {"source": "other"}]),
-                                  on=["model_id", "version"])
-    assert (first, second) == (1, 0)
-    # The next registration takes 2, not a duplicate 1.
-    assert client.create_model_version("m", "/x").version == 2
-    assert isinstance(registry.tables.versions.read(), pa.Table)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,14 +12,14 @@ engine error leaves as a :class:`sparktrack.errors.StoreError` naming the table 
 - :mod:`.log` — the commits since a version, the history.
 - :mod:`.ops` — compaction, checkpoints, vacuum, overwriting a whole table.
 - :mod:`.rewrite` — rewriting files without some runs' rows (gc).
-- :mod:`.merge` — insert rows whose key is missing, atomically across processes.
+- :mod:`.serial` — commits at an exact version (or none), and the rows committed since one.
 
 Private to sparktrack: no user-facing API here.
 """
 
 from __future__ import annotations
 
-from sparktrack._delta import files, log, merge, ops, snapshots
+from sparktrack._delta import files, log, ops, serial, snapshots
 from sparktrack._delta.errors import store_error
 from sparktrack._delta.log import AddedFile, Commit
 from sparktrack._delta.paths import is_local, join_uri
@@ -36,9 +36,9 @@ __all__ = [
     "is_local",
     "join_uri",
     "log",
-    "merge",
     "ops",
     "retrying",
+    "serial",
     "snapshots",
     "store_error",
 ]

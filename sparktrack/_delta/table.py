@@ -82,7 +82,7 @@ class DeltaTableHandle:
         if rows.num_rows == 0:
             return
         rows = rows.select(self.spec.schema.names).cast(self.spec.schema)
-        self._ensure_created()
+        self.ensure_created()
 
         def commit() -> None:
             write_deltalake(
@@ -100,7 +100,8 @@ class DeltaTableHandle:
         retrying(commit, what=f"committing {rows.num_rows} row(s) to", uri=self.uri,
                  policy=self._policy, note=_KEPT)
 
-    def _ensure_created(self) -> None:
+    def ensure_created(self) -> None:
+        """Create the table (empty, version 0) unless it exists."""
         if self._table is not None:
             return
         with self.lock:
@@ -148,7 +149,7 @@ class DeltaTableHandle:
         if rows.num_rows == 0:
             return
         rows = rows.select(self.spec.schema.names).cast(self.spec.schema)
-        self._ensure_created()
+        self.ensure_created()
         actions = []
         for partition, part in split_by_partition(rows, self.spec.partition_by):
             folder = "/".join(f"{key}={value}" for key, value in partition.items())
@@ -295,6 +296,17 @@ class DeltaTableHandle:
                 self._datasets.clear()
             table = self.snapshot()
         raise AssertionError("unreachable")
+
+    def read_versioned(self) -> tuple[int, pa.Table]:
+        """A version of the table (-1 if it does not exist yet) and its rows.
+
+        The rows are read after the version is taken, so they may include later commits: a
+        caller that applies the commits after that version again must do so idempotently.
+        """
+        version = self.version()
+        if version is None:
+            return -1, self.spec.schema.empty_table()
+        return version, self.read()
 
     def data_files(self, *, prune: PruningFilter | None = None) -> tuple[int, dict[str, Any]]:
         """The current version and its data files matching ``prune``, as {path: fragment}.

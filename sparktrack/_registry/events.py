@@ -12,6 +12,7 @@ import uuid
 import pyarrow as pa
 
 from sparktrack._delta import DeltaTableHandle
+from sparktrack._delta.serial import SerialLog
 from sparktrack._store.rows import next_version, now_millis
 from sparktrack._store.schemas import REGISTRY_EVENTS
 
@@ -42,6 +43,7 @@ class Events:
 
     def __init__(self, handle: DeltaTableHandle) -> None:
         self.handle = handle
+        self.log = SerialLog(handle)
 
     def record(self, rows: list[dict]) -> None:
         """Commit ``rows`` (dicts with ``event``, ``model_id``, ``name`` and any optional
@@ -57,7 +59,7 @@ class Events:
         ]
         unknown = {row["event"] for row in full} - set(EVENTS)
         assert not unknown, f"unknown registry event {unknown}"
-        self.handle.append(pa.Table.from_pylist(full, schema=REGISTRY_EVENTS.schema))
+        self.log.append(pa.Table.from_pylist(full, schema=REGISTRY_EVENTS.schema))
 
 
 def _event_id() -> str:

@@ -1,23 +1,28 @@
 """The model registry's operations, with MLflow's names and rules (SqlAlchemyStore's).
 
-State lives in Delta tables beside the runs (:mod:`.tables`); every change also appends a
-row to ``registry_events`` (:mod:`.events`). What must be unique is claimed with a
-conflict-checked MERGE (:func:`sparktrack._delta.merge.insert_missing`):
+State lives in Delta tables beside the runs (:mod:`.tables`), mirrored in memory and brought
+up to date from the Delta log at the start of every operation; every change also appends a row
+to ``registry_events`` (:mod:`.events`).
+
+Every change is decided on the current state and committed as the next version of its table,
+or decided again on the newer state when another process committed first (:meth:`_change`).
+So what must be unique stays unique across processes:
 
 * a model's name: (name, name_generation), the n-th model to take a name claims generation n;
-* a version number: (model_id, version), max + 1, claimed again with the next number when
-  another process took it first. Numbers are never reused: a deleted version keeps a
-  tombstone row.
+* a version number: (model_id, version), max + 1. Numbers are never reused: a deleted version
+  keeps a tombstone row.
+
+And no change is lost: a change overwrites a row only if it was decided on that row's newest
+state.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
-import pyarrow as pa
-
-from sparktrack._delta import merge
 from sparktrack.config import Settings
 from sparktrack.entities import ModelVersion, RegisteredModel
 from sparktrack.errors import (
@@ -39,16 +44,26 @@ from sparktrack._registry.names import (
     validate_model_name,
     validate_version,
 )
-from sparktrack._registry.tables import RegistryTables
+from sparktrack._registry.tables import RegistryTables, TableMirror
 from sparktrack._store.experiments import validated_tags
 from sparktrack._store.rows import now_millis
 from sparktrack._validation import quoted, validate_key
 
 __all__ = ["Registry"]
 
-# Attempts at claiming a version number; each lost one means another process registered a
-# version in between, so this bounds the writers racing on one model, not the retries.
-_MAX_VERSION_CLAIMS = 1000
+# Attempts at committing one change; each lost one means another process committed to the same
+# table in between, so this bounds the writers racing on one table, not the retries.
+_MAX_ATTEMPTS = 1000
+
+
+def _on_current_state(method):
+    """Run a registry operation on the current state: under the registry's lock, after
+    reading what other processes committed since the last operation."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.current_state():
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 class Registry:
@@ -67,6 +82,30 @@ class Registry:
         self.events = Events(tables.events)
         self._run_artifact_uri = run_artifact_uri
 
+    @contextmanager
+    def current_state(self) -> Iterator[RegistryTables]:
+        """The tables, up to date, under the registry's lock (reentrant)."""
+        with self.tables.lock:
+            self.tables.refresh()
+            yield self.tables
+
+    def _change(self, mirror: TableMirror, decide: Callable[[], list[dict]]) -> list[dict]:
+        """Commit the rows ``decide`` returns for ``mirror``'s table, decided on the current
+        state; decide again on the newer state whenever another process committed first.
+
+        ``decide`` raises when the change is no longer valid (the version was deleted, the
+        name was taken), and returns [] when there is nothing to change.
+        """
+        for _ in range(_MAX_ATTEMPTS):
+            rows = decide()
+            if not rows or mirror.commit(rows):
+                return rows
+            self.tables.refresh()
+        raise StoreError(
+            f"Could not commit a registry change to {mirror.handle.uri}: another process "
+            f"committed first {_MAX_ATTEMPTS} times in a row. Retry the call."
+        )
+
     # == reading ============================================================================
     def _model_row(self, name: object) -> dict:
         name = validate_model_name(name)
@@ -79,11 +118,14 @@ class Registry:
             "search_registered_models()."
         )
 
+    def _model_by_id(self, model_id: str) -> dict | None:
+        return self.tables.model_state.current.get((model_id,))
+
     def _version_row(self, model: dict, version: object) -> dict:
         number = validate_version(version)
-        for row in self.tables.version_rows([model["model_id"]]):
-            if row["version"] == number and not row["deleted"]:
-                return row
+        row = self.tables.version_state.current.get((model["model_id"], number))
+        if row is not None and not row["deleted"]:
+            return row
         raise NotFoundError(
             f"Model Version (name={model['name']}, version={number}) not found. List its "
             f"versions with search_model_versions(\"name = '{model['name']}'\")."
@@ -130,11 +172,13 @@ class Registry:
             aliases=dict(sorted(aliases.items())),
         )
 
+    @_on_current_state
     def get_registered_model(self, name: str) -> RegisteredModel:
         model = self._model_row(name)
         aliases = {r["alias"]: r["version"] for r in self.tables.alias_rows([model["model_id"]])}
         return self.model_entity(model, self._live_versions(model), aliases)
 
+    @_on_current_state
     def get_model_version(self, name: str, version: str | int) -> ModelVersion:
         model = self._model_row(name)
         row = self._version_row(model, version)
@@ -142,6 +186,7 @@ class Registry:
                          if r["version"] == row["version"])
         return self.version_entity(row, aliases)
 
+    @_on_current_state
     def get_latest_versions(self, name: str, stages: Sequence[str] | None = None
                             ) -> list[ModelVersion]:
         model = self._model_row(name)
@@ -156,10 +201,12 @@ class Registry:
         return [self.version_entity(r, aliases.get((r["model_id"], r["version"]), []))
                 for r in rows]
 
+    @_on_current_state
     def get_model_version_download_uri(self, name: str, version: str | int) -> str:
         row = self._version_row(self._model_row(name), version)
         return row["storage_location"] or row["source"]
 
+    @_on_current_state
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         model = self._model_row(name)
         if isinstance(alias, str) and alias.lower() == "latest":
@@ -190,21 +237,26 @@ class Registry:
         return sorted(rows, key=lambda r: (r["timestamp"], r["event_id"]))
 
     # == registered models ==================================================================
+    @_on_current_state
     def create_registered_model(self, name: str, tags: dict | None = None,
                                 description: str | None = None) -> RegisteredModel:
         name = validate_model_name(name)
         tags = validated_tags(dict(tags or {}), settings=self.settings)
         description = validate_description(description)
-        self._refuse_taken(name)
-        now = now_millis()
-        row = {
-            "model_id": uuid.uuid4().hex, "name": name,
-            "name_generation": self.tables.name_generations(name) + 1,
-            "creation_timestamp": now, "last_updated_timestamp": now,
-            "description": description, "user_id": current_user(), "tags": tags,
-            "deleted": False,
-        }
-        self._claim_name(row)
+        model_id = uuid.uuid4().hex
+
+        def decide() -> list[dict]:
+            self._refuse_taken(name)
+            now = now_millis()
+            return [{
+                "model_id": model_id, "name": name,
+                "name_generation": self.tables.name_generations(name) + 1,
+                "creation_timestamp": now, "last_updated_timestamp": now,
+                "description": description, "user_id": current_user(), "tags": tags,
+                "deleted": False,
+            }]
+
+        [row] = self._change(self.tables.model_state, decide)
         self.events.record([_event("CREATE_REGISTERED_MODEL", row, value=description)])
         return self.model_entity(row | {"tags": list(tags.items())}, [], {})
 
@@ -212,68 +264,85 @@ class Registry:
         if any(row["name"] == name for row in self.tables.model_rows()):
             raise AlreadyExistsError(f"Registered Model (name={name}) already exists.")
 
-    def _claim_name(self, row: dict) -> None:
-        inserted = merge.insert_missing(self.tables.models, self.tables.model_table([row]),
-                                        on=["name", "name_generation"])
-        if not inserted:  # another process took the name between our check and our claim
-            raise AlreadyExistsError(f"Registered Model (name={row['name']}) already exists.")
-
+    @_on_current_state
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
-        model = self._model_row(name)
         new_name = validate_model_name(new_name, what="new model name")
-        if new_name == model["name"]:
+        before: dict = {}
+
+        def decide() -> list[dict]:
+            model = before["model"] = self._model_row(name)
+            if new_name == model["name"]:
+                return []
+            self._refuse_taken(new_name)
+            return [model | {"name": new_name, "last_updated_timestamp": now_millis(),
+                             "name_generation": self.tables.name_generations(new_name) + 1}]
+
+        if not self._change(self.tables.model_state, decide):
             return self.get_registered_model(new_name)
-        self._refuse_taken(new_name)
-        now = now_millis()
-        renamed = model | {"name": new_name, "last_updated_timestamp": now,
-                           "name_generation": self.tables.name_generations(new_name) + 1}
-        self._claim_name(renamed)
-        versions = self.tables.version_rows([model["model_id"]])
-        if versions:
-            self.tables.write_versions([v | {"name": new_name} for v in versions])
-        aliases = self.tables.alias_rows([model["model_id"]])
-        if aliases:
-            self.tables.write_aliases([a | {"name": new_name} for a in aliases])
-        self.events.record([_event("RENAME_REGISTERED_MODEL", model, value=new_name)])
+        model_id = before["model"]["model_id"]
+        self._change(self.tables.version_state, lambda: [
+            v | {"name": new_name} for v in self.tables.version_rows([model_id])])
+        self._change(self.tables.alias_state, lambda: [
+            a | {"name": new_name} for a in self.tables.alias_rows([model_id])])
+        self.events.record([_event("RENAME_REGISTERED_MODEL", before["model"], value=new_name)])
         return self.get_registered_model(new_name)
 
+    def _update_model(self, name: str, change: Callable[[dict], dict | None]) -> dict | None:
+        """Commit ``change`` of the model's current row (None: nothing to change); the row
+        it changed."""
+        before: dict = {}
+
+        def decide() -> list[dict]:
+            model = before["model"] = self._model_row(name)
+            changed = change(model)
+            return [] if changed is None else [changed]
+
+        return before["model"] if self._change(self.tables.model_state, decide) else None
+
+    @_on_current_state
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
-        model = self._model_row(name)
         description = validate_description(description)
-        self.tables.write_models([model | {"description": description,
-                                           "last_updated_timestamp": now_millis()}])
+        model = self._update_model(name, lambda m: m | {
+            "description": description, "last_updated_timestamp": now_millis()})
         self.events.record([_event("UPDATE_REGISTERED_MODEL", model, value=description)])
         return self.get_registered_model(model["name"])
 
+    @_on_current_state
     def delete_registered_model(self, name: str) -> None:
-        """Delete the model, its versions (tombstoned) and its aliases."""
-        model = self._model_row(name)
-        now = now_millis()
-        versions = self._live_versions(model)
-        if versions:
-            self.tables.write_versions([_tombstone(v, now) for v in versions])
-        aliases = self.tables.alias_rows([model["model_id"]])
-        if aliases:
-            self.tables.write_aliases([a | {"deleted": True} for a in aliases])
-        self.tables.write_models([model | {"deleted": True, "last_updated_timestamp": now}])
+        """Delete the model, then tombstone its versions and drop its aliases (a deleted
+        model's versions and aliases are unreachable already, should the process die)."""
+        model = self._update_model(name, lambda m: m | {
+            "deleted": True, "last_updated_timestamp": now_millis()})
+        model_id = model["model_id"]
+        self._change(self.tables.version_state, lambda: [
+            _tombstone(v, now_millis()) for v in self.tables.version_rows([model_id])
+            if not v["deleted"]])
+        self._change(self.tables.alias_state, lambda: [
+            a | {"deleted": True} for a in self.tables.alias_rows([model_id])])
         self.events.record([_event("DELETE_REGISTERED_MODEL", model)])
 
+    @_on_current_state
     def set_registered_model_tag(self, name: str, key: str, value: object) -> None:
-        model = self._model_row(name)
         tag = validated_tags({key: value}, settings=self.settings)
-        tags = dict(model["tags"] or []) | tag
-        self.tables.write_models([model | {"tags": tags, "last_updated_timestamp": now_millis()}])
+        model = self._update_model(name, lambda m: m | {
+            "tags": dict(m["tags"] or []) | tag, "last_updated_timestamp": now_millis()})
         self.events.record([_event("SET_REGISTERED_MODEL_TAG", model, key=key, value=tag[key])])
 
+    @_on_current_state
     def delete_registered_model_tag(self, name: str, key: str) -> None:
-        model = self._model_row(name)
+        self._model_row(name)
         validate_key(key, kind="Tag", settings=self.settings)
-        tags = dict(model["tags"] or [])
-        if key not in tags:
-            return  # MLflow: deleting a missing tag is a no-op
-        del tags[key]
-        self.tables.write_models([model | {"tags": tags, "last_updated_timestamp": now_millis()}])
-        self.events.record([_event("DELETE_REGISTERED_MODEL_TAG", model, key=key)])
+
+        def without_key(model: dict) -> dict | None:
+            tags = dict(model["tags"] or [])
+            if key not in tags:
+                return None  # MLflow: deleting a missing tag is a no-op
+            del tags[key]
+            return model | {"tags": tags, "last_updated_timestamp": now_millis()}
+
+        model = self._update_model(name, without_key)
+        if model is not None:
+            self.events.record([_event("DELETE_REGISTERED_MODEL_TAG", model, key=key)])
 
     # == model versions =====================================================================
     def resolve_source(self, source: str, run_id: str | None) -> tuple[str, str | None]:
@@ -290,10 +359,11 @@ class Registry:
             return (f"{artifact_uri.rstrip('/')}/{path}" if path else artifact_uri), parts[0]
         return source, run_id
 
+    @_on_current_state
     def create_model_version(self, name: str, source: str, run_id: str | None = None,
                              tags: dict | None = None, run_link: str | None = None,
                              description: str | None = None) -> ModelVersion:
-        model = self._model_row(name)
+        self._model_row(name)
         if not isinstance(source, str) or not source:
             raise InvalidInputError(
                 f"Invalid model version source {quoted(source)}: give the model's location "
@@ -302,78 +372,104 @@ class Registry:
         tags = validated_tags(dict(tags or {}), settings=self.settings)
         description = validate_description(description)
         storage_location, resolved_run = self.resolve_source(source, run_id)
-        now = now_millis()
-        row = {
-            "model_id": model["model_id"], "name": model["name"],
-            "creation_timestamp": now, "last_updated_timestamp": now,
-            "description": description, "user_id": current_user(),
-            "current_stage": STAGE_NONE, "source": source,
-            "storage_location": storage_location, "run_id": resolved_run or run_id,
-            "run_link": run_link, "status": "READY", "tags": tags, "deleted": False,
-        }
-        row["version"] = self._claim_version(row)
-        self.tables.write_models([model | {"last_updated_timestamp": now}])
+
+        def decide() -> list[dict]:
+            # The next number, claimed by committing it as the next version of the table:
+            # another process that claimed it first makes this commit fail, and we take the
+            # number after theirs.
+            model = self._model_row(name)
+            now = now_millis()
+            return [{
+                "model_id": model["model_id"], "name": model["name"],
+                "version": self.tables.max_version(model["model_id"]) + 1,
+                "creation_timestamp": now, "last_updated_timestamp": now,
+                "description": description, "user_id": current_user(),
+                "current_stage": STAGE_NONE, "source": source,
+                "storage_location": storage_location, "run_id": resolved_run or run_id,
+                "run_link": run_link, "status": "READY", "tags": tags, "deleted": False,
+            }]
+
+        [row] = self._change(self.tables.version_state, decide)
+        self._touch_model(row["model_id"], row["creation_timestamp"])
         self.events.record([_event("CREATE_MODEL_VERSION", row, value=source)])
         return self.version_entity(row | {"tags": list(tags.items())}, [])
 
-    def _claim_version(self, row: dict) -> int:
-        for _ in range(_MAX_VERSION_CLAIMS):
-            version = self.tables.max_version(row["model_id"]) + 1
-            table: pa.Table = self.tables.version_table([row | {"version": version}])
-            if merge.insert_missing(self.tables.versions, table, on=["model_id", "version"]):
-                return version
-        raise StoreError(
-            f"Could not register a version of model {row['name']!r}: every number tried was "
-            f"taken by another process first ({_MAX_VERSION_CLAIMS} attempts). Retry the call."
-        )
+    def _touch_model(self, model_id: str, now: int) -> None:
+        """Set the model's last update time (as MLflow does when a version is created or
+        deleted), unless the model was deleted meanwhile."""
+        def decide() -> list[dict]:
+            model = self._model_by_id(model_id)
+            if model is None or model["deleted"] or model["last_updated_timestamp"] >= now:
+                return []
+            return [model | {"last_updated_timestamp": now}]
 
+        self._change(self.tables.model_state, decide)
+
+    def _update_version(self, name: str, version: str | int,
+                        change: Callable[[dict], dict | None]) -> dict | None:
+        """Commit ``change`` of the version's current row (None: nothing to change); the row
+        it changed."""
+        before: dict = {}
+
+        def decide() -> list[dict]:
+            row = before["row"] = self._version_row(self._model_row(name), version)
+            changed = change(row)
+            return [] if changed is None else [changed]
+
+        return before["row"] if self._change(self.tables.version_state, decide) else None
+
+    @_on_current_state
     def update_model_version(self, name: str, version: str | int,
                              description: str | None) -> ModelVersion:
-        model = self._model_row(name)
-        row = self._version_row(model, version)
         description = validate_description(description)
-        self.tables.write_versions([row | {"description": description,
-                                           "last_updated_timestamp": now_millis()}])
+        row = self._update_version(name, version, lambda r: r | {
+            "description": description, "last_updated_timestamp": now_millis()})
         self.events.record([_event("UPDATE_MODEL_VERSION", row, value=description)])
-        return self.get_model_version(model["name"], row["version"])
+        return self.get_model_version(row["name"], row["version"])
 
+    @_on_current_state
     def delete_model_version(self, name: str, version: str | int) -> None:
-        """Tombstone the version (its number is never given again) and drop its aliases."""
+        """Drop the version's aliases, then tombstone it (its number is never given again)."""
         model = self._model_row(name)
-        row = self._version_row(model, version)
+        number = self._version_row(model, version)["version"]
+        dropped = self._change(self.tables.alias_state, lambda: [
+            a | {"deleted": True} for a in self.tables.alias_rows([model["model_id"]])
+            if a["version"] == number])
         now = now_millis()
-        dropped = [a for a in self.tables.alias_rows([model["model_id"]])
-                   if a["version"] == row["version"]]
-        if dropped:
-            self.tables.write_aliases([a | {"deleted": True} for a in dropped])
-        self.tables.write_versions([_tombstone(row, now)])
-        self.tables.write_models([model | {"last_updated_timestamp": now}])
+        row = self._update_version(name, number, lambda r: _tombstone(r, now))
+        self._touch_model(model["model_id"], now)
         self.events.record(
             [_event("DELETE_ALIAS", row, alias=a["alias"]) for a in dropped]
             + [_event("DELETE_MODEL_VERSION", row, previous_stage=row["current_stage"])]
         )
 
+    @_on_current_state
     def set_model_version_tag(self, name: str, version: str | int, key: str,
                               value: object) -> None:
-        model = self._model_row(name)
-        row = self._version_row(model, version)
+        self._version_row(self._model_row(name), version)
         tag = validated_tags({key: value}, settings=self.settings)
-        tags = dict(row["tags"] or []) | tag
-        self.tables.write_versions([row | {"tags": tags, "last_updated_timestamp": now_millis()}])
+        row = self._update_version(name, version, lambda r: r | {
+            "tags": dict(r["tags"] or []) | tag, "last_updated_timestamp": now_millis()})
         self.events.record([_event("SET_MODEL_VERSION_TAG", row, key=key, value=tag[key])])
 
+    @_on_current_state
     def delete_model_version_tag(self, name: str, version: str | int, key: str) -> None:
-        model = self._model_row(name)
-        row = self._version_row(model, version)
+        self._version_row(self._model_row(name), version)
         validate_key(key, kind="Tag", settings=self.settings)
-        tags = dict(row["tags"] or [])
-        if key not in tags:
-            return
-        del tags[key]
-        self.tables.write_versions([row | {"tags": tags, "last_updated_timestamp": now_millis()}])
-        self.events.record([_event("DELETE_MODEL_VERSION_TAG", row, key=key)])
+
+        def without_key(row: dict) -> dict | None:
+            tags = dict(row["tags"] or [])
+            if key not in tags:
+                return None
+            del tags[key]
+            return row | {"tags": tags, "last_updated_timestamp": now_millis()}
+
+        row = self._update_version(name, version, without_key)
+        if row is not None:
+            self.events.record([_event("DELETE_MODEL_VERSION_TAG", row, key=key)])
 
     # == stages =============================================================================
+    @_on_current_state
     def transition_model_version_stage(self, name: str, version: str | int, stage: str,
                                        archive_existing_versions: bool = False) -> ModelVersion:
         """Move a version to ``stage``; with ``archive_existing_versions`` (Staging and
@@ -390,52 +486,67 @@ class Registry:
                 f"{stage!r} is not an Active stage. Valid stages are {list(ACTIVE_STAGES)}; "
                 "pass archive_existing_versions=False."
             )
-        model = self._model_row(name)
-        row = self._version_row(model, version)
-        now = now_millis()
-        archived = [
-            v for v in self._live_versions(model)
-            if archive_existing_versions and v["version"] != row["version"]
-            and v["current_stage"] == stage
-        ]
-        changed = [row | {"current_stage": stage, "last_updated_timestamp": now}] + [
-            v | {"current_stage": "Archived", "last_updated_timestamp": now} for v in archived
-        ]
-        self.tables.write_versions(changed)
-        self.tables.write_models([model | {"last_updated_timestamp": now}])
+        before: list[dict] = []
+
+        def decide() -> list[dict]:
+            model = self._model_row(name)
+            row = self._version_row(model, version)
+            archived = [
+                v for v in self._live_versions(model)
+                if archive_existing_versions and v["version"] != row["version"]
+                and v["current_stage"] == stage
+            ]
+            before[:] = [row, *archived]
+            now = now_millis()
+            return [row | {"current_stage": stage, "last_updated_timestamp": now}] + [
+                v | {"current_stage": "Archived", "last_updated_timestamp": now}
+                for v in archived
+            ]
+
+        changed = self._change(self.tables.version_state, decide)
         self.events.record([
             _event("TRANSITION_STAGE", old, stage=new["current_stage"],
                    previous_stage=old["current_stage"])
-            for old, new in zip([row, *archived], changed, strict=True)
+            for old, new in zip(before, changed, strict=True)
         ])
-        return self.get_model_version(model["name"], row["version"])
+        return self.get_model_version(changed[0]["name"], changed[0]["version"])
 
     # == aliases ============================================================================
+    @_on_current_state
     def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None:
         alias = validate_alias(alias)
-        model = self._model_row(name)
-        row = self._version_row(model, version)
-        previous = next((a["version"] for a in self.tables.alias_rows([model["model_id"]])
-                         if a["alias"] == alias), None)
-        if previous == row["version"]:
-            return
-        self.tables.write_aliases([{"model_id": model["model_id"], "name": model["name"],
-                                    "alias": alias, "version": row["version"],
-                                    "deleted": False}])
-        self.tables.write_models([model | {"last_updated_timestamp": now_millis()}])
-        self.events.record([_event("SET_ALIAS" if previous is None else "MOVE_ALIAS", row,
-                                   alias=alias, previous_version=previous)])
+        moved: dict = {}
 
+        def decide() -> list[dict]:
+            model = self._model_row(name)
+            row = moved["row"] = self._version_row(model, version)
+            current = self.tables.alias_state.current.get((model["model_id"], alias))
+            previous = moved["previous"] = (
+                None if current is None or current["deleted"] else current["version"])
+            if previous == row["version"]:
+                return []
+            return [{"model_id": model["model_id"], "name": model["name"], "alias": alias,
+                     "version": row["version"], "deleted": False}]
+
+        if self._change(self.tables.alias_state, decide):
+            previous = moved["previous"]
+            self.events.record([_event("SET_ALIAS" if previous is None else "MOVE_ALIAS",
+                                       moved["row"], alias=alias, previous_version=previous)])
+
+    @_on_current_state
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         alias = validate_alias(alias)
-        model = self._model_row(name)
-        current = next((a for a in self.tables.alias_rows([model["model_id"]])
-                        if a["alias"] == alias), None)
-        if current is None:
-            return  # MLflow: deleting a missing alias is a no-op
-        self.tables.write_aliases([current | {"deleted": True}])
-        self.tables.write_models([model | {"last_updated_timestamp": now_millis()}])
-        self.events.record([_event("DELETE_ALIAS", current, alias=alias)])
+
+        def decide() -> list[dict]:
+            model = self._model_row(name)
+            current = self.tables.alias_state.current.get((model["model_id"], alias))
+            if current is None or current["deleted"]:
+                return []  # MLflow: deleting a missing alias is a no-op
+            return [current | {"deleted": True}]
+
+        dropped = self._change(self.tables.alias_state, decide)
+        if dropped:
+            self.events.record([_event("DELETE_ALIAS", dropped[0], alias=alias)])
 
 
 def _latest_per_stage(versions: list[dict], stages: Sequence[str]) -> list[dict]:

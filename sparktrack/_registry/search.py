@@ -144,10 +144,11 @@ def search_models(registry: Registry, *, filter_string: str | None, max_results:
     check_max_results(max_results, MODELS_LIMIT)
     order = parse_order_by(_order_list(order_by), entity="registered_model")
     parse_filter(filter_string, entity="registered_model")  # refuse a bad filter before reading
-    rows = registry.tables.model_rows()
-    ids = [r["model_id"] for r in rows]
-    versions = registry.tables.version_rows(ids)
-    aliases = registry.tables.alias_rows(ids)
+    with registry.current_state() as tables:
+        rows = tables.model_rows()
+        ids = [r["model_id"] for r in rows]
+        versions = tables.version_rows(ids)
+        aliases = tables.alias_rows(ids)
     models = [
         registry.model_entity(
             row, [v for v in versions if v["model_id"] == row["model_id"] and not v["deleted"]],
@@ -177,10 +178,12 @@ def search_versions(registry: Registry, *, filter_string: str | None, max_result
     check_max_results(max_results, VERSIONS_LIMIT)
     order = parse_order_by(_order_list(order_by), entity="model_version")
     parse_filter(filter_string, entity="model_version")
-    live = {r["model_id"] for r in registry.tables.model_rows()}
-    rows = [r for r in registry.tables.version_rows(sorted(live)) if not r["deleted"]]
+    with registry.current_state() as tables:
+        live = {r["model_id"] for r in tables.model_rows()}
+        rows = [r for r in tables.version_rows(sorted(live)) if not r["deleted"]]
+        aliases = tables.alias_rows(sorted(live))
     by_version: dict[tuple[str, int], list[str]] = {}
-    for alias in sorted(registry.tables.alias_rows(sorted(live)), key=lambda a: a["alias"]):
+    for alias in sorted(aliases, key=lambda a: a["alias"]):
         by_version.setdefault((alias["model_id"], alias["version"]), []).append(alias["alias"])
     versions = [registry.version_entity(r, by_version.get((r["model_id"], r["version"]), []))
                 for r in rows]

@@ -1,21 +1,23 @@
-"""The registry's state tables: read the current rows, write new versions of rows.
+"""The registry's state tables: their current rows, kept in memory, and serial commits.
 
 Rows are never changed in place: every change appends a row whose ``updated_at`` is newer,
-and the current state is resolved by the rules of :mod:`sparktrack._store.current_rules`.
+and the current state is the newest row of each key (:mod:`sparktrack._store.current_rules`).
+Each table is mirrored in memory as that current state (:class:`TableMirror`) and brought up
+to date from the Delta log before each operation: reading the few commits since the last look,
+not the table. Changes are serial commits (:mod:`sparktrack._delta.serial`): a change decided
+on version N of a table lands as version N + 1 or not at all, so no two processes can both
+claim a version number or both overwrite the same row from the same state.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterable, Sequence
+
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as pds
 
 from sparktrack._delta import DeltaTableHandle
-from sparktrack._store.current_rules import (
-    current_model_aliases,
-    current_model_versions,
-    current_registered_models,
-)
+from sparktrack._delta.serial import SerialLog
 from sparktrack._store.rows import next_version
 from sparktrack._store.schemas import (
     MODEL_ALIASES,
@@ -25,18 +27,88 @@ from sparktrack._store.schemas import (
     TableSpec,
 )
 
-__all__ = ["RegistryTables"]
+__all__ = ["RegistryTables", "TableMirror"]
 
 
 def _rows(spec: TableSpec, rows: list[dict]) -> pa.Table:
-    for row in rows:
-        if isinstance(row.get("tags"), dict):
-            row["tags"] = list(row["tags"].items())
+    rows = [{**row, "tags": list(row["tags"].items())} if isinstance(row.get("tags"), dict)
+            else row for row in rows]
     return pa.Table.from_pylist(rows, schema=spec.schema)
 
 
+class TableMirror:
+    """The current row of each key of one table, in step with the table's Delta log.
+
+    ``on_row`` sees every row ever read or committed (the current ones and the replaced
+    ones), for facts that outlive a row, such as the generations a model name has had.
+    """
+
+    def __init__(self, handle: DeltaTableHandle, keys: Sequence[str], *,
+                 on_row: Callable[[dict], None] | None = None) -> None:
+        self.handle = handle
+        self.log = SerialLog(handle)
+        self.keys = tuple(keys)
+        self.version: int | None = None  # None: not read yet
+        self.current: dict[tuple, dict] = {}
+        self._on_row = on_row
+
+    def refresh(self) -> None:
+        """Apply the commits made since the last look (by any process)."""
+        tail = None if self.version is None else self.log.since(self.version)
+        if tail is None:
+            version, rows = self.log.load()
+            self.current = {}
+            self._fold(rows.to_pylist())
+        else:
+            version = tail.version
+            if tail.rows.num_rows:
+                self._fold(tail.rows.to_pylist())
+        self.version = version
+
+    def commit(self, rows: list[dict], *, metadata: dict[str, str] | None = None) -> bool:
+        """Commit ``rows`` as the next version after the one last read; False if another
+        process committed first (refresh, decide again, commit again).
+
+        Each row's ``updated_at`` is stamped newer than the row it replaces, whatever the
+        clocks of the processes that wrote them say: the newest row is the last committed.
+        """
+        stamped = []
+        for row in rows:
+            replaced = self.current.get(self._key(row))
+            floor = replaced["updated_at"] + 1 if replaced else 0
+            stamped.append({**row, "updated_at": max(next_version(), floor)})
+        table = _rows(self.handle.spec, stamped)
+        if not self.log.commit_next(-1 if self.version is None else self.version, table,
+                                    metadata=metadata):
+            return False
+        self.version += 1
+        self._fold(table.to_pylist())
+        return True
+
+    def rows(self, where: Callable[[dict], bool] | None = None) -> list[dict]:
+        return [row for row in self.current.values() if where is None or where(row)]
+
+    def _key(self, row: dict) -> tuple:
+        return tuple(row[key] for key in self.keys)
+
+    def _fold(self, rows: Iterable[dict]) -> None:
+        # Newest updated_at wins; a tie goes to the row read later (applying a commit twice,
+        # as a reload racing a commit can, changes nothing).
+        for row in rows:
+            key = self._key(row)
+            held = self.current.get(key)
+            if held is None or row["updated_at"] >= held["updated_at"]:
+                self.current[key] = row
+            if self._on_row is not None:
+                self._on_row(row)
+
+
 class RegistryTables:
-    """The four registry tables of one store root."""
+    """The four registry tables of one store root, the three state tables mirrored.
+
+    Callers hold :attr:`lock` around an operation: the mirrors are shared by every client of
+    the store in the process.
+    """
 
     def __init__(self, root: str, *, storage_options: dict[str, str] | None,
                  commit_retries: int) -> None:
@@ -48,69 +120,48 @@ class RegistryTables:
         self.versions = handle(MODEL_VERSIONS)
         self.aliases = handle(MODEL_ALIASES)
         self.events = handle(REGISTRY_EVENTS)
+        self._generations: dict[str, int] = {}
+        self.model_state = TableMirror(self.models, ["model_id"], on_row=self._saw_model)
+        self.version_state = TableMirror(self.versions, ["model_id", "version"])
+        self.alias_state = TableMirror(self.aliases, ["model_id", "alias"])
+        self.lock = threading.RLock()
 
-    # -- reading ---------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Bring the three state mirrors up to date."""
+        for mirror in (self.model_state, self.version_state, self.alias_state):
+            mirror.refresh()
+
+    def _saw_model(self, row: dict) -> None:
+        name = row["name"]
+        self._generations[name] = max(self._generations.get(name, 0), row["name_generation"])
+
+    # -- reading (of the state last refreshed) --------------------------------------------
     def model_rows(self, *, include_deleted: bool = False) -> list[dict]:
         """The current row of every registered model (live ones unless ``include_deleted``)."""
-        current = current_registered_models(self.models.read())
-        if not include_deleted:
-            current = current.filter(pc.invert(current.column("deleted")))
-        return current.to_pylist()
+        return self.model_state.rows(None if include_deleted else lambda r: not r["deleted"])
 
     def name_generations(self, name: str) -> int:
         """How many models have ever taken ``name`` (the generation the next one claims - 1)."""
-        rows = self.models.read(where=pds.field("name") == name, columns=["name_generation"])
-        if rows.num_rows == 0:
-            return 0
-        return int(pc.max(rows.column("name_generation")).as_py())
+        return self._generations.get(name, 0)
 
     def version_rows(self, model_ids: list[str] | None = None) -> list[dict]:
         """The current row of every version (tombstones included) of the given models (all
         when None), by model then version."""
-        if model_ids is not None and not model_ids:
-            return []
-        where = None if model_ids is None else _among(model_ids)
-        current = current_model_versions(self.versions.read(where=where))
-        current = current.sort_by([("model_id", "ascending"), ("version", "ascending")])
-        return current.to_pylist()
+        wanted = None if model_ids is None else set(model_ids)
+        rows = self.version_state.rows(
+            None if wanted is None else lambda r: r["model_id"] in wanted)
+        return sorted(rows, key=lambda r: (r["model_id"], r["version"]))
 
     def max_version(self, model_id: str) -> int:
-        rows = self.versions.read(where=pds.field("model_id") == model_id, columns=["version"])
-        if rows.num_rows == 0:
-            return 0
-        return int(pc.max(rows.column("version")).as_py())
+        return max((r["version"] for r in self.version_state.rows(
+            lambda r: r["model_id"] == model_id)), default=0)
 
     def alias_rows(self, model_ids: list[str] | None = None) -> list[dict]:
         """The live aliases of the given models (all when None)."""
-        if model_ids is not None and not model_ids:
-            return []
-        where = None if model_ids is None else _among(model_ids)
-        return current_model_aliases(self.aliases.read(where=where)).to_pylist()
-
-    # -- writing -----------------------------------------------------------------------------
-    def write_models(self, rows: list[dict]) -> None:
-        self.models.append(_rows(REGISTERED_MODELS, [_stamped(row) for row in rows]))
-
-    def write_versions(self, rows: list[dict]) -> None:
-        self.versions.append(_rows(MODEL_VERSIONS, [_stamped(row) for row in rows]))
-
-    def write_aliases(self, rows: list[dict]) -> None:
-        self.aliases.append(_rows(MODEL_ALIASES, [_stamped(row) for row in rows]))
-
-    def model_table(self, rows: list[dict]) -> pa.Table:
-        return _rows(REGISTERED_MODELS, [_stamped(row) for row in rows])
-
-    def version_table(self, rows: list[dict]) -> pa.Table:
-        return _rows(MODEL_VERSIONS, [_stamped(row) for row in rows])
+        wanted = None if model_ids is None else set(model_ids)
+        return self.alias_state.rows(
+            lambda r: not r["deleted"] and (wanted is None or r["model_id"] in wanted))
 
     def release(self) -> None:
         for handle in (self.models, self.versions, self.aliases, self.events):
             handle.release()
-
-
-def _among(model_ids: list[str]) -> pds.Expression:
-    return pds.field("model_id").isin(pa.array(model_ids, pa.string()))
-
-
-def _stamped(row: dict) -> dict:
-    return {**row, "updated_at": next_version()}

@@ -1,0 +1,293 @@
+"""Serial commits: commit as version N + 1 of a table read at version N, or not at all.
+
+Delta's own writers rebase an append onto whatever was committed in the meantime. That is right
+for rows that never conflict, and wrong for a change that was only valid against the state it
+was decided on ("version 4 of model m is mine", "stage Production replaces Staging"). A serial
+commit succeeds only as the version right after the one its caller read; when another writer
+got there first it says so, and the caller reads the new commits (:meth:`SerialLog.since`) and
+decides again. Every change of such a table is then ordered as if one writer made them all.
+
+On a local folder the log entry is written aside and hard-linked into place, which is atomic and
+fails if the entry exists (what deltalake itself does there): a commit costs well under a
+millisecond instead of deltalake's ~10 ms. Elsewhere (object stores) deltalake commits it, with
+no retry, so that a lost race is reported rather than rebased.
+
+Used for the model registry's small, unpartitioned tables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import CommitProperties
+from deltalake.exceptions import CommitFailedError
+from deltalake.transaction import AddAction
+
+from sparktrack._delta import ops
+from sparktrack._delta.errors import store_error, translated
+from sparktrack._delta.paths import filesystem, in_base, is_local, local_path
+from sparktrack.errors import StoreError
+
+if TYPE_CHECKING:
+    from sparktrack._delta.table import DeltaTableHandle
+
+__all__ = ["SerialLog", "Tail"]
+
+# deltalake checkpoints every 100 commits after its own writes; serial commits keep that pace so
+# that opening a table never replays more than 100 JSON entries.
+_CHECKPOINT_INTERVAL = 100
+# Log entries are cleaned up once older than the log retention (30 days unless a table says
+# otherwise). If the entry after the version a reader knows is missing and the reader looked
+# at the log less than this long ago, that entry was never written (it would be younger than
+# the look), so the cleanup need not be checked.
+_CLEANUP_AGE = 3600.0
+# Versions an append tries before giving up: each lost one is another writer's commit.
+_MAX_APPENDS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """The rows committed after a version: ``rows`` added by ``version_from + 1 .. version``."""
+
+    version: int
+    rows: pa.Table
+
+
+class SerialLog:
+    """Serial commits to, and incremental reads of, one unpartitioned table."""
+
+    def __init__(self, handle: DeltaTableHandle, *, fast_local_path: bool = True) -> None:
+        """``fast_local_path=False`` commits through deltalake on local tables too, as on
+        object stores."""
+        if handle.spec.partition_by:
+            raise ValueError(f"serial commits need an unpartitioned table, not {handle.uri}")
+        self.handle = handle
+        self.schema = handle.spec.schema
+        self._local = (local_path(handle.uri)
+                       if fast_local_path and is_local(handle.uri) else None)
+        self._next_free = 0  # a guess at the next version :meth:`append` can take
+        self._empty = self.schema.empty_table()
+        self._looked_at = -float("inf")  # when :meth:`since` last read the log
+
+    # -- reading ---------------------------------------------------------------------------
+    def load(self) -> tuple[int, pa.Table]:
+        """The newest version (-1 if the table does not exist yet) and all its rows."""
+        return self.handle.read_versioned()
+
+    def since(self, version: int) -> Tail | None:
+        """The rows committed after ``version``, or None when they cannot be told from the log
+        alone (rows were removed or rewritten, the schema changed, or the log entries were
+        cleaned up): the caller then loads the table again."""
+        if version < 0:
+            return None
+        tables, newest = [], version
+        while True:
+            actions = self._entry(newest + 1)
+            if actions is None:
+                break
+            added = []
+            for action in actions:
+                if "metaData" in action or "protocol" in action:
+                    return None
+                change = action.get("add") or action.get("remove")
+                if change is None or not change.get("dataChange", True):
+                    continue  # commit info, or compaction re-adding the same rows
+                if "remove" in action:
+                    return None
+                added.append(unquote(change["path"]))
+            try:
+                tables.extend(self._read(path) for path in added)
+            except FileNotFoundError:
+                return None  # compacted and vacuumed since: the table holds the rows now
+            newest += 1
+        now = time.monotonic()
+        if newest == version and now - self._looked_at > _CLEANUP_AGE and \
+                self._cleaned_up_past(version):
+            return None
+        self._looked_at = now
+        return Tail(newest, pa.concat_tables(tables) if tables else self._empty)
+
+    def _entry(self, number: int) -> list[dict] | None:
+        """The actions of log entry ``number``, None if there is none (yet)."""
+        name = f"_delta_log/{number:020d}.json"
+        try:
+            if self._local is not None:
+                with open(os.path.join(self._local, name), "rb") as entry:
+                    text = entry.read()
+            else:
+                fs, base = filesystem(self.handle.uri, self.handle.storage_options)
+                with fs.open_input_stream(in_base(base, name)) as entry:
+                    text = entry.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise store_error("reading the Delta log of", self.handle.uri, exc) from exc
+        try:
+            return [json.loads(line) for line in text.decode("utf-8").splitlines() if line.strip()]
+        except ValueError as exc:
+            raise StoreError(
+                f"broken Delta log of {self.handle.uri}: commit {number} is not valid JSON "
+                f"({exc}). Restore the table's _delta_log folder from a backup."
+            ) from exc
+
+    def _cleaned_up_past(self, version: int) -> bool:
+        """Whether the log was checkpointed past ``version`` (its entries may be gone)."""
+        try:
+            pointer = self._entry_text("_delta_log/_last_checkpoint")
+        except FileNotFoundError:
+            return False
+        try:
+            return int(json.loads(pointer)["version"]) > version
+        except (ValueError, KeyError, TypeError):
+            return True  # unreadable: load the table instead of trusting the tail
+
+    def _entry_text(self, name: str) -> bytes:
+        if self._local is not None:
+            with open(os.path.join(self._local, name), "rb") as entry:
+                return entry.read()
+        fs, base = filesystem(self.handle.uri, self.handle.storage_options)
+        with fs.open_input_stream(in_base(base, name)) as entry:
+            return entry.read()
+
+    def _read(self, path: str) -> pa.Table:
+        """The rows of one data file; FileNotFoundError if it is gone."""
+        if self._local is not None:
+            where, fs = os.path.join(self._local, path), None
+            if not os.path.exists(where):
+                raise FileNotFoundError(where)
+        else:
+            fs, base = filesystem(self.handle.uri, self.handle.storage_options)
+            where = in_base(base, path)
+        with translated("reading a data file of", self.handle.uri):
+            rows = pq.read_table(where, filesystem=fs)
+        return rows.select(self.schema.names).cast(self.schema)
+
+    # -- writing ---------------------------------------------------------------------------
+    def commit_next(self, version: int, rows: pa.Table, *,
+                    metadata: dict[str, str] | None = None) -> bool:
+        """Commit ``rows`` as version ``version + 1``; False if that version exists already.
+
+        ``version`` is the one the caller's decision was based on (-1: the table did not exist;
+        it is created first, and the caller must read it again).
+        """
+        if not rows.schema.equals(self.schema):
+            rows = rows.select(self.schema.names).cast(self.schema)
+        if version < 0:
+            self.handle.ensure_created()
+            return False
+        if self._local is not None:
+            committed = self._commit_local(version + 1, rows, metadata or {})
+        else:
+            committed = self._commit_with_deltalake(version, rows, metadata or {})
+        if committed and (version + 1) % _CHECKPOINT_INTERVAL == 0:
+            self._checkpoint()
+        return committed
+
+    def append(self, rows: pa.Table, *, metadata: dict[str, str] | None = None) -> int:
+        """Commit ``rows`` at the next free version, whatever it is (rows that conflict with
+        nothing, such as history); the version committed."""
+        version = self._next_free - 1
+        for _ in range(_MAX_APPENDS):
+            if self.commit_next(version, rows, metadata=metadata):
+                self._next_free = version + 2
+                return version + 1
+            version = self._newest_from(version)
+        raise StoreError(
+            f"could not append to {self.handle.uri}: other writers committed first "
+            f"{_MAX_APPENDS} times in a row. Retry the call."
+        )
+
+    def _newest_from(self, version: int) -> int:
+        """The newest version, looking forward from ``version`` (known to exist, or -1)."""
+        if self._local is None or version < 0:
+            newest = self.handle.version()
+            return -1 if newest is None else newest
+        while os.path.exists(os.path.join(self._local, f"_delta_log/{version + 1:020d}.json")):
+            version += 1
+        return version
+
+    def _commit_local(self, number: int, rows: pa.Table, metadata: dict[str, str]) -> bool:
+        name = f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+        data = os.path.join(self._local, name)
+        log_folder = os.path.join(self._local, "_delta_log")
+        aside = os.path.join(log_folder, f"_commit_{uuid.uuid4()}.json.tmp")
+        try:
+            _write_small_parquet(rows, data)
+            with open(aside, "w", encoding="utf-8") as out:
+                out.write(_log_entry(name, os.path.getsize(data), rows, metadata))
+            try:
+                # Atomic, and fails if the entry exists: the race for this version is lost.
+                os.link(aside, os.path.join(log_folder, f"{number:020d}.json"))
+            except FileExistsError:
+                os.remove(data)
+                return False
+            finally:
+                os.remove(aside)
+        except OSError as exc:
+            raise store_error(f"committing {rows.num_rows} row(s) to", self.handle.uri,
+                              exc) from exc
+        return True
+
+    def _commit_with_deltalake(self, version: int, rows: pa.Table,
+                               metadata: dict[str, str]) -> bool:
+        table = self.handle.snapshot(version=version)
+        fs, base = filesystem(self.handle.uri, self.handle.storage_options)
+        name = f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+        with translated(f"committing {rows.num_rows} row(s) to", self.handle.uri):
+            with fs.open_output_stream(in_base(base, name)) as sink:
+                _write_small_parquet(rows, sink)
+            size = fs.get_file_info(in_base(base, name)).size
+            add = AddAction(name, size, {}, int(time.time() * 1000), True, _stats(rows))
+            try:
+                table.create_write_transaction(
+                    [add], mode="append", schema=self.schema,
+                    commit_properties=CommitProperties(max_commit_retries=0,
+                                                       custom_metadata=metadata),
+                )
+            except CommitFailedError:
+                fs.delete_file(in_base(base, name))
+                return False
+        return True
+
+    def _checkpoint(self) -> None:
+        # A checkpoint only speeds up opening the table: failing to write one loses nothing,
+        # and maintenance writes one later.
+        try:
+            ops.checkpoint(self.handle)
+        except StoreError:
+            pass
+
+
+def _log_entry(name: str, size: int, rows: pa.Table, metadata: dict[str, str]) -> str:
+    """The Delta log entry that adds the data file ``name``: commit info, then the add action."""
+    now = int(time.time() * 1000)
+    actions = (
+        {"commitInfo": {"timestamp": now, "operation": "WRITE",
+                        "operationParameters": {"mode": "Append"},
+                        "clientVersion": "sparktrack-serial", **metadata}},
+        {"add": {"path": quote(name), "partitionValues": {}, "size": size,
+                 "modificationTime": now, "dataChange": True, "stats": _stats(rows)}},
+    )
+    return "".join(json.dumps(action) + "\n" for action in actions)
+
+
+def _write_small_parquet(rows: pa.Table, where) -> None:
+    # A serial commit holds a row or a few: compression, dictionaries and column statistics
+    # would cost more than the rest of the commit (1.2 ms against 0.4 ms here) and save a few
+    # hundred bytes; compaction rewrites the files compressed.
+    pq.write_table(rows, where, compression="none", use_dictionary=False,
+                   write_statistics=False)
+
+
+def _stats(rows: pa.Table) -> str:
+    # Only the row count: min/max statistics serve file pruning, which tables of a few
+    # thousand rows do not need.
+    return json.dumps({"numRecords": rows.num_rows})

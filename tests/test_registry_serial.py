@@ -1,0 +1,187 @@
+"""The registry's serial commits: a change decided on version N of a table lands as N + 1 or
+not at all, so two writers can neither take one version number nor overwrite each other's
+changes, and every process's in-memory mirror follows what the others commit.
+
+Two ``Registry`` objects on one store stand for two processes where the interleaving must be
+exact (each has its own mirror of the tables; they share only the files); real processes where
+the race must be real.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from sparktrack import TrackingClient
+from sparktrack._delta import DeltaTableHandle, ops
+from sparktrack._delta.serial import SerialLog
+from sparktrack._registry import Registry
+from sparktrack._registry.tables import RegistryTables
+from sparktrack._store import open_store
+from sparktrack._store.schemas import REGISTRY_EVENTS, TableSpec
+from sparktrack.errors import AlreadyExistsError, NotFoundError
+from sparktrack.maintenance import Maintenance
+
+PROCESSES = 8
+
+SPEC = TableSpec(
+    name="serial_test",
+    schema=pa.schema([("key", pa.string(), False), ("value", pa.int64(), True)]),
+    partition_by=(),
+    description="a table for serial commit tests",
+)
+
+
+def _rows(*pairs: tuple[str, int]) -> pa.Table:
+    return pa.Table.from_pylist([{"key": k, "value": v} for k, v in pairs], schema=SPEC.schema)
+
+
+def _second_registry(store_uri: str) -> Registry:
+    """A registry with mirrors of its own, as another process would have."""
+    store = open_store(store_uri)
+    tables = RegistryTables(store.root, storage_options=store.storage_options,
+                            commit_retries=store.settings.commit_retries)
+    return Registry(tables, store.settings, lambda run_id: store.get_run_info(run_id).artifact_uri)
+
+
+@pytest.mark.parametrize("fast_local_path", [True, False], ids=["link", "deltalake"])
+def test_a_commit_decided_on_a_stale_version_is_refused_and_the_winner_kept(
+        tmp_path, fast_local_path):
+    """Both commit paths (the local link and deltalake's, used on object stores) refuse the
+    second of two commits decided on the same version, and the rows since a version are
+    exactly what was committed after it."""
+    handle = DeltaTableHandle(str(tmp_path), SPEC)
+    log = SerialLog(handle, fast_local_path=fast_local_path)
+    assert log.load()[0] == -1
+    assert not log.commit_next(-1, _rows(("created", 0)))  # creates the table, then re-read
+    version, rows = log.load()
+    assert (version, rows.num_rows) == (0, 0)
+    assert log.commit_next(version, _rows(("a", 1)))
+    assert not log.commit_next(version, _rows(("b", 2)))  # decided on 0, but 1 exists now
+    tail = log.since(version)
+    assert tail.version == 1 and tail.rows.to_pylist() == [{"key": "a", "value": 1}]
+    assert log.commit_next(tail.version, _rows(("b", 2), ("c", 3)))
+    assert DeltaTable(handle.uri).to_pyarrow_table().sort_by("key").to_pylist() == [
+        {"key": "a", "value": 1}, {"key": "b", "value": 2}, {"key": "c", "value": 3}]
+    assert log.since(2).rows.num_rows == 0
+    # Nothing of the refused commit is left behind: only the two committed data files.
+    data_files = [name for name in os.listdir(handle.uri) if name.endswith(".parquet")]
+    assert len(data_files) == 2
+
+
+def test_a_compaction_is_not_a_change_but_a_removal_makes_readers_reload(tmp_path):
+    handle = DeltaTableHandle(str(tmp_path), SPEC)
+    log = SerialLog(handle)
+    handle.ensure_created()
+    for number in range(3):
+        assert log.commit_next(number, _rows((f"k{number}", number)))
+    ops.compact(handle)
+    tail = log.since(3)
+    assert tail is not None and tail.rows.num_rows == 0  # same rows, fewer files
+    DeltaTable(handle.uri).delete("key = 'k0'")
+    assert log.since(tail.version) is None  # rows removed: only a full read can tell
+
+
+def test_every_hundredth_serial_commit_writes_a_checkpoint(tmp_path):
+    handle = DeltaTableHandle(str(tmp_path), REGISTRY_EVENTS)
+    log = SerialLog(handle)
+    row = {column: None for column in REGISTRY_EVENTS.schema.names} | {
+        "event_id": "e", "timestamp": 1, "event": "SET_ALIAS", "model_id": "m", "name": "n"}
+    for _ in range(105):
+        log.append(pa.Table.from_pylist([row], schema=REGISTRY_EVENTS.schema))
+    entries = os.listdir(os.path.join(handle.uri, "_delta_log"))
+    assert f"{100:020d}.checkpoint.parquet" in entries
+    assert DeltaTable(handle.uri).to_pyarrow_table().num_rows == 105
+
+
+def test_two_writers_on_one_state_take_distinct_version_numbers(store_uri):
+    """The design's reason: both writers see max version 0 and decide on 1. A blind append
+    would keep both; the serial commit refuses the second, which decides again and takes 2."""
+    mine = TrackingClient(store_uri)._registry
+    mine.create_registered_model("m")
+    theirs = _second_registry(store_uri)
+    with theirs.current_state():
+        pass  # their mirror now holds the model and no version
+    assert mine.create_model_version("m", "/mine").version == 1
+    assert theirs.create_model_version("m", "/theirs").version == 2
+    assert [mine.get_model_version("m", v).source for v in (1, 2)] == ["/mine", "/theirs"]
+
+
+def test_a_change_decided_on_an_old_row_never_undoes_a_newer_one(store_uri):
+    """Each change rewrites the whole row; it is decided again on the newest row when another
+    writer changed it first, so no tag, description or stage is lost."""
+    mine = TrackingClient(store_uri)._registry
+    mine.create_registered_model("m", tags={"team": "a"})
+    mine.create_model_version("m", "/x")
+    theirs = _second_registry(store_uri)
+    with theirs.current_state():
+        pass
+    mine.set_registered_model_tag("m", "owner", "ana")
+    mine.transition_model_version_stage("m", 1, "Staging")
+    theirs.update_registered_model("m", "churn model")
+    theirs.set_model_version_tag("m", 1, "validated", "yes")
+    model = mine.get_registered_model("m")
+    assert (model.tags, model.description) == ({"team": "a", "owner": "ana"}, "churn model")
+    version = mine.get_model_version("m", 1)
+    assert (version.current_stage, version.tags) == ("Staging", {"validated": "yes"})
+
+
+def test_a_change_that_is_no_longer_valid_on_the_newer_state_is_refused(store_uri):
+    mine = TrackingClient(store_uri)._registry
+    mine.create_registered_model("m")
+    mine.create_model_version("m", "/x")
+    theirs = _second_registry(store_uri)
+    with theirs.current_state():
+        pass
+    mine.delete_model_version("m", 1)
+    with pytest.raises(NotFoundError, match="version=1"):
+        theirs.set_registered_model_alias("m", "champion", 1)
+    mine.rename_registered_model("m", "m2")
+    with pytest.raises(AlreadyExistsError):
+        theirs.create_registered_model("m2")
+    assert mine.get_registered_model("m2").aliases == {}
+
+
+def test_a_reader_follows_compaction_checkpoints_and_vacuum_of_the_registry(store_uri):
+    mine = TrackingClient(store_uri)._registry
+    theirs = _second_registry(store_uri)
+    mine.create_registered_model("m")
+    for number in range(1, 4):
+        mine.create_model_version("m", f"/v{number}")
+    assert [v.version for v in theirs.get_latest_versions("m")] == [3]
+    Maintenance(store_uri).run(steps=("compact", "checkpoint"))
+    Maintenance(store_uri).vacuum(retention_hours=0)
+    mine.set_registered_model_alias("m", "champion", 2)
+    assert theirs.get_model_version_by_alias("m", "champion").version == 2
+    fresh = _second_registry(store_uri)  # a process started after the maintenance
+    assert fresh.get_registered_model("m").aliases == {"champion": 2}
+    assert [v.version for v in fresh.get_latest_versions("m")] == [3]
+
+
+def _tag(root: str, writer: int, count: int, start_at: float) -> None:
+    client = TrackingClient(root)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    for i in range(count):
+        client.set_registered_model_tag("shared", f"w{writer}-{i}", str(i))
+        client.set_model_version_tag("shared", 1, f"w{writer}-{i}", str(i))
+
+
+def test_eight_processes_changing_one_model_at_once_lose_no_change(store_uri):
+    client = TrackingClient(store_uri)
+    client.create_registered_model("shared")
+    client.create_model_version("shared", "/x")
+    start_at = time.time() + 5.0
+    per_process = 3
+    with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
+        pool.starmap(_tag, [(store_uri, w, per_process, start_at) for w in range(PROCESSES)])
+    expected = {f"w{w}-{i}": str(i) for w in range(PROCESSES) for i in range(per_process)}
+    assert client.get_registered_model("shared").tags == expected
+    assert client.get_model_version("shared", 1).tags == expected
+    events = client._registry.history("shared")
+    assert sum(e["event"] == "SET_REGISTERED_MODEL_TAG" for e in events) == len(expected)
