@@ -37,6 +37,7 @@ from sparktrack._store.schemas import (
     PARAMS,
     RUNS,
     RUNS_LATEST,
+    REGISTRY_TABLES,
     TABLES,
     TAGS,
 )
@@ -52,6 +53,10 @@ __all__ = [
     "materialize_runs_latest",
     "vacuum",
 ]
+
+# The tracking tables and the registry's: a registry change commits one small file, so its
+# tables need compaction as much as the tracking tables do.
+_MAINTAINED = {**TABLES, **REGISTRY_TABLES}
 
 DEFAULT_RETENTION_HOURS = 168
 """Vacuum keeps files removed less than 7 days ago (Delta's default), for time travel."""
@@ -93,17 +98,17 @@ class Maintenance:
     ) -> None:
         self.root = normalize_root(uri)
         self.storage_options = storage_options
-        names = list(tables) if tables is not None else sorted(TABLES)
-        unknown = [name for name in names if name not in TABLES]
+        names = list(tables) if tables is not None else sorted(_MAINTAINED)
+        unknown = [name for name in names if name not in _MAINTAINED]
         if unknown:
             raise InvalidInputError(
                 f"Unknown table(s) {', '.join(map(repr, unknown))}; the store's tables are "
-                f"{', '.join(sorted(TABLES))}."
+                f"{', '.join(sorted(_MAINTAINED))}."
             )
         self._tables = names
 
     def _handles(self) -> list[DeltaTableHandle]:
-        return [DeltaTableHandle(self.root, TABLES[name], storage_options=self.storage_options)
+        return [DeltaTableHandle(self.root, _MAINTAINED[name], storage_options=self.storage_options)
                 for name in self._tables]
 
     def compact(self, *, target_size: int | None = None) -> dict[str, dict[str, Any]]:

@@ -86,8 +86,8 @@ class SerialLog:
         """The rows committed after ``version``, or None when they cannot be told from the log
         alone (rows were removed or rewritten, the schema changed, or the log entries were
         cleaned up): the caller then loads the table again."""
-        if version < 0:
-            return None
+        if version < 0:  # no table yet: still none, or load the one created since
+            return Tail(version, self._empty) if self._entry(0) is None else None
         tables, newest = [], version
         while True:
             actions = self._entry(newest + 1)
