@@ -318,3 +318,20 @@ def test_deleted_runs_are_found_with_their_lifecycle(mlflow_db, store_uri):
     deleted = client.search_runs([ids["experiment"]], run_view_type=ViewType.DELETED_ONLY)
     assert [r.info.run_id for r in deleted] == [ids["deleted"]]
     assert deleted[0].info.deleted_time is not None
+
+
+def test_imported_runs_take_new_logging_like_logged_ones(mlflow_db, store_uri):
+    uri, ids = mlflow_db
+    import_mlflow(uri, store_uri=store_uri, progress=False)
+    client = TrackingClient(store_uri)
+
+    client.log_metric(ids["parent"], "loss", 0.01, step=10)
+    client.log_param(ids["parent"], "new", "1")
+    with pytest.raises(InvalidInputError):  # the imported value is the param's value
+        client.log_param(ids["parent"], "numFolds", "5")
+
+    run = client.get_run(ids["parent"])
+    assert run.data.metrics["loss"] == 0.01 and run.data.params["new"] == "1"
+    assert len(client.get_metric_history(ids["parent"], "loss")) == 8
+    found = client.search_runs([ids["experiment"]], "metrics.loss < 0.02")
+    assert [r.info.run_id for r in found] == [ids["parent"]]
