@@ -25,8 +25,12 @@ __all__ = [
     "SourceVersion",
     "StoreSource",
     "TEXT_COLUMNS",
+    "local_path",
+    "metric_table",
     "open_source",
     "run_table",
+    "status_name",
+    "text_table",
 ]
 
 # MLflow's run statuses as its file store writes them (``RunStatus`` enum numbers).
