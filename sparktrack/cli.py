@@ -8,6 +8,8 @@
     sparktrack models register runs:/RUN_ID/model churn
     sparktrack models transition churn 3 Production --archive-existing
     sparktrack models history churn --since 2026-03-01
+    sparktrack import --from sqlite:///mlflow.db        (or --from ./mlruns)
+    sparktrack export --to sqlite:///mlflow.db --experiment churn
 
 Errors are one line on stderr and a non-zero exit (1 for a refused operation, 2 for usage).
 """
@@ -392,6 +394,46 @@ def _add_model_commands(commands) -> None:
     history.set_defaults(handler=_models_history)
 
 
+# -- MLflow import / export ---------------------------------------------------------------------
+def _import(client: TrackingClient, args: argparse.Namespace) -> None:
+    from sparktrack._transfer import import_mlflow
+
+    summary = import_mlflow(args.source, store_uri=client.store_root, batch_runs=args.batch_runs,
+                            progress=not args.no_progress)
+    print("\n".join(summary.lines()))
+
+
+def _export(client: TrackingClient, args: argparse.Namespace) -> None:
+    from sparktrack._transfer.exporter import export_experiment
+
+    summary = export_experiment(args.experiment, to_uri=args.to, store_uri=client.store_root,
+                                progress=not args.no_progress)
+    print("\n".join(summary.lines()))
+
+
+def _add_transfer_commands(commands) -> None:
+    # --store is also accepted after the command; SUPPRESS keeps a --store given before it.
+    store_help = "store URI (the same as the global --store)"
+    imports = commands.add_parser(
+        "import", help="copy an MLflow store (database or mlruns folder) into the store; "
+        "safe to run again")
+    imports.add_argument("--from", dest="source", required=True, metavar="MLFLOW_URI",
+                         help="sqlite:///mlflow.db, postgresql://..., or an mlruns folder")
+    imports.add_argument("--store", default=argparse.SUPPRESS, help=store_help)
+    imports.add_argument("--batch-runs", type=_positive_int, default=2000,
+                         help="runs written per batch (default 2000)")
+    imports.add_argument("--no-progress", action="store_true", help="no progress bar")
+    imports.set_defaults(handler=_import)
+    exports = commands.add_parser(
+        "export", help="copy one experiment into an MLflow store through MLflow's client")
+    exports.add_argument("--to", required=True, metavar="MLFLOW_URI",
+                         help="any tracking URI MLflow accepts, e.g. sqlite:///mlflow.db")
+    exports.add_argument("--experiment", required=True, help="the experiment's name or id")
+    exports.add_argument("--store", default=argparse.SUPPRESS, help=store_help)
+    exports.add_argument("--no-progress", action="store_true", help="no progress bar")
+    exports.set_defaults(handler=_export)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sparktrack", description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=None,
@@ -460,6 +502,7 @@ def _build_parser() -> argparse.ArgumentParser:
     maintain = commands.add_parser("maintain", help="compact, checkpoint, vacuum, runs_latest")
     maintain.set_defaults(handler=_maintain)
     _add_model_commands(commands)
+    _add_transfer_commands(commands)
     return parser
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_EXPERIMENT_ID",
     "DEFAULT_EXPERIMENT_NAME",
     "Experiments",
+    "derive_experiment_id",
     "validated_tags",
 ]
 
@@ -137,6 +138,30 @@ class Experiments:
         )
         return experiment_id
 
+    def write_imported(
+        self,
+        *,
+        experiment_id: str,
+        name: str,
+        lifecycle_stage: LifecycleStage,
+        creation_time: int,
+        last_update_time: int,
+        tags: dict[str, str],
+    ) -> None:
+        """Write an experiment that exists elsewhere (an import from MLflow) with its id, times
+        and lifecycle kept; its artifacts go to the store's own ``artifacts/<id>``. The caller
+        has checked that neither the id nor the name is taken."""
+        validate_experiment_name(name, settings=self._settings)
+        self._write(
+            experiment_id=str(experiment_id),
+            name=name,
+            artifact_location=join_uri(ARTIFACTS_FOLDER, str(experiment_id)),
+            lifecycle_stage=LifecycleStage(lifecycle_stage),
+            creation_time=creation_time,
+            last_update_time=last_update_time,
+            tags=validated_tags(tags, settings=self._settings),
+        )
+
     def _create_default(self) -> Experiment:
         # Every process derives the same row, so concurrent creations agree.
         created = now_millis()
@@ -235,6 +260,11 @@ class Experiments:
                 "restore_experiment() before starting runs in it."
             )
         return experiment
+
+
+def derive_experiment_id(name: str, *, taken: Iterable[str]) -> str:
+    """The id ``create_experiment`` gives an experiment of that name, given the ids taken."""
+    return _experiment_id_for(name, taken=taken)
 
 
 def _experiment_id_for(name: str, *, taken: Iterable[str]) -> str:

@@ -49,6 +49,12 @@ from sparktrack._store.experiments import (
     DEFAULT_EXPERIMENT_NAME,
     Experiments,
 )
+from sparktrack._store.imports import (
+    ImportedRuns,
+    partial_run_ids,
+    remove_partial_runs,
+    write_imported_runs,
+)
 from sparktrack._store.run_reads import RunReads, run_info_from_row
 from sparktrack._store.run_state import DEFAULT_MAX_RUNS
 from sparktrack._store.run_writes import RunWrites
@@ -272,6 +278,39 @@ class TrackingStore:
     def forget_runs(self, run_ids: Iterable[str]) -> None:
         """Drop cached state of runs removed from the store (garbage collection)."""
         self._writes.forget_runs(run_ids)
+
+    # == importing (sparktrack import: runs that exist elsewhere, see store.imports) ===========
+    def import_experiment(
+        self,
+        *,
+        experiment_id: str,
+        name: str,
+        lifecycle_stage: LifecycleStage,
+        creation_time: int,
+        last_update_time: int,
+        tags: dict[str, str],
+    ) -> None:
+        """Write an experiment with its id and times kept (neither id nor name may be taken)."""
+        self._experiments.write_imported(
+            experiment_id=experiment_id, name=name, lifecycle_stage=lifecycle_stage,
+            creation_time=creation_time, last_update_time=last_update_time, tags=tags,
+        )
+
+    def import_runs(self, batch: ImportedRuns) -> None:
+        """Commit whole runs (ids, times and histories kept) in one commit per table, the runs'
+        rows last. The runs must not be in the store yet."""
+        self.buffer.flush()
+        write_imported_runs(self.tables, batch)
+        self._writes.forget_runs([])  # the run counts per experiment changed
+
+    def remove_partial_runs(self, experiment_id: str, run_ids: Iterable[str]) -> int:
+        """Remove the rows an interrupted :meth:`import_runs` left of ``run_ids`` (runs with no
+        ``runs`` row); returns the number of rows removed."""
+        partial = partial_run_ids(self.tables, experiment_id, run_ids)
+        removed = remove_partial_runs(self.tables, experiment_id, partial)
+        if partial:
+            self.drop_search_state(experiment_id)
+        return removed
 
     # == runs: reading ======================================================================
     def get_run_info(self, run_id: str) -> RunInfo:
