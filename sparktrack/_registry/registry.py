@@ -5,7 +5,7 @@ up to date from the Delta log at the start of every operation; every change also
 to ``registry_events`` (:mod:`.events`).
 
 Every change is decided on the current state and committed as the next version of its table,
-or decided again on the newer state when another process committed first (:meth:`_change`).
+or decided again on the newer state when another process committed first (:meth:`change`).
 So what must be unique stays unique across processes:
 
 * a model's name: (name, name_generation), the n-th model to take a name claims generation n;
@@ -89,7 +89,7 @@ class Registry:
             self.tables.refresh()
             yield self.tables
 
-    def _change(self, mirror: TableMirror, decide: Callable[[], list[dict]]) -> list[dict]:
+    def change(self, mirror: TableMirror, decide: Callable[[], list[dict]]) -> list[dict]:
         """Commit the rows ``decide`` returns for ``mirror``'s table, decided on the current
         state; decide again on the newer state whenever another process committed first.
 
@@ -256,7 +256,7 @@ class Registry:
                 "deleted": False,
             }]
 
-        [row] = self._change(self.tables.model_state, decide)
+        [row] = self.change(self.tables.model_state, decide)
         self.events.record([_event("CREATE_REGISTERED_MODEL", row, value=description)])
         return self.model_entity(row | {"tags": list(tags.items())}, [], {})
 
@@ -277,12 +277,12 @@ class Registry:
             return [model | {"name": new_name, "last_updated_timestamp": now_millis(),
                              "name_generation": self.tables.name_generations(new_name) + 1}]
 
-        if not self._change(self.tables.model_state, decide):
+        if not self.change(self.tables.model_state, decide):
             return self.get_registered_model(new_name)
         model_id = before["model"]["model_id"]
-        self._change(self.tables.version_state, lambda: [
+        self.change(self.tables.version_state, lambda: [
             v | {"name": new_name} for v in self.tables.version_rows([model_id])])
-        self._change(self.tables.alias_state, lambda: [
+        self.change(self.tables.alias_state, lambda: [
             a | {"name": new_name} for a in self.tables.alias_rows([model_id])])
         self.events.record([_event("RENAME_REGISTERED_MODEL", before["model"], value=new_name)])
         return self.get_registered_model(new_name)
@@ -297,7 +297,7 @@ class Registry:
             changed = change(model)
             return [] if changed is None else [changed]
 
-        return before["model"] if self._change(self.tables.model_state, decide) else None
+        return before["model"] if self.change(self.tables.model_state, decide) else None
 
     @_on_current_state
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
@@ -314,10 +314,10 @@ class Registry:
         model = self._update_model(name, lambda m: m | {
             "deleted": True, "last_updated_timestamp": now_millis()})
         model_id = model["model_id"]
-        self._change(self.tables.version_state, lambda: [
+        self.change(self.tables.version_state, lambda: [
             _tombstone(v, now_millis()) for v in self.tables.version_rows([model_id])
             if not v["deleted"]])
-        self._change(self.tables.alias_state, lambda: [
+        self.change(self.tables.alias_state, lambda: [
             a | {"deleted": True} for a in self.tables.alias_rows([model_id])])
         self.events.record([_event("DELETE_REGISTERED_MODEL", model)])
 
@@ -389,7 +389,7 @@ class Registry:
                 "run_link": run_link, "status": "READY", "tags": tags, "deleted": False,
             }]
 
-        [row] = self._change(self.tables.version_state, decide)
+        [row] = self.change(self.tables.version_state, decide)
         self._touch_model(row["model_id"], row["creation_timestamp"])
         self.events.record([_event("CREATE_MODEL_VERSION", row, value=source)])
         return self.version_entity(row | {"tags": list(tags.items())}, [])
@@ -403,7 +403,7 @@ class Registry:
                 return []
             return [model | {"last_updated_timestamp": now}]
 
-        self._change(self.tables.model_state, decide)
+        self.change(self.tables.model_state, decide)
 
     def _update_version(self, name: str, version: str | int,
                         change: Callable[[dict], dict | None]) -> dict | None:
@@ -416,7 +416,7 @@ class Registry:
             changed = change(row)
             return [] if changed is None else [changed]
 
-        return before["row"] if self._change(self.tables.version_state, decide) else None
+        return before["row"] if self.change(self.tables.version_state, decide) else None
 
     @_on_current_state
     def update_model_version(self, name: str, version: str | int,
@@ -432,7 +432,7 @@ class Registry:
         """Drop the version's aliases, then tombstone it (its number is never given again)."""
         model = self._model_row(name)
         number = self._version_row(model, version)["version"]
-        dropped = self._change(self.tables.alias_state, lambda: [
+        dropped = self.change(self.tables.alias_state, lambda: [
             a | {"deleted": True} for a in self.tables.alias_rows([model["model_id"]])
             if a["version"] == number])
         now = now_millis()
@@ -503,7 +503,7 @@ class Registry:
                 for v in archived
             ]
 
-        changed = self._change(self.tables.version_state, decide)
+        changed = self.change(self.tables.version_state, decide)
         self.events.record([
             _event("TRANSITION_STAGE", old, stage=new["current_stage"],
                    previous_stage=old["current_stage"])
@@ -528,7 +528,7 @@ class Registry:
             return [{"model_id": model["model_id"], "name": model["name"], "alias": alias,
                      "version": row["version"], "deleted": False}]
 
-        if self._change(self.tables.alias_state, decide):
+        if self.change(self.tables.alias_state, decide):
             previous = moved["previous"]
             self.events.record([_event("SET_ALIAS" if previous is None else "MOVE_ALIAS",
                                        moved["row"], alias=alias, previous_version=previous)])
@@ -544,7 +544,7 @@ class Registry:
                 return []  # MLflow: deleting a missing alias is a no-op
             return [current | {"deleted": True}]
 
-        dropped = self._change(self.tables.alias_state, decide)
+        dropped = self.change(self.tables.alias_state, decide)
         if dropped:
             self.events.record([_event("DELETE_ALIAS", dropped[0], alias=alias)])
 

@@ -2,11 +2,11 @@
 aliases, tags and descriptions, with their timestamps.
 
 The registry's own operations number versions max + 1 and stamp the time; an import writes
-the rows MLflow has instead, through the registry's tables and the same conflict-checked
-MERGE (:func:`sparktrack._delta.merge.insert_missing`) that makes a name or a version number
-unique. Idempotent and resumable by construction: a model whose name the store has is kept
-(its missing versions and aliases are added), a version whose number the model has is
-skipped, and each new model, version set and alias set is one commit.
+the rows MLflow has instead, through the registry's tables and the same serial commits
+(:meth:`sparktrack._registry.Registry.change`) that keep a name or a version number unique.
+Idempotent and resumable by construction: a model whose name the store has is kept (its
+missing versions and aliases are added), a version whose number the model has is skipped,
+and each new model, version set and alias set is one commit.
 
 A version's location is remapped to the copied artifacts: ``runs:/<run_id>/<path>`` stays
 the source (run ids are kept) and its storage location becomes the run's artifact folder in
@@ -19,7 +19,6 @@ from __future__ import annotations
 import uuid
 
 from sparktrack._context import current_user
-from sparktrack._delta import merge
 from sparktrack._registry import registry_for
 from sparktrack._registry.names import DELETED_STAGE, STAGE_NONE
 from sparktrack._store import TrackingStore
@@ -49,49 +48,57 @@ def import_models(store: TrackingStore, models: list[SourceModel],
 
 def _import_model(registry, model: SourceModel, artifact_uris, summary) -> None:
     tables = registry.tables
-    row = next((r for r in tables.model_rows() if r["name"] == model.name), None)
-    events = []
-    if row is None:
-        created = model.creation_timestamp or now_millis()
-        row = {
-            "model_id": uuid.uuid4().hex, "name": model.name,
-            "name_generation": tables.name_generations(model.name) + 1,
-            "creation_timestamp": created,
-            "last_updated_timestamp": model.last_updated_timestamp or created,
-            "description": model.description, "user_id": None, "tags": dict(model.tags),
-            "deleted": False,
-        }
-        if merge.insert_missing(tables.models, tables.model_table([dict(row)]),
-                                on=["name", "name_generation"]):
+    with registry.current_state():
+        found: dict = {}
+
+        def decide_model() -> list[dict]:
+            found["row"] = next((r for r in tables.model_rows() if r["name"] == model.name), None)
+            if found["row"] is not None:
+                return []  # the store has it (an earlier import, or another process)
+            created = model.creation_timestamp or now_millis()
+            found["row"] = {
+                "model_id": uuid.uuid4().hex, "name": model.name,
+                "name_generation": tables.name_generations(model.name) + 1,
+                "creation_timestamp": created,
+                "last_updated_timestamp": model.last_updated_timestamp or created,
+                "description": model.description, "user_id": None, "tags": dict(model.tags),
+                "deleted": False,
+            }
+            return [found["row"]]
+
+        events = []
+        if registry.change(tables.model_state, decide_model):
             summary.models += 1
-            events.append(_event("CREATE_REGISTERED_MODEL", row, value=model.description))
-        else:  # another process created it meanwhile: add to theirs
-            row = next(r for r in tables.model_rows() if r["name"] == model.name)
+            events.append(_event("CREATE_REGISTERED_MODEL", found["row"],
+                                 value=model.description))
+        else:
             summary.models_skipped += 1
-    else:
-        summary.models_skipped += 1
-    held = {v["version"] for v in tables.version_rows([row["model_id"]])}
-    new = [v for v in model.versions if v.version not in held]
-    summary.versions_skipped += len(model.versions) - len(new)
-    if new:
-        rows = [_version_row(row, v, artifact_uris) for v in new]
-        inserted = merge.insert_missing(tables.versions, tables.version_table(rows),
-                                        on=["model_id", "version"])
-        summary.versions += inserted
-        summary.versions_skipped += len(rows) - inserted
+        row = found["row"]
+
+        def decide_versions() -> list[dict]:
+            held = {v["version"] for v in tables.version_rows([row["model_id"]])}
+            return [_version_row(row, v, artifact_uris) for v in model.versions
+                    if v.version not in held]
+
+        rows = registry.change(tables.version_state, decide_versions)
+        summary.versions += len(rows)
+        summary.versions_skipped += len(model.versions) - len(rows)
         events += [event for v in rows for event in _version_events(v)]
-    live = {v["version"] for v in tables.version_rows([row["model_id"]]) if not v["deleted"]}
-    have = {a["alias"] for a in tables.alias_rows([row["model_id"]])}
-    aliases = [{"model_id": row["model_id"], "name": row["name"], "alias": alias,
-                "version": version, "deleted": False}
-               for alias, version in sorted(model.aliases.items())
-               if alias not in have and version in live]
-    if aliases:
-        tables.write_aliases(aliases)
+
+        def decide_aliases() -> list[dict]:
+            live = {v["version"] for v in tables.version_rows([row["model_id"]])
+                    if not v["deleted"]}
+            have = {a["alias"] for a in tables.alias_rows([row["model_id"]])}
+            return [{"model_id": row["model_id"], "name": row["name"], "alias": alias,
+                     "version": version, "deleted": False}
+                    for alias, version in sorted(model.aliases.items())
+                    if alias not in have and version in live]
+
+        aliases = registry.change(tables.alias_state, decide_aliases)
         summary.aliases += len(aliases)
         events += [_event("SET_ALIAS", a, alias=a["alias"], version=a["version"])
                    for a in aliases]
-    registry.events.record(events)
+        registry.events.record(events)
 
 
 def _version_row(model: dict, version: SourceVersion, artifact_uris) -> dict:
