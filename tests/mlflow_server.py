@@ -173,3 +173,49 @@ class MlflowServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=20)
         self._log.close()
+
+
+# -- fixtures (import them into a test module by name) ------------------------------------------
+import pytest  # noqa: E402  (the helpers above need no pytest)
+
+
+@pytest.fixture(scope="session")
+def mlflow_plugin(tmp_path_factory):
+    """This process's MLflow finds the plugin; returns the entry-point folder (None if the
+    installed distribution has the entry points) for child processes' :func:`plugin_env`."""
+    pytest.importorskip("mlflow")
+    shim = entry_point_folder(tmp_path_factory.mktemp("mlflow-entry-points"))
+    register_plugin_in_process(shim)
+    return shim
+
+
+@pytest.fixture()
+def mlflow_store(mlflow_plugin, tmp_path):
+    """MLflow's fluent API and clients pointed at a fresh sparktrack store (``sparktrack:///``).
+
+    Yields the store root; afterwards open runs are ended and MLflow's tracking URI and active
+    experiment are put back as they were.
+    """
+    import mlflow
+    from mlflow.tracking import fluent
+
+    root = tmp_path / "store"
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    # mlflow.set_experiment also sets these variables, which later tests would inherit.
+    saved_env = {name: os.environ.get(name) for name in _EXPERIMENT_ENV}
+    mlflow.set_tracking_uri(f"sparktrack://{root}")
+    try:
+        yield root
+    finally:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        fluent._active_experiment_id = None
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        mlflow.set_tracking_uri(previous)
+
+
+_EXPERIMENT_ENV = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
