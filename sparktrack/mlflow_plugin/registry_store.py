@@ -111,7 +111,7 @@ class SparkTrackRegistryStore(AbstractStore):
                 for v in self.client.get_latest_versions(name, stages=stages or None)]
 
     def set_registered_model_tag(self, name, tag):
-        self.client.set_registered_model_tag(name, tag.key, tag.value)
+        self.client.set_registered_model_tag(name, *_convert.tag_pair(tag, "RegisteredModelTag"))
 
     def delete_registered_model_tag(self, name, key):
         self.client.delete_registered_model_tag(name, key)
@@ -150,7 +150,8 @@ class SparkTrackRegistryStore(AbstractStore):
         return PagedList([_convert.model_version(v) for v in page], page.token)
 
     def set_model_version_tag(self, name, version, tag):
-        self.client.set_model_version_tag(name, version, tag.key, tag.value)
+        key, value = _convert.tag_pair(tag, "ModelVersionTag")
+        self.client.set_model_version_tag(name, version, key, value)
 
     def delete_model_version_tag(self, name, version, key):
         self.client.delete_model_version_tag(name, version, key)

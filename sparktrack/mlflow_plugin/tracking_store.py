@@ -46,8 +46,7 @@ _INHERITED = (
     "log_metric", "log_param", "set_tag",
     "log_batch_async", "log_metric_async", "log_param_async", "set_tag_async",
     "flush_async_logging", "end_async_logging", "shut_down_async_logging",
-    "search_runs", "get_metric_history_bulk_interval",
-    "get_metric_history_bulk_interval_from_steps", "filter_active_experiment_ids",
+    "search_runs", "get_metric_history_bulk_interval_from_steps",
     "set_model_versions_tags",
 )
 
@@ -141,11 +140,19 @@ class SparkTrackStore(AbstractStore):
     def restore_experiment(self, experiment_id):
         self.client.restore_experiment(experiment_id)
 
+    def filter_active_experiment_ids(self, experiment_ids):
+        ids = _convert.listed(experiment_ids)
+        if not isinstance(ids, list):
+            raise InvalidInputError(
+                f"experiment_ids must be a list of experiment ids, got {type(ids).__name__}.")
+        active = {e.experiment_id for e in self.client.search_experiments(max_results=None)}
+        return [str(i) for i in ids if str(i) in active]
+
     def rename_experiment(self, experiment_id, new_name):
         self.client.rename_experiment(experiment_id, new_name)
 
     def set_experiment_tag(self, experiment_id, tag):
-        self.client.set_experiment_tag(experiment_id, tag.key, tag.value)
+        self.client.set_experiment_tag(experiment_id, *_convert.tag_pair(tag, "ExperimentTag"))
 
     def delete_experiment_tag(self, experiment_id, key):
         self.client.delete_experiment_tag(experiment_id, key)
@@ -251,6 +258,23 @@ class SparkTrackStore(AbstractStore):
             return PagedList(points[offset:], None)
         end = offset + max_results
         return PagedList(points[offset:end], token_for(end) if end < len(points) else None)
+
+    def get_metric_history_bulk_interval(self, run_ids, metric_key, max_results, start_step,
+                                         end_step):
+        """MLflow's sampling of the histories (the UI's charts); the arguments are checked
+        first, MLflow's default compares them unchecked."""
+        run_ids = _convert.listed(run_ids)
+        if not isinstance(run_ids, list) or not all(isinstance(r, str) for r in run_ids):
+            raise InvalidInputError(
+                f"run_ids must be a list of run ids, got {str(run_ids)[:200]!r}.")
+        for name, value in (("max_results", max_results), ("start_step", start_step),
+                            ("end_step", end_step)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidInputError(f"{name} must be an integer, got {str(value)[:200]!r}.")
+        if max_results is None:
+            raise InvalidInputError("max_results is required (the number of steps to sample).")
+        return AbstractStore.get_metric_history_bulk_interval(
+            self, run_ids, metric_key, max_results, start_step, end_step)
 
     # -- what MLflow's UI asks on every page: nothing here, not an error -----------------------
     def search_logged_models(self, experiment_ids, filter_string=None, datasets=None,
