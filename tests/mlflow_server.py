@@ -219,3 +219,70 @@ def mlflow_store(mlflow_plugin, tmp_path):
 
 
 _EXPERIMENT_ENV = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+
+
+def fill_store(root: Path):
+    """A small store for the UI, written with sparktrack's own API: experiment ``ui-demo``
+    with a parent run (params, a 10-step ``loss`` history, tags, a description, artifacts)
+    and two nested runs; registered model ``churn``: version 1 from the parent's ``model``
+    folder with alias ``champion``, version 2 in stage Staging. Returns the ids."""
+    from types import SimpleNamespace
+
+    import sparktrack
+
+    client = sparktrack.TrackingClient(str(root))
+    experiment_id = client.create_experiment("ui-demo", tags={"team": "spark"})
+    parent = client.create_run(experiment_id, run_name="cv-parent").info.run_id
+    client.log_param(parent, "numFolds", "3")
+    client.log_param(parent, "regParam", "0.1")
+    for step in range(10):
+        client.log_metric(parent, "loss", 1.0 / (step + 1), step=step,
+                          timestamp=1_700_000_000_000 + step)
+    client.log_metric(parent, "areaUnderROC", 0.875)
+    client.set_tag(parent, "mlflow.note.content", "The parent run of a cross-validation.")
+    client.set_tag(parent, "stage", "tuning")
+    client.log_text(parent, "readme", "notes/readme.txt")
+    client.log_text(parent, "flavors: {}\n", "model/MLmodel")
+    children = []
+    for index in range(2):
+        child = client.create_run(experiment_id, run_name=f"fold-{index}",
+                                  parent_run_id=parent).info.run_id
+        client.log_param(child, "regParam", str(0.1 * (index + 1)))
+        client.log_metric(child, "areaUnderROC", 0.8 + index / 100)
+        client.set_terminated(child)
+        children.append(child)
+    client.set_terminated(parent)
+    client.create_registered_model("churn", description="Churn model")
+    client.register_model(f"runs:/{parent}/model", "churn")
+    client.register_model(f"runs:/{parent}/model", "churn")
+    client.set_registered_model_alias("churn", "champion", 1)
+    client.transition_model_version_stage("churn", 2, "Staging")
+    client.flush()
+    return SimpleNamespace(root=root, experiment_id=experiment_id, parent=parent,
+                           children=children, model="churn")
+
+
+_SERVER = None  # the session's one server, shared by every module that uses the fixture
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(mlflow_plugin, tmp_path_factory):
+    """``mlflow server`` (2 workers: their stores must agree) on a store filled by
+    :func:`fill_store`; ``.url``, ``.store`` (the ids), ``.server``. Started once per session,
+    stopped at its end."""
+    global _SERVER
+    if _SERVER is not None:
+        yield _SERVER
+        return
+    from types import SimpleNamespace
+
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    store = fill_store(folder / "store")
+    server = MlflowServer(f"sparktrack://{store.root}", shim=mlflow_plugin, workers=2,
+                          log_path=folder / "server.log")
+    _SERVER = SimpleNamespace(url=server.url, store=store, server=server)
+    try:
+        yield _SERVER
+    finally:
+        server.stop()
+        _SERVER = None

@@ -115,6 +115,14 @@ class SparkTrackStore(AbstractStore):
         if self.commit_each_write:
             self.client.flush()
 
+    def _fresh(self, run_id: Any) -> None:
+        """Before a write to a run in commit-each-write mode, drop what this process cached
+        of it: another process (another server worker) may have written to it since, and a
+        write from a stale copy would undo that write (a run's info is written as a whole
+        row) or refuse to delete a tag this process has not seen."""
+        if self.commit_each_write and isinstance(run_id, str):
+            self.client._store.forget_runs([run_id])
+
     # -- experiments ---------------------------------------------------------------------------
     def search_experiments(self, view_type=1, max_results=1000, filter_string=None,
                            order_by=None, page_token=None):
@@ -174,6 +182,7 @@ class SparkTrackStore(AbstractStore):
         return _convert.run(found, latest.get(run_id, []))
 
     def update_run_info(self, run_id, run_status, end_time, run_name):
+        self._fresh(run_id)
         status = None if run_status is None else _status_name(run_status)
         if run_name:
             self.client.update_run(run_id, name=run_name)
@@ -187,11 +196,13 @@ class SparkTrackStore(AbstractStore):
         return _convert.run_info(self.client.get_run_info(run_id))
 
     def delete_run(self, run_id):
+        self._fresh(run_id)
         # MLflow deletes just the run; its nested runs stay (sparktrack's default takes them).
         self.client.delete_run(run_id, delete_descendants=False)
         self._wrote()
 
     def restore_run(self, run_id):
+        self._fresh(run_id)
         self.client.restore_run(run_id, restore_descendants=False)
         self._wrote()
 
@@ -226,16 +237,19 @@ class SparkTrackStore(AbstractStore):
 
     # -- logging -------------------------------------------------------------------------------
     def log_batch(self, run_id, metrics, params, tags):
+        self._fresh(run_id)
         self.client.log_batch(
             run_id, metrics=_convert.sparktrack_metrics(metrics),
             params=_convert.sparktrack_params(params), tags=_convert.sparktrack_tags(tags))
         self._wrote()
 
     def delete_tag(self, run_id, key):
+        self._fresh(run_id)
         self.client.delete_tag(run_id, key)
         self._wrote()
 
     def log_inputs(self, run_id, datasets=None, models=None):
+        self._fresh(run_id)
         self.client.log_inputs(run_id, datasets=datasets, models=models)
 
     def record_logged_model(self, run_id, mlflow_model):
@@ -245,6 +259,7 @@ class SparkTrackStore(AbstractStore):
             raise InvalidInputError(
                 f"record_logged_model: mlflow_model must be an mlflow.models.Model, got "
                 f"{type(mlflow_model).__name__}.")
+        self._fresh(run_id)
         previous = self.client.get_run(run_id).data.tags.get(MLFLOW_LOGGED_MODELS)
         history = json.loads(previous) if previous else []
         history.append(mlflow_model.get_tags_dict())
