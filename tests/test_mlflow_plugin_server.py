@@ -128,6 +128,8 @@ def test_ui_writes_land_as_sparktrack_rows(mlflow_server):
     store = mlflow_server.store
     client = sparktrack.TrackingClient(str(store.root))
     run_id = store.children[0]
+    # get_run reads the store; get_run_info would answer from what this process (which
+    # filled the store) cached of the run when it created it.
     _ok(mlflow_server, f"{API}/runs/update", {"run_id": run_id, "run_name": "renamed"})
     _ok(mlflow_server, f"{API}/runs/set-tag", {"run_id": run_id, "key": "ui", "value": "yes"})
     _ok(mlflow_server, f"{API}/runs/set-tag", {"run_id": run_id, "key": "mlflow.note.content",
@@ -138,9 +140,9 @@ def test_ui_writes_land_as_sparktrack_rows(mlflow_server):
     assert run.data.tags["mlflow.note.content"] == "written in the UI"
     assert "ui" not in run.data.tags
     _ok(mlflow_server, f"{API}/runs/delete", {"run_id": run_id})
-    assert client.get_run_info(run_id).lifecycle_stage == "deleted"
+    assert client.get_run(run_id).info.lifecycle_stage == "deleted"
     _ok(mlflow_server, f"{API}/runs/restore", {"run_id": run_id})
-    assert client.get_run_info(run_id).lifecycle_stage == "active"
+    assert client.get_run(run_id).info.lifecycle_stage == "active"
     _ok(mlflow_server, f"{API}/experiments/set-experiment-tag", {
         "experiment_id": store.experiment_id, "key": "mlflow.experimentKind",
         "value": "custom_model_development"})
@@ -153,7 +155,7 @@ def test_ui_writes_land_as_sparktrack_rows(mlflow_server):
         "name": "churn", "version": "1", "stage": "Production",
         "archive_existing_versions": False})
     _ok(mlflow_server, f"{API}/registered-models/update",
-        {"name": "churn", "description": "edited in the UI"})
+        {"name": "churn", "description": "edited in the UI"}, method="PATCH")
     _ok(mlflow_server, f"{API}/model-versions/set-tag",
         {"name": "churn", "version": "2", "key": "reviewed", "value": "yes"})
     assert client.get_model_version_by_alias("churn", "challenger").version == 2
