@@ -84,6 +84,8 @@ def plugin_env(shim: Path | None, **extra: str) -> dict[str, str]:
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    # MLflow starts the interpreter's own scripts (uvicorn for `mlflow models serve`).
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     env.update(extra)
     return env
 
