@@ -231,6 +231,24 @@ def test_registry_calls(mlflow_store):
     assert client.search_registered_models() == []
 
 
+def test_model_searches_follow_mlflows_prompt_tag_rule(mlflow_store):
+    """MlflowClient adds ``tag.`mlflow.prompt.is_prompt` != 'true'`` to every model search;
+    as in MLflow, a model without the tag matches it (and ``= 'false'``)."""
+    client = MlflowClient()
+    client.create_registered_model("plain")
+    # MLflow's client refuses the tag on models: write them with sparktrack's.
+    ours = sparktrack.TrackingClient(str(mlflow_store))
+    ours.create_registered_model("not-a-prompt", tags={"mlflow.prompt.is_prompt": "false"})
+    ours.create_registered_model("a-prompt", tags={"mlflow.prompt.is_prompt": "true"})
+    assert sorted(m.name for m in client.search_registered_models()) == ["not-a-prompt", "plain"]
+    assert [m.name for m in client.search_registered_models("name = 'plain'")] == ["plain"]
+    store = mlflow.tracking._model_registry.utils._get_store()
+    assert sorted(m.name for m in store.search_registered_models(
+        "tags.`mlflow.prompt.is_prompt` = 'false'")) == ["not-a-prompt", "plain"]
+    assert [m.name for m in store.search_registered_models(
+        "tags.`mlflow.prompt.is_prompt` = 'true'")] == ["a-prompt"]
+
+
 def _code(call):
     with pytest.raises(MlflowException) as caught:
         call()
