@@ -43,8 +43,9 @@ def download_artifacts(
     """Copy an artifact file or folder to a local folder; returns the local path of the copy.
 
     Args:
-        artifact_uri: ``runs:/<run_id>/<path>``, a local path, a ``file://`` or object-store
-            URI. Give it or ``run_id``, not both.
+        artifact_uri: ``runs:/<run_id>/<path>``, a registered model's ``models:/<name>/<version>``
+            (also ``/latest``, ``/<stage>`` or ``@<alias>``: its model folder), a local path, a
+            ``file://`` or object-store URI. Give it or ``run_id``, not both.
         run_id: the run whose artifacts to download (with ``artifact_path``).
         artifact_path: with ``run_id``, the file or folder inside the run ("": all of it).
         dst_path: the local folder to copy into (created if needed); a new temporary folder
@@ -64,6 +65,9 @@ def download_artifacts(
     destination = _destination(dst_path)
     if run_id is not None:
         return _client(tracking_uri).download_artifacts(run_id, artifact_path, destination)
+    if _is_models_uri(artifact_uri):
+        folder, path = _model_folder(artifact_uri, tracking_uri)
+        return ArtifactRepository(folder).download_artifacts(path, destination)
     parsed = _parse(artifact_uri)
     if isinstance(parsed, tuple):
         run, path = parsed
@@ -92,6 +96,9 @@ def list_artifacts(
         )
     if run_id is not None:
         return _client(tracking_uri).list_artifacts(run_id, artifact_path)
+    if _is_models_uri(artifact_uri):
+        folder, path = _model_folder(artifact_uri, tracking_uri)
+        return ArtifactRepository(folder).list_artifacts(path)
     parsed = _parse(artifact_uri)
     if isinstance(parsed, tuple):
         run, path = parsed
@@ -186,13 +193,25 @@ def _parse(artifact_uri: Any) -> tuple[str, str] | str:
                 "'runs:/<run_id>/<artifact path>'."
             )
         return match["run_id"], match["path"] or ""
-    if artifact_uri.startswith("models:"):
-        raise InvalidInputError(
-            f"Artifact URI {_shown(artifact_uri)}: models:/ URIs are not read here yet; load the "
-            "model with sparktrack.spark.load_model(uri), or find its files with "
-            "TrackingClient().get_model_version_download_uri(name, version)."
-        )
     return artifact_uri
+
+
+def _is_models_uri(artifact_uri: Any) -> bool:
+    return isinstance(artifact_uri, str) and artifact_uri.startswith("models:")
+
+
+def _model_folder(artifact_uri: str, tracking_uri: str | None) -> tuple[str, str]:
+    """(the model folder, the path inside it) of ``models:/<name>/<version>[/<path>]`` or
+    ``models:/<name>@<alias>[/<path>]``, as MLflow splits them: paths are relative to the
+    registered version's model folder."""
+    from sparktrack._models import uris
+
+    rest = artifact_uri[len("models:"):].lstrip("/")
+    name, separator, after = rest.partition("/")
+    if "@" not in name:  # models:/<name>/<version, stage or latest>/<path>
+        version, separator, after = after.partition("/")
+        name = f"{name}/{version}"
+    return uris.resolve(f"models:/{name}", _client(tracking_uri)), after.strip("/")
 
 
 def _split(location: str) -> tuple[str, str]:

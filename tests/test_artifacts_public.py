@@ -156,7 +156,7 @@ def test_argument_errors():
         (lambda: artifacts.list_artifacts(), "exactly one"),
         (lambda: artifacts.load_text("runs:/"), "no run id"),
         (lambda: artifacts.load_text("runs://"), "no run id"),
-        (lambda: artifacts.load_text("models:/m/1"), "models:/ URIs are not read here"),
+        (lambda: artifacts.load_text("models:/"), "models:/"),
         (lambda: artifacts.load_text(""), "non-empty string"),
         (lambda: artifacts.load_text(42), "non-empty string"),
     ]
@@ -169,3 +169,19 @@ def test_load_image_without_pillow_says_how_to_install(logged, monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)  # what an environment without Pillow has
     with pytest.raises(MissingRequirementError, match="pip install Pillow"):
         artifacts.load_image(f"runs:/{logged.info.run_id}/images/pixel.png")
+
+
+def test_models_uris_download_and_list_the_registered_version_folder(logged):
+    client = TrackingClient()
+    client.register_model(f"runs:/{logged.info.run_id}/notes", "notes-model")
+    client.set_registered_model_alias("notes-model", "champion", 1)
+    for uri in ("models:/notes-model/1", "models:/notes-model@champion",
+                "models:/notes-model/latest"):
+        folder = Path(artifacts.download_artifacts(uri))
+        assert (folder / "readme.txt").read_text(encoding="utf-8") == "héllo"
+        assert [f.path for f in artifacts.list_artifacts(uri)] == ["readme.txt"]
+        assert artifacts.load_text(f"{uri}/readme.txt") == "héllo"
+    with pytest.raises(sparktrack.errors.NotFoundError, match="no-such-model"):
+        artifacts.download_artifacts("models:/no-such-model/1")
+    with pytest.raises(InvalidInputError, match="alias"):
+        artifacts.list_artifacts("models:/notes-model@missing")
