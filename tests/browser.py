@@ -26,6 +26,7 @@ CHROMIUM_FLAGS = (
 ERROR_TEXTS = (
     "Internal server error", "Can't load run details", "Error loading",
     "Failed to load", "Something went wrong", "Page not found",
+    "An error occurred while rendering",
 )
 
 INSTALL_HINT = (
@@ -95,20 +96,25 @@ class Browser:
         while True:
             try:
                 value = condition()
+            except AssertionError:
+                raise
             except Exception:  # noqa: BLE001 - a page mid-render may raise stale-element errors
                 value = None
             if value:
                 return value
             if time.monotonic() > deadline:
+                self.screenshot("failed-wait")
                 raise AssertionError(
                     f"timed out after {timeout or self.timeout:.0f}s waiting for {what} on "
                     f"{self.driver.current_url}; page text starts: {self.text()[:600]!r}")
             time.sleep(0.2)
 
     def wait_text(self, *texts: str, timeout: float | None = None) -> str:
-        """Wait until every one of ``texts`` is in the rendered page; return the page text."""
+        """Wait until every one of ``texts`` is in the rendered page; return the page text.
+        An error text (:data:`ERROR_TEXTS`) showing up meanwhile fails at once."""
         def all_there():
             page = self.text()
+            self._assert_no_error_text(page)
             return page if all(t in page for t in texts) else None
         return self.wait_for(all_there, what=f"texts {texts!r}", timeout=timeout)
 
@@ -123,10 +129,15 @@ class Browser:
         """Wait ``settle`` seconds for late requests, then fail if an error text shows."""
         time.sleep(settle)
         page = self.text()
+        self._assert_no_error_text(page)
+        return page
+
+    def _assert_no_error_text(self, page: str) -> None:
         shown = [t for t in ERROR_TEXTS if t.lower() in page.lower()]
+        if shown:
+            self.screenshot("failed-error-text")
         assert not shown, (f"error text {shown} on {self.driver.current_url}: "
                            f"{page[:800]!r}")
-        return page
 
     def screenshot(self, name: str) -> Path:
         path = self.shots / f"{name}.png"
