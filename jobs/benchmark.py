@@ -24,6 +24,7 @@ SECTIONS = {
     "autolog": "bench_autolog",  # CrossValidator overhead (issue 3)
     "datasource": "bench_datasource",  # Spark data source scans and pushdown (issue 5)
     "models": "bench_models",  # log_model vs Spark's writer and MLflow (issue 12)
+    "mlflow_ui": "bench_mlflow_ui",  # the MLflow UI's REST calls, plugin vs SQLite (issue 13)
 }
 
 
