@@ -84,6 +84,8 @@ def plugin_env(shim: Path | None, **extra: str) -> dict[str, str]:
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    # MLflow starts the interpreter's own scripts (uvicorn for `mlflow models serve`).
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     env.update(extra)
     return env
 
@@ -173,3 +175,116 @@ class MlflowServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=20)
         self._log.close()
+
+
+# -- fixtures (import them into a test module by name) ------------------------------------------
+import pytest  # noqa: E402  (the helpers above need no pytest)
+
+
+@pytest.fixture(scope="session")
+def mlflow_plugin(tmp_path_factory):
+    """This process's MLflow finds the plugin; returns the entry-point folder (None if the
+    installed distribution has the entry points) for child processes' :func:`plugin_env`."""
+    pytest.importorskip("mlflow")
+    shim = entry_point_folder(tmp_path_factory.mktemp("mlflow-entry-points"))
+    register_plugin_in_process(shim)
+    return shim
+
+
+@pytest.fixture()
+def mlflow_store(mlflow_plugin, tmp_path):
+    """MLflow's fluent API and clients pointed at a fresh sparktrack store (``sparktrack:///``).
+
+    Yields the store root; afterwards open runs are ended and MLflow's tracking URI and active
+    experiment are put back as they were.
+    """
+    import mlflow
+    from mlflow.tracking import fluent
+
+    root = tmp_path / "store"
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    # mlflow.set_experiment also sets these variables, which later tests would inherit.
+    saved_env = {name: os.environ.get(name) for name in _EXPERIMENT_ENV}
+    mlflow.set_tracking_uri(f"sparktrack://{root}")
+    try:
+        yield root
+    finally:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        fluent._active_experiment_id = None
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        mlflow.set_tracking_uri(previous)
+
+
+_EXPERIMENT_ENV = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+
+
+def fill_store(root: Path):
+    """A small store for the UI, written with sparktrack's own API: experiment ``ui-demo``
+    with a parent run (params, a 10-step ``loss`` history, tags, a description, artifacts)
+    and two nested runs; registered model ``churn``: version 1 from the parent's ``model``
+    folder with alias ``champion``, version 2 in stage Staging. Returns the ids."""
+    from types import SimpleNamespace
+
+    import sparktrack
+
+    client = sparktrack.TrackingClient(str(root))
+    experiment_id = client.create_experiment("ui-demo", tags={"team": "spark"})
+    parent = client.create_run(experiment_id, run_name="cv-parent").info.run_id
+    client.log_param(parent, "numFolds", "3")
+    client.log_param(parent, "regParam", "0.1")
+    for step in range(10):
+        client.log_metric(parent, "loss", 1.0 / (step + 1), step=step,
+                          timestamp=1_700_000_000_000 + step)
+    client.log_metric(parent, "areaUnderROC", 0.875)
+    client.set_tag(parent, "mlflow.note.content", "The parent run of a cross-validation.")
+    client.set_tag(parent, "stage", "tuning")
+    client.log_text(parent, "readme", "notes/readme.txt")
+    client.log_text(parent, "flavors: {}\n", "model/MLmodel")
+    children = []
+    for index in range(2):
+        child = client.create_run(experiment_id, run_name=f"fold-{index}",
+                                  parent_run_id=parent).info.run_id
+        client.log_param(child, "regParam", str(0.1 * (index + 1)))
+        client.log_metric(child, "areaUnderROC", 0.8 + index / 100)
+        client.set_terminated(child)
+        children.append(child)
+    client.set_terminated(parent)
+    client.create_registered_model("churn", description="Churn model")
+    client.register_model(f"runs:/{parent}/model", "churn")
+    client.register_model(f"runs:/{parent}/model", "churn")
+    client.set_registered_model_alias("churn", "champion", 1)
+    client.transition_model_version_stage("churn", 2, "Staging")
+    client.flush()
+    return SimpleNamespace(root=root, experiment_id=experiment_id, parent=parent,
+                           children=children, model="churn")
+
+
+_SERVER = None  # the session's one server, shared by every module that uses the fixture
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(mlflow_plugin, tmp_path_factory):
+    """``mlflow server`` (2 workers: their stores must agree) on a store filled by
+    :func:`fill_store`; ``.url``, ``.store`` (the ids), ``.server``. Started once per session,
+    stopped at its end."""
+    global _SERVER
+    if _SERVER is not None:
+        yield _SERVER
+        return
+    from types import SimpleNamespace
+
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    store = fill_store(folder / "store")
+    server = MlflowServer(f"sparktrack://{store.root}", shim=mlflow_plugin, workers=2,
+                          log_path=folder / "server.log")
+    _SERVER = SimpleNamespace(url=server.url, store=store, server=server)
+    try:
+        yield _SERVER
+    finally:
+        server.stop()
+        _SERVER = None

@@ -154,8 +154,13 @@ def test_the_public_modules_are_the_ones_meant_to_be_public():
     public = {m.name for m in pkgutil.iter_modules(sparktrack.__path__)
               if not m.name.startswith("_")}
     assert public == {"artifacts", "cli", "client", "compare", "config", "entities", "errors",
-                      "exceptions", "export", "maintenance", "pyspark", "repro", "schemas",
-                      "spark"}
+                      "exceptions", "export", "maintenance", "mlflow_plugin", "pyspark", "repro",
+                      "schemas", "spark"}
+    import sparktrack.mlflow_plugin
+
+    plugin_public = {m.name for m in pkgutil.iter_modules(sparktrack.mlflow_plugin.__path__)
+                     if not m.name.startswith("_")}
+    assert plugin_public == {"registry_store", "tracking_store", "uris"}
     spark_public = {m.name for m in pkgutil.iter_modules(sparktrack.spark.__path__)
                     if not m.name.startswith("_")}
     assert spark_public == {"dashboard"}

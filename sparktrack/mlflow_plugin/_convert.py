@@ -30,6 +30,7 @@ __all__ = [
     "sparktrack_params",
     "sparktrack_tags",
     "tag_dict",
+    "tag_pair",
 ]
 
 
@@ -149,6 +150,12 @@ def sparktrack_params(values: Iterable[Any] | None) -> list[entities.Param]:
 
 def sparktrack_tags(values: Iterable[Any] | None) -> list[entities.RunTag]:
     return [entities.RunTag(t.key, t.value) for t in _items(values, "RunTag", ("key", "value"))]
+
+
+def tag_pair(tag: Any, kind: str = "tag") -> tuple[str, Any]:
+    """The key and value of one of MLflow's tag entities."""
+    (item,) = _items([tag], kind, ("key", "value"))
+    return item.key, item.value
 
 
 def tag_dict(values: Iterable[Any] | dict | None) -> dict[str, Any]:

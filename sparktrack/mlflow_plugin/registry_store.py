@@ -9,6 +9,7 @@ rules, search and commits are sparktrack's; errors leave as ``MlflowException``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mlflow.store.entities.paged_list import PagedList
@@ -26,6 +27,33 @@ __all__ = ["SparkTrackRegistryStore"]
 # MLflow's defaults that are built on the methods below and work as they are.
 _INHERITED = ("copy_model_version",)
 _PRIVATE = ("_await_model_version_creation", "_await_model_version_creation_impl")
+
+
+# MLflow's rule for its prompt tag: a model or version WITHOUT it matches
+# `tags.`mlflow.prompt.is_prompt` != 'true'` and `... = 'false'` (MLflow's client adds the first
+# to every registered-model search, to leave prompts out). sparktrack's search, like SQL, does
+# not match a missing tag; NOT over the opposite comparison gives MLflow's answer.
+_PROMPT_CLAUSE = re.compile(
+    r"""\btags?\.(`mlflow\.prompt\.is_prompt`|mlflow\.prompt\.is_prompt)\s*"""
+    r"""(!=|=)\s*(['"])(true|false)\3""", re.IGNORECASE)
+_OPPOSITE = {("!=", "true"): "=", ("=", "false"): "!="}
+
+
+def mlflow_prompt_rule(filter_string: str | None) -> str | None:
+    """``filter_string`` with MLflow's prompt-tag clauses rewritten to match models without
+    the tag, as MLflow does (``!= 'true'`` -> ``NOT ... = 'true'``, ``= 'false'`` ->
+    ``NOT ... != 'false'``); other clauses are left as they are."""
+    if not isinstance(filter_string, str):
+        return filter_string
+
+    def rewrite(match: re.Match) -> str:
+        operator, value = match.group(2), match.group(4).lower()
+        opposite = _OPPOSITE.get((operator, value))
+        if opposite is None:
+            return match.group(0)
+        return f"NOT tags.`mlflow.prompt.is_prompt` {opposite} '{value}'"
+
+    return _PROMPT_CLAUSE.sub(rewrite, filter_string)
 
 
 def _refuse_if(value: Any, method: str, argument: str, topic: str) -> None:
@@ -70,7 +98,7 @@ class SparkTrackRegistryStore(AbstractStore):
     def search_registered_models(self, filter_string=None, max_results=None, order_by=None,
                                  page_token=None):
         page = self.client.search_registered_models(
-            filter_string=filter_string,
+            filter_string=mlflow_prompt_rule(filter_string),
             max_results=registry_search.MODELS_DEFAULT if max_results is None else max_results,
             order_by=_convert.listed(order_by), page_token=page_token)
         return PagedList([_convert.registered_model(m) for m in page], page.token)
@@ -83,7 +111,7 @@ class SparkTrackRegistryStore(AbstractStore):
                 for v in self.client.get_latest_versions(name, stages=stages or None)]
 
     def set_registered_model_tag(self, name, tag):
-        self.client.set_registered_model_tag(name, tag.key, tag.value)
+        self.client.set_registered_model_tag(name, *_convert.tag_pair(tag, "RegisteredModelTag"))
 
     def delete_registered_model_tag(self, name, key):
         self.client.delete_registered_model_tag(name, key)
@@ -116,13 +144,14 @@ class SparkTrackRegistryStore(AbstractStore):
     def search_model_versions(self, filter_string=None, max_results=None, order_by=None,
                               page_token=None):
         page = self.client.search_model_versions(
-            filter_string=filter_string,
+            filter_string=mlflow_prompt_rule(filter_string),
             max_results=registry_search.VERSIONS_DEFAULT if max_results is None else max_results,
             order_by=_convert.listed(order_by), page_token=page_token)
         return PagedList([_convert.model_version(v) for v in page], page.token)
 
     def set_model_version_tag(self, name, version, tag):
-        self.client.set_model_version_tag(name, version, tag.key, tag.value)
+        key, value = _convert.tag_pair(tag, "ModelVersionTag")
+        self.client.set_model_version_tag(name, version, key, value)
 
     def delete_model_version_tag(self, name, version, key):
         self.client.delete_model_version_tag(name, version, key)

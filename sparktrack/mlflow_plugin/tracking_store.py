@@ -46,8 +46,7 @@ _INHERITED = (
     "log_metric", "log_param", "set_tag",
     "log_batch_async", "log_metric_async", "log_param_async", "set_tag_async",
     "flush_async_logging", "end_async_logging", "shut_down_async_logging",
-    "search_runs", "get_metric_history_bulk_interval",
-    "get_metric_history_bulk_interval_from_steps", "filter_active_experiment_ids",
+    "search_runs", "get_metric_history_bulk_interval_from_steps",
     "set_model_versions_tags",
 )
 
@@ -116,6 +115,14 @@ class SparkTrackStore(AbstractStore):
         if self.commit_each_write:
             self.client.flush()
 
+    def _fresh(self, run_id: Any) -> None:
+        """Before a write to a run in commit-each-write mode, drop what this process cached
+        of it: another process (another server worker) may have written to it since, and a
+        write from a stale copy would undo that write (a run's info is written as a whole
+        row) or refuse to delete a tag this process has not seen."""
+        if self.commit_each_write and isinstance(run_id, str):
+            self.client._store.forget_runs([run_id])
+
     # -- experiments ---------------------------------------------------------------------------
     def search_experiments(self, view_type=1, max_results=1000, filter_string=None,
                            order_by=None, page_token=None):
@@ -141,11 +148,19 @@ class SparkTrackStore(AbstractStore):
     def restore_experiment(self, experiment_id):
         self.client.restore_experiment(experiment_id)
 
+    def filter_active_experiment_ids(self, experiment_ids):
+        ids = _convert.listed(experiment_ids)
+        if not isinstance(ids, list):
+            raise InvalidInputError(
+                f"experiment_ids must be a list of experiment ids, got {type(ids).__name__}.")
+        active = {e.experiment_id for e in self.client.search_experiments(max_results=None)}
+        return [str(i) for i in ids if str(i) in active]
+
     def rename_experiment(self, experiment_id, new_name):
         self.client.rename_experiment(experiment_id, new_name)
 
     def set_experiment_tag(self, experiment_id, tag):
-        self.client.set_experiment_tag(experiment_id, tag.key, tag.value)
+        self.client.set_experiment_tag(experiment_id, *_convert.tag_pair(tag, "ExperimentTag"))
 
     def delete_experiment_tag(self, experiment_id, key):
         self.client.delete_experiment_tag(experiment_id, key)
@@ -167,6 +182,7 @@ class SparkTrackStore(AbstractStore):
         return _convert.run(found, latest.get(run_id, []))
 
     def update_run_info(self, run_id, run_status, end_time, run_name):
+        self._fresh(run_id)
         status = None if run_status is None else _status_name(run_status)
         if run_name:
             self.client.update_run(run_id, name=run_name)
@@ -180,11 +196,13 @@ class SparkTrackStore(AbstractStore):
         return _convert.run_info(self.client.get_run_info(run_id))
 
     def delete_run(self, run_id):
+        self._fresh(run_id)
         # MLflow deletes just the run; its nested runs stay (sparktrack's default takes them).
         self.client.delete_run(run_id, delete_descendants=False)
         self._wrote()
 
     def restore_run(self, run_id):
+        self._fresh(run_id)
         self.client.restore_run(run_id, restore_descendants=False)
         self._wrote()
 
@@ -219,16 +237,19 @@ class SparkTrackStore(AbstractStore):
 
     # -- logging -------------------------------------------------------------------------------
     def log_batch(self, run_id, metrics, params, tags):
+        self._fresh(run_id)
         self.client.log_batch(
             run_id, metrics=_convert.sparktrack_metrics(metrics),
             params=_convert.sparktrack_params(params), tags=_convert.sparktrack_tags(tags))
         self._wrote()
 
     def delete_tag(self, run_id, key):
+        self._fresh(run_id)
         self.client.delete_tag(run_id, key)
         self._wrote()
 
     def log_inputs(self, run_id, datasets=None, models=None):
+        self._fresh(run_id)
         self.client.log_inputs(run_id, datasets=datasets, models=models)
 
     def record_logged_model(self, run_id, mlflow_model):
@@ -238,6 +259,7 @@ class SparkTrackStore(AbstractStore):
             raise InvalidInputError(
                 f"record_logged_model: mlflow_model must be an mlflow.models.Model, got "
                 f"{type(mlflow_model).__name__}.")
+        self._fresh(run_id)
         previous = self.client.get_run(run_id).data.tags.get(MLFLOW_LOGGED_MODELS)
         history = json.loads(previous) if previous else []
         history.append(mlflow_model.get_tags_dict())
@@ -251,6 +273,23 @@ class SparkTrackStore(AbstractStore):
             return PagedList(points[offset:], None)
         end = offset + max_results
         return PagedList(points[offset:end], token_for(end) if end < len(points) else None)
+
+    def get_metric_history_bulk_interval(self, run_ids, metric_key, max_results, start_step,
+                                         end_step):
+        """MLflow's sampling of the histories (the UI's charts); the arguments are checked
+        first, MLflow's default compares them unchecked."""
+        run_ids = _convert.listed(run_ids)
+        if not isinstance(run_ids, list) or not all(isinstance(r, str) for r in run_ids):
+            raise InvalidInputError(
+                f"run_ids must be a list of run ids, got {str(run_ids)[:200]!r}.")
+        for name, value in (("max_results", max_results), ("start_step", start_step),
+                            ("end_step", end_step)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidInputError(f"{name} must be an integer, got {str(value)[:200]!r}.")
+        if max_results is None:
+            raise InvalidInputError("max_results is required (the number of steps to sample).")
+        return AbstractStore.get_metric_history_bulk_interval(
+            self, run_ids, metric_key, max_results, start_step, end_step)
 
     # -- what MLflow's UI asks on every page: nothing here, not an error -----------------------
     def search_logged_models(self, experiment_ids, filter_string=None, datasets=None,
