@@ -45,9 +45,10 @@ def _missing(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium():
-    """Checked first, so a machine without the browser does not fit models for nothing."""
+    """Checked first (a session fixture, like ``spark``, and requested before it), so a machine
+    without the browser does not start Spark and fit models for nothing."""
     try:
         import mlflow  # noqa: F401
         import selenium  # noqa: F401
