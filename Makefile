@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STORE  ?= ./sparktrack-store
 
-.PHONY: run test bench check-java clean
+.PHONY: run test bench check-java browser clean
 
 $(VENV)/.base: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'
@@ -27,12 +27,26 @@ check-java:
 	  echo "Java 17 is required to run Spark: install it (Debian/Ubuntu: apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17) or set JAVA_HOME."; \
 	  exit 1; }
 
+## browser: Debian's Chromium and its driver, for the MLflow UI browser tests (as root, apt-get)
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing chromium and chromium-driver (for the MLflow UI browser tests)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        chromium chromium-driver; } >/dev/null 2>&1 \
+	      || echo "warning: apt-get could not install chromium chromium-driver"; \
+	  else \
+	    echo "warning: chromium/chromedriver not found: the MLflow UI browser tests need them" \
+	         "(Debian: apt-get install chromium chromium-driver; macOS: brew install chromium" \
+	         "chromedriver, then set SPARKTRACK_CHROMIUM and SPARKTRACK_CHROMEDRIVER)"; \
+	  fi; }
+
 ## run: install, then run the main job against the embedded default store ./sparktrack-store
 run: check-java $(VENV)/.base
 	$(PY) jobs/train_cv.py --store $(STORE)
 
 ## test: install with the dev extra, then run the whole suite
-test: check-java $(VENV)/.dev
+test: check-java browser $(VENV)/.dev
 	$(PY) -m pytest -q
 
 ## bench: sparktrack against MLflow (SQLite store) on the same machine, same run

@@ -25,6 +25,7 @@ SECTIONS = {
     "datasource": "bench_datasource",  # Spark data source scans and pushdown (issue 5)
     "models": "bench_models",  # log_model vs Spark's writer and MLflow (issue 12)
     "import": "bench_import",  # sparktrack import from an MLflow SQLite store (issue 13)
+    "mlflow_ui": "bench_mlflow_ui",  # the MLflow UI's REST calls, plugin vs SQLite (issue 13)
 }
 
 
