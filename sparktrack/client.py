@@ -466,6 +466,19 @@ class TrackingClient(RegistryMethods):
         validate_key(key, kind="Metric", settings=self.settings)
         return self._store.get_metric_history(run_id, key)
 
+    @checked
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        """Every point logged for ``key`` by each of ``run_ids``: run id -> its points ordered
+        by step then timestamp ([] for a run that never logged ``key``). One read for all the
+        runs, where calling :meth:`get_metric_history` per run reads once per run (a chart
+        comparing 100 runs).
+
+        Raises:
+            RunNotFoundError: a run id is not in the store.
+        """
+        validate_key(key, kind="Metric", settings=self.settings)
+        return self._store.get_metric_histories(list(run_ids), key)
+
     # -- artifacts ---------------------------------------------------------------------------
     def _artifacts(self, run_id: str) -> ArtifactRepository:
         return ArtifactRepository(self._store.get_run_info(run_id).artifact_uri)

@@ -83,6 +83,19 @@ class CurrentState:
         """The current rows of the given experiments, as of now (later commits not seen)."""
         return StateView([self._snapshot(e) for e in experiment_ids], self._schema())
 
+    def cached_row(self, key: str, value: str) -> dict | None:
+        """The current row whose ``key`` column is ``value``, if an experiment held here has
+        one: that experiment is brought up to date first. None otherwise (read the table)."""
+        with self._lock:
+            held = list(self._snapshots.items())
+        for experiment_id, snapshot in reversed(held):  # the most recently read first
+            if not pc.any(pc.equal(snapshot.rows.column(key), value)).as_py():
+                continue
+            rows = self._snapshot(experiment_id).rows
+            found = rows.filter(pc.equal(rows.column(key), value))
+            return found.to_pylist()[0] if found.num_rows else None
+        return None
+
     def forget(self) -> None:
         """Drop every cached experiment (the next read starts from the saved state or files)."""
         with self._lock:

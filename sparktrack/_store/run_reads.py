@@ -67,6 +67,12 @@ class RunReads:
         """The current row of a run, after committing what this process buffered."""
         validate_run_id(run_id)
         self._buffer.flush()
+        # A run of an experiment that search has read is in its cached current state: up to
+        # date after reading the few files committed since, where the table read below looks
+        # at every file of the runs table (run ids are random: file statistics prune little).
+        cached = self._current[RUNS.name].cached_row("run_id", run_id)
+        if cached is not None:
+            return cached
         rows = self._tables[RUNS.name].read(
             prune=[("run_id", "=", run_id)], where=pds.field("run_id") == run_id
         )
@@ -126,6 +132,41 @@ class RunReads:
             Metric(key=key, value=p["value"], timestamp=p["timestamp"], step=p["step"])
             for p in points.select(["value", "timestamp", "step"]).to_pylist()
         ]
+
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        """Every point logged for ``key`` by each of ``run_ids`` (run id -> points ordered by
+        step then timestamp), read in one pass over each experiment's metric files instead of
+        one pass per run (a chart of 100 runs).
+
+        Raises:
+            RunNotFoundError: a run id is not in the store.
+        """
+        wanted = list(dict.fromkeys(run_ids))
+        for run_id in wanted:
+            validate_run_id(run_id)
+        if not wanted:
+            return {}
+        self._buffer.flush()
+        among = pa.array(wanted, pa.string())
+        runs = self._tables[RUNS.name].read(
+            where=pds.field("run_id").isin(among), columns=["run_id", "experiment_id"])
+        experiments = dict(zip(runs.column("run_id").to_pylist(),
+                               runs.column("experiment_id").to_pylist()))
+        missing = [run_id for run_id in wanted if run_id not in experiments]
+        if missing:
+            raise RunNotFoundError(
+                f"Run with id={missing[0]} not found in store {self._root}.")
+        points = self._tables[METRICS.name].read(
+            prune=[("experiment_id", "in", sorted(set(experiments.values())))],
+            where=pds.field("run_id").isin(among) & (pds.field("key") == key),
+            columns=["run_id", "value", "timestamp", "step"],
+        ).sort_by([("run_id", "ascending"), ("step", "ascending"), ("timestamp", "ascending")])
+        histories: dict[str, list[Metric]] = {run_id: [] for run_id in wanted}
+        for point in points.to_pylist():
+            histories[point["run_id"]].append(Metric(key=key, value=point["value"],
+                                                     timestamp=point["timestamp"],
+                                                     step=point["step"]))
+        return histories
 
     def get_run_inputs(self, run_id: str) -> RunInputs:
         """The datasets a run used, in the order they were first logged."""

@@ -327,6 +327,9 @@ class TrackingStore:
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         return self._reads.get_metric_history(run_id, key)
 
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        return self._reads.get_metric_histories(run_ids, key)
+
     def get_run_inputs(self, run_id: str) -> RunInputs:
         """The datasets a run used, in the order they were first logged."""
         return self._reads.get_run_inputs(run_id)

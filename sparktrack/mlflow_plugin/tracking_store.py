@@ -79,20 +79,22 @@ def _status_name(value: Any) -> str:
 
 
 class _HistoriesReadOnce:
-    """What MLflow's ``get_metric_history_bulk_interval`` uses of a store, with each history
-    read once: MLflow's sampling reads every run's history twice (its steps, then its points),
-    and each read is a scan of the store's tables (the UI asks for up to 100 runs a chart)."""
+    """What MLflow's ``get_metric_history_bulk_interval`` uses of a store, with the histories
+    of all the runs read at once: MLflow's sampling reads every run's history twice (its steps,
+    then its points), and each read is a scan of the store's tables (the UI asks for up to 100
+    runs a chart)."""
 
     _evenly_spaced_indices = staticmethod(AbstractStore._evenly_spaced_indices)
 
-    def __init__(self, store: "SparkTrackStore") -> None:
-        self._store = store
-        self._read: dict[tuple[str, str], list] = {}
+    def __init__(self, store: "SparkTrackStore", run_ids: list[str], metric_key: str) -> None:
+        # All the runs' histories in one read (one pass over each experiment's metric files).
+        self._read = {
+            run_id: [_convert.metric(m) for m in points]
+            for run_id, points in store.client.get_metric_histories(run_ids, metric_key).items()
+        }
 
     def get_metric_history(self, run_id, metric_key, max_results=None, page_token=None):
-        if (run_id, metric_key) not in self._read:
-            self._read[run_id, metric_key] = self._store.get_metric_history(run_id, metric_key)
-        return self._read[run_id, metric_key]
+        return self._read[run_id]
 
 
 @complete_store_class(AbstractStore, inherited=_INHERITED, private=("_search_runs",))
@@ -306,7 +308,8 @@ class SparkTrackStore(AbstractStore):
         if max_results is None:
             raise InvalidInputError("max_results is required (the number of steps to sample).")
         return AbstractStore.get_metric_history_bulk_interval(
-            _HistoriesReadOnce(self), run_ids, metric_key, max_results, start_step, end_step)
+            _HistoriesReadOnce(self, run_ids, metric_key), run_ids, metric_key, max_results,
+            start_step, end_step)
 
     # -- what MLflow's UI asks on every page: nothing here, not an error -----------------------
     def search_logged_models(self, experiment_ids, filter_string=None, datasets=None,
