@@ -83,6 +83,11 @@ class CurrentState:
         """The current rows of the given experiments, as of now (later commits not seen)."""
         return StateView([self._snapshot(e) for e in experiment_ids], self._schema())
 
+    def holds(self, experiment_id: str) -> bool:
+        """Whether this cache holds the state of ``experiment_id`` (reading it is cheap)."""
+        with self._lock:
+            return experiment_id in self._snapshots
+
     def cached_row(self, key: str, value: str) -> dict | None:
         """The current row whose ``key`` column is ``value``, if an experiment held here has
         one: that experiment is brought up to date first. None otherwise (read the table)."""

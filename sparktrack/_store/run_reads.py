@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +23,7 @@ from sparktrack._store.current_rules import (
     current_summaries,
     first_param_values,
     live_tags,
+    without_deleted_tags,
 )
 from sparktrack._store.current_state import CurrentState, StateView
 from sparktrack._delta import DeltaTableHandle
@@ -99,14 +100,21 @@ class RunReads:
     def get_run(self, run_id: str) -> Run:
         """A run's info, params, latest metric values and tags, read from the store."""
         row = self.run_row(run_id)
+        experiment_id = row["experiment_id"]
         run_filter = pds.field("run_id") == run_id
-        prune = [("experiment_id", "=", row["experiment_id"])]
-        params = self._params(run_filter, prune)
-        self._summary_repair.settle()
-        summaries = current_summaries(
-            self._tables[METRIC_SUMMARIES.name].read(prune=prune, where=run_filter)
-        )
-        tags = self._live_tags(run_filter, prune)
+        prune = [("experiment_id", "=", experiment_id)]
+        params = self._of_run(PARAMS.name, experiment_id, run_id,
+                              lambda: self._params(run_filter, prune))
+
+        def summaries_read() -> pa.Table:
+            self._summary_repair.settle()
+            return current_summaries(
+                self._tables[METRIC_SUMMARIES.name].read(prune=prune, where=run_filter))
+
+        summaries = self._of_run(METRIC_SUMMARIES.name, experiment_id, run_id, summaries_read)
+        tags = self._of_run(TAGS.name, experiment_id, run_id,
+                            lambda: self._live_tags(run_filter, prune),
+                            cached=without_deleted_tags)  # the cached state keeps deletions
         data = RunData(
             metrics=dict(zip(summaries.column("key").to_pylist(),
                              summaries.column("latest_value").to_pylist())),
@@ -115,6 +123,18 @@ class RunReads:
         )
         return Run(info=run_info_from_row(row, root=self._root), data=data,
                    inputs=self.run_inputs(run_id, row["experiment_id"]))
+
+    def _of_run(self, table: str, experiment_id: str, run_id: str,
+                read: Callable[[], pa.Table], *,
+                cached: Callable[[pa.Table], pa.Table] = lambda rows: rows) -> pa.Table:
+        """The current rows of one run in ``table``: ``cached`` of the cached state of its
+        experiment when search holds it (brought up to date from the files committed since),
+        else ``read()``, a filtered read of the experiment's files."""
+        state = self._current.get(table)
+        if state is None or not state.holds(experiment_id):
+            return read()
+        rows = self.current_view(table, [experiment_id]).rows()
+        return cached(rows.filter(pc.equal(rows.column("run_id"), run_id)))
 
     def _params(self, where: pds.Expression, prune: list) -> pa.Table:
         return first_param_values(self._tables[PARAMS.name].read(prune=prune, where=where))
