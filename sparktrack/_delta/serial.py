@@ -39,7 +39,7 @@ from sparktrack.errors import StoreError
 if TYPE_CHECKING:
     from sparktrack._delta.table import DeltaTableHandle
 
-__all__ = ["SerialLog", "Tail"]
+__all__ = ["SerialLog", "Tail", "TailCommit"]
 
 # deltalake checkpoints every 100 commits after its own writes; serial commits keep that pace so
 # that opening a table never replays more than 100 JSON entries.
@@ -54,11 +54,21 @@ _MAX_APPENDS = 1000
 
 
 @dataclass(frozen=True, slots=True)
+class TailCommit:
+    """One commit of a tail: its version, the custom keys of its commit info, its files."""
+
+    version: int
+    metadata: dict[str, str]
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Tail:
-    """The rows committed after a version: ``rows`` added by ``version_from + 1 .. version``."""
+    """What was committed after a version, up to ``version``: the rows added and the commits."""
 
     version: int
     rows: pa.Table
+    commits: tuple[TailCommit, ...] = ()
 
 
 class SerialLog:
@@ -82,38 +92,44 @@ class SerialLog:
         """The newest version (-1 if the table does not exist yet) and all its rows."""
         return self.handle.read_versioned()
 
-    def since(self, version: int) -> Tail | None:
-        """The rows committed after ``version``, or None when they cannot be told from the log
-        alone (rows were removed or rewritten, the schema changed, or the log entries were
-        cleaned up): the caller then loads the table again."""
+    def since(self, version: int, *, rows: bool = True) -> Tail | None:
+        """What was committed after ``version`` (the rows only if ``rows``), or None when it
+        cannot be told from the log alone (rows were removed or rewritten, the schema changed,
+        or the log entries were cleaned up): the caller then loads the table again."""
         if version < 0:  # no table yet: still none, or load the one created since
             return Tail(version, self._empty) if self._entry(0) is None else None
-        tables, newest = [], version
+        tables, commits, newest = [], [], version
         while True:
             actions = self._entry(newest + 1)
             if actions is None:
                 break
-            added = []
-            for action in actions:
-                if "metaData" in action or "protocol" in action:
-                    return None
-                change = action.get("add") or action.get("remove")
-                if change is None or not change.get("dataChange", True):
-                    continue  # commit info, or compaction re-adding the same rows
-                if "remove" in action:
-                    return None
-                added.append(unquote(change["path"]))
-            try:
-                tables.extend(self._read(path) for path in added)
-            except FileNotFoundError:
-                return None  # compacted and vacuumed since: the table holds the rows now
+            commit = _tail_commit(newest + 1, actions)
+            if commit is None:
+                return None
+            if rows:
+                try:
+                    tables.extend(self._read(path) for path in commit.paths)
+                except FileNotFoundError:
+                    return None  # compacted and vacuumed since: the table holds the rows now
+            commits.append(commit)
             newest += 1
         now = time.monotonic()
         if newest == version and now - self._looked_at > _CLEANUP_AGE and \
                 self._cleaned_up_past(version):
             return None
         self._looked_at = now
-        return Tail(newest, pa.concat_tables(tables) if tables else self._empty)
+        return Tail(newest, pa.concat_tables(tables) if tables else self._empty, tuple(commits))
+
+    def commits(self, first: int, last: int) -> list[TailCommit] | None:
+        """The commits ``first .. last`` (None if one of them is gone or is not an append)."""
+        found = []
+        for number in range(max(first, 0), last + 1):
+            actions = self._entry(number)
+            commit = None if actions is None else _tail_commit(number, actions)
+            if commit is None:
+                return None
+            found.append(commit)
+        return found
 
     def _entry(self, number: int) -> list[dict] | None:
         """The actions of log entry ``number``, None if there is none (yet)."""
@@ -172,11 +188,14 @@ class SerialLog:
 
     # -- writing ---------------------------------------------------------------------------
     def commit_next(self, version: int, rows: pa.Table, *,
-                    metadata: dict[str, str] | None = None) -> bool:
+                    metadata: dict[str, str] | None = None, name: str | None = None) -> bool:
         """Commit ``rows`` as version ``version + 1``; False if that version exists already.
 
         ``version`` is the one the caller's decision was based on (-1: the table did not exist;
-        it is created first, and the caller must read it again).
+        it is created first, and the caller must read it again). With ``name``, the data file
+        is ``<name>.parquet``, written only if missing: two writers that commit the same rows
+        under the same name (a change's events, by its writer and by a repair) leave one file,
+        and Delta's snapshot lists a path once however often it was added.
         """
         if not rows.schema.equals(self.schema):
             rows = rows.select(self.schema.names).cast(self.schema)
@@ -184,19 +203,20 @@ class SerialLog:
             self.handle.ensure_created()
             return False
         if self._local is not None:
-            committed = self._commit_local(version + 1, rows, metadata or {})
+            committed = self._commit_local(version + 1, rows, metadata or {}, name)
         else:
-            committed = self._commit_with_deltalake(version, rows, metadata or {})
+            committed = self._commit_with_deltalake(version, rows, metadata or {}, name)
         if committed and (version + 1) % _CHECKPOINT_INTERVAL == 0:
             self._checkpoint()
         return committed
 
-    def append(self, rows: pa.Table, *, metadata: dict[str, str] | None = None) -> int:
+    def append(self, rows: pa.Table, *, metadata: dict[str, str] | None = None,
+               name: str | None = None) -> int:
         """Commit ``rows`` at the next free version, whatever it is (rows that conflict with
-        nothing, such as history); the version committed."""
+        nothing, such as history); the version committed. ``name`` as in :meth:`commit_next`."""
         version = self._next_free - 1
         for _ in range(_MAX_APPENDS):
-            if self.commit_next(version, rows, metadata=metadata):
+            if self.commit_next(version, rows, metadata=metadata, name=name):
                 self._next_free = version + 2
                 return version + 1
             version = self._newest_from(version)
@@ -214,20 +234,25 @@ class SerialLog:
             version += 1
         return version
 
-    def _commit_local(self, number: int, rows: pa.Table, metadata: dict[str, str]) -> bool:
-        name = f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+    def _commit_local(self, number: int, rows: pa.Table, metadata: dict[str, str],
+                      named: str | None) -> bool:
+        name = f"{named}.parquet" if named else f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
         data = os.path.join(self._local, name)
         log_folder = os.path.join(self._local, "_delta_log")
         aside = os.path.join(log_folder, f"_commit_{uuid.uuid4()}.json.tmp")
         try:
-            _write_small_parquet(rows, data)
+            if named:
+                _write_once(rows, data)
+            else:
+                _write_small_parquet(rows, data)
             with open(aside, "w", encoding="utf-8") as out:
                 out.write(_log_entry(name, os.path.getsize(data), rows, metadata))
             try:
                 # Atomic, and fails if the entry exists: the race for this version is lost.
                 os.link(aside, os.path.join(log_folder, f"{number:020d}.json"))
             except FileExistsError:
-                os.remove(data)
+                if not named:  # a named file may be another writer's, committed or about to be
+                    os.remove(data)
                 return False
             finally:
                 os.remove(aside)
@@ -237,10 +262,12 @@ class SerialLog:
         return True
 
     def _commit_with_deltalake(self, version: int, rows: pa.Table,
-                               metadata: dict[str, str]) -> bool:
+                               metadata: dict[str, str], named: str | None) -> bool:
         table = self.handle.snapshot(version=version)
         fs, base = filesystem(self.handle.uri, self.handle.storage_options)
-        name = f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+        # Object stores have no create-if-missing here: a named file written twice holds the
+        # same rows both times.
+        name = f"{named}.parquet" if named else f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
         with translated(f"committing {rows.num_rows} row(s) to", self.handle.uri):
             with fs.open_output_stream(in_base(base, name)) as sink:
                 _write_small_parquet(rows, sink)
@@ -253,7 +280,8 @@ class SerialLog:
                                                        custom_metadata=metadata),
                 )
             except CommitFailedError:
-                fs.delete_file(in_base(base, name))
+                if not named:
+                    fs.delete_file(in_base(base, name))
                 return False
         return True
 
@@ -291,3 +319,37 @@ def _stats(rows: pa.Table) -> str:
     # Only the row count: min/max statistics serve file pruning, which tables of a few
     # thousand rows do not need.
     return json.dumps({"numRecords": rows.num_rows})
+
+
+def _write_once(rows: pa.Table, path: str) -> None:
+    """Write ``rows`` at ``path`` unless a file is there (written aside, then linked)."""
+    if os.path.exists(path):
+        return
+    aside = f"{path}.{uuid.uuid4().hex}.tmp"
+    _write_small_parquet(rows, aside)
+    try:
+        os.link(aside, path)
+    except FileExistsError:
+        pass  # another writer's, with the same rows
+    finally:
+        os.remove(aside)
+
+
+def _tail_commit(number: int, actions: list[dict]) -> TailCommit | None:
+    """The commit of these log actions, None if it is more than appends (a reload is due)."""
+    metadata: dict[str, str] = {}
+    paths = []
+    for action in actions:
+        if "metaData" in action or "protocol" in action:
+            return None
+        if "commitInfo" in action:
+            info = action["commitInfo"] or {}
+            metadata = {k: v for k, v in info.items() if k.startswith("sparktrack.")}
+            continue
+        change = action.get("add") or action.get("remove")
+        if change is None or not change.get("dataChange", True):
+            continue  # compaction re-adding the same rows
+        if "remove" in action:
+            return None
+        paths.append(unquote(change["path"]))
+    return TailCommit(number, metadata, tuple(paths))

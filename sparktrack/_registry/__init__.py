@@ -32,7 +32,8 @@ def registry_for(store: TrackingStore) -> Registry:
         registry = _registries.get(store.root)
         if registry is None:
             tables = RegistryTables(store.root, storage_options=store.storage_options,
-                                    commit_retries=store.settings.commit_retries)
+                                    commit_retries=store.settings.commit_retries,
+                                    event_grace_seconds=store.settings.summary_repair_seconds)
             registry = Registry(tables, store.settings,
                                 lambda run_id: store.get_run_info(run_id).artifact_uri)
             _registries[store.root] = registry

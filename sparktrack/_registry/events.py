@@ -1,22 +1,18 @@
 """The registry's history: one row of the append-only ``registry_events`` table per change.
 
-Events are written right after the change they describe commits (two Delta tables cannot
-commit together); the state tables are versioned too, so a question such as "which version
-was Production on 3 March" can be answered from either (see the README's Model registry).
+A change's events travel in its own commit and are committed to ``registry_events`` right
+after it (two Delta tables cannot commit together); a change whose writer died in between
+gets them from whoever reads the registry next (:mod:`.event_ledger`).
 """
 
 from __future__ import annotations
 
 import uuid
 
-import pyarrow as pa
-
-from sparktrack._delta import DeltaTableHandle
-from sparktrack._delta.serial import SerialLog
 from sparktrack._store.rows import next_version, now_millis
 from sparktrack._store.schemas import REGISTRY_EVENTS
 
-__all__ = ["EVENTS", "Events"]
+__all__ = ["EVENTS", "complete"]
 
 # Every kind of change the registry records, in the `event` column.
 EVENTS = (
@@ -38,28 +34,19 @@ EVENTS = (
 )
 
 
-class Events:
-    """Appends event rows; one Delta commit per call."""
-
-    def __init__(self, handle: DeltaTableHandle) -> None:
-        self.handle = handle
-        self.log = SerialLog(handle)
-
-    def record(self, rows: list[dict]) -> None:
-        """Commit ``rows`` (dicts with ``event``, ``model_id``, ``name`` and any optional
-        column of REGISTRY_EVENTS) stamped with one time."""
-        if not rows:
-            return
-        stamp = now_millis()
-        full = [
-            {column: None for column in REGISTRY_EVENTS.schema.names}
-            | {"event_id": _event_id(), "timestamp": stamp}
-            | row
-            for row in rows
-        ]
-        unknown = {row["event"] for row in full} - set(EVENTS)
-        assert not unknown, f"unknown registry event {unknown}"
-        self.log.append(pa.Table.from_pylist(full, schema=REGISTRY_EVENTS.schema))
+def complete(rows: list[dict]) -> list[dict]:
+    """Full ``registry_events`` rows of ``rows`` (dicts with ``event``, ``model_id``, ``name``
+    and any optional column), with event ids and one timestamp."""
+    stamp = now_millis()
+    full = [
+        {column: None for column in REGISTRY_EVENTS.schema.names}
+        | {"event_id": _event_id(), "timestamp": stamp}
+        | row
+        for row in rows
+    ]
+    unknown = {row["event"] for row in full} - set(EVENTS)
+    assert not unknown, f"unknown registry event {unknown}"
+    return full
 
 
 def _event_id() -> str:

@@ -19,6 +19,7 @@ state.
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,7 +33,8 @@ from sparktrack.errors import (
     StoreError,
 )
 from sparktrack._context import current_user
-from sparktrack._registry.events import Events
+from sparktrack._registry.event_ledger import EVENTS_KEY
+from sparktrack._registry.events import complete as complete_events
 from sparktrack._registry.names import (
     ACTIVE_STAGES,
     ALL_STAGES,
@@ -79,7 +81,6 @@ class Registry:
                  run_artifact_uri: Callable[[str], str]) -> None:
         self.tables = tables
         self.settings = settings
-        self.events = Events(tables.events)
         self._run_artifact_uri = run_artifact_uri
 
     @contextmanager
@@ -89,16 +90,25 @@ class Registry:
             self.tables.refresh()
             yield self.tables
 
-    def change(self, mirror: TableMirror, decide: Callable[[], list[dict]]) -> list[dict]:
+    def change(self, mirror: TableMirror, decide: Callable[[], list[dict]],
+               events: Callable[[list[dict]], list[dict]] | None = None) -> list[dict]:
         """Commit the rows ``decide`` returns for ``mirror``'s table, decided on the current
         state; decide again on the newer state whenever another process committed first.
 
         ``decide`` raises when the change is no longer valid (the version was deleted, the
-        name was taken), and returns [] when there is nothing to change.
+        name was taken), and returns [] when there is nothing to change. ``events`` gives the
+        change's ``registry_events`` rows from the rows committed: they travel in the commit
+        and are recorded right after it (:mod:`.event_ledger`).
         """
         for _ in range(_MAX_ATTEMPTS):
             rows = decide()
-            if not rows or mirror.commit(rows):
+            if not rows:
+                return rows
+            recorded = complete_events(events(rows)) if events is not None else []
+            metadata = {EVENTS_KEY: json.dumps(recorded)} if recorded else None
+            if mirror.commit(rows, metadata=metadata):
+                if recorded:
+                    self.tables.ledger.record(mirror.name, mirror.version, recorded)
                 return rows
             self.tables.refresh()
         raise StoreError(
@@ -256,8 +266,8 @@ class Registry:
                 "deleted": False,
             }]
 
-        [row] = self.change(self.tables.model_state, decide)
-        self.events.record([_event("CREATE_REGISTERED_MODEL", row, value=description)])
+        [row] = self.change(self.tables.model_state, decide, lambda rows: [
+            _event("CREATE_REGISTERED_MODEL", rows[0], value=description)])
         return self.model_entity(row | {"tags": list(tags.items())}, [], {})
 
     def _refuse_taken(self, name: str) -> None:
@@ -277,19 +287,20 @@ class Registry:
             return [model | {"name": new_name, "last_updated_timestamp": now_millis(),
                              "name_generation": self.tables.name_generations(new_name) + 1}]
 
-        if not self.change(self.tables.model_state, decide):
+        if not self.change(self.tables.model_state, decide, lambda rows: [
+                _event("RENAME_REGISTERED_MODEL", before["model"], value=new_name)]):
             return self.get_registered_model(new_name)
         model_id = before["model"]["model_id"]
         self.change(self.tables.version_state, lambda: [
             v | {"name": new_name} for v in self.tables.version_rows([model_id])])
         self.change(self.tables.alias_state, lambda: [
             a | {"name": new_name} for a in self.tables.alias_rows([model_id])])
-        self.events.record([_event("RENAME_REGISTERED_MODEL", before["model"], value=new_name)])
         return self.get_registered_model(new_name)
 
-    def _update_model(self, name: str, change: Callable[[dict], dict | None]) -> dict | None:
-        """Commit ``change`` of the model's current row (None: nothing to change); the row
-        it changed."""
+    def _update_model(self, name: str, change: Callable[[dict], dict | None],
+                      event: Callable[[dict], dict]) -> dict | None:
+        """Commit ``change`` of the model's current row (None: nothing to change) with the
+        ``event`` of the row it changed; that row."""
         before: dict = {}
 
         def decide() -> list[dict]:
@@ -297,36 +308,40 @@ class Registry:
             changed = change(model)
             return [] if changed is None else [changed]
 
-        return before["model"] if self.change(self.tables.model_state, decide) else None
+        changed = self.change(self.tables.model_state, decide,
+                              lambda rows: [event(before["model"])])
+        return before["model"] if changed else None
 
     @_on_current_state
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
         description = validate_description(description)
-        model = self._update_model(name, lambda m: m | {
-            "description": description, "last_updated_timestamp": now_millis()})
-        self.events.record([_event("UPDATE_REGISTERED_MODEL", model, value=description)])
+        model = self._update_model(
+            name, lambda m: m | {"description": description,
+                                 "last_updated_timestamp": now_millis()},
+            lambda m: _event("UPDATE_REGISTERED_MODEL", m, value=description))
         return self.get_registered_model(model["name"])
 
     @_on_current_state
     def delete_registered_model(self, name: str) -> None:
         """Delete the model, then tombstone its versions and drop its aliases (a deleted
         model's versions and aliases are unreachable already, should the process die)."""
-        model = self._update_model(name, lambda m: m | {
-            "deleted": True, "last_updated_timestamp": now_millis()})
+        model = self._update_model(
+            name, lambda m: m | {"deleted": True, "last_updated_timestamp": now_millis()},
+            lambda m: _event("DELETE_REGISTERED_MODEL", m))
         model_id = model["model_id"]
         self.change(self.tables.version_state, lambda: [
             _tombstone(v, now_millis()) for v in self.tables.version_rows([model_id])
             if not v["deleted"]])
         self.change(self.tables.alias_state, lambda: [
             a | {"deleted": True} for a in self.tables.alias_rows([model_id])])
-        self.events.record([_event("DELETE_REGISTERED_MODEL", model)])
 
     @_on_current_state
     def set_registered_model_tag(self, name: str, key: str, value: object) -> None:
         tag = validated_tags({key: value}, settings=self.settings)
-        model = self._update_model(name, lambda m: m | {
-            "tags": dict(m["tags"] or []) | tag, "last_updated_timestamp": now_millis()})
-        self.events.record([_event("SET_REGISTERED_MODEL_TAG", model, key=key, value=tag[key])])
+        self._update_model(
+            name, lambda m: m | {"tags": dict(m["tags"] or []) | tag,
+                                 "last_updated_timestamp": now_millis()},
+            lambda m: _event("SET_REGISTERED_MODEL_TAG", m, key=key, value=tag[key]))
 
     @_on_current_state
     def delete_registered_model_tag(self, name: str, key: str) -> None:
@@ -340,9 +355,8 @@ class Registry:
             del tags[key]
             return model | {"tags": tags, "last_updated_timestamp": now_millis()}
 
-        model = self._update_model(name, without_key)
-        if model is not None:
-            self.events.record([_event("DELETE_REGISTERED_MODEL_TAG", model, key=key)])
+        self._update_model(name, without_key,
+                           lambda m: _event("DELETE_REGISTERED_MODEL_TAG", m, key=key))
 
     # == model versions =====================================================================
     def resolve_source(self, source: str, run_id: str | None) -> tuple[str, str | None]:
@@ -389,9 +403,9 @@ class Registry:
                 "run_link": run_link, "status": "READY", "tags": tags, "deleted": False,
             }]
 
-        [row] = self.change(self.tables.version_state, decide)
+        [row] = self.change(self.tables.version_state, decide, lambda rows: [
+            _event("CREATE_MODEL_VERSION", rows[0], value=source)])
         self._touch_model(row["model_id"], row["creation_timestamp"])
-        self.events.record([_event("CREATE_MODEL_VERSION", row, value=source)])
         return self.version_entity(row | {"tags": list(tags.items())}, [])
 
     def _touch_model(self, model_id: str, now: int) -> None:
@@ -406,9 +420,10 @@ class Registry:
         self.change(self.tables.model_state, decide)
 
     def _update_version(self, name: str, version: str | int,
-                        change: Callable[[dict], dict | None]) -> dict | None:
-        """Commit ``change`` of the version's current row (None: nothing to change); the row
-        it changed."""
+                        change: Callable[[dict], dict | None],
+                        event: Callable[[dict], dict]) -> dict | None:
+        """Commit ``change`` of the version's current row (None: nothing to change) with the
+        ``event`` of the row it changed; that row."""
         before: dict = {}
 
         def decide() -> list[dict]:
@@ -416,15 +431,18 @@ class Registry:
             changed = change(row)
             return [] if changed is None else [changed]
 
-        return before["row"] if self.change(self.tables.version_state, decide) else None
+        changed = self.change(self.tables.version_state, decide,
+                              lambda rows: [event(before["row"])])
+        return before["row"] if changed else None
 
     @_on_current_state
     def update_model_version(self, name: str, version: str | int,
                              description: str | None) -> ModelVersion:
         description = validate_description(description)
-        row = self._update_version(name, version, lambda r: r | {
-            "description": description, "last_updated_timestamp": now_millis()})
-        self.events.record([_event("UPDATE_MODEL_VERSION", row, value=description)])
+        row = self._update_version(
+            name, version, lambda r: r | {"description": description,
+                                          "last_updated_timestamp": now_millis()},
+            lambda r: _event("UPDATE_MODEL_VERSION", r, value=description))
         return self.get_model_version(row["name"], row["version"])
 
     @_on_current_state
@@ -432,25 +450,25 @@ class Registry:
         """Drop the version's aliases, then tombstone it (its number is never given again)."""
         model = self._model_row(name)
         number = self._version_row(model, version)["version"]
-        dropped = self.change(self.tables.alias_state, lambda: [
+        self.change(self.tables.alias_state, lambda: [
             a | {"deleted": True} for a in self.tables.alias_rows([model["model_id"]])
-            if a["version"] == number])
+            if a["version"] == number
+        ], lambda dropped: [_event("DELETE_ALIAS", a, alias=a["alias"]) for a in dropped])
         now = now_millis()
-        row = self._update_version(name, number, lambda r: _tombstone(r, now))
+        self._update_version(
+            name, number, lambda r: _tombstone(r, now),
+            lambda r: _event("DELETE_MODEL_VERSION", r, previous_stage=r["current_stage"]))
         self._touch_model(model["model_id"], now)
-        self.events.record(
-            [_event("DELETE_ALIAS", row, alias=a["alias"]) for a in dropped]
-            + [_event("DELETE_MODEL_VERSION", row, previous_stage=row["current_stage"])]
-        )
 
     @_on_current_state
     def set_model_version_tag(self, name: str, version: str | int, key: str,
                               value: object) -> None:
         self._version_row(self._model_row(name), version)
         tag = validated_tags({key: value}, settings=self.settings)
-        row = self._update_version(name, version, lambda r: r | {
-            "tags": dict(r["tags"] or []) | tag, "last_updated_timestamp": now_millis()})
-        self.events.record([_event("SET_MODEL_VERSION_TAG", row, key=key, value=tag[key])])
+        self._update_version(
+            name, version, lambda r: r | {"tags": dict(r["tags"] or []) | tag,
+                                          "last_updated_timestamp": now_millis()},
+            lambda r: _event("SET_MODEL_VERSION_TAG", r, key=key, value=tag[key]))
 
     @_on_current_state
     def delete_model_version_tag(self, name: str, version: str | int, key: str) -> None:
@@ -464,9 +482,8 @@ class Registry:
             del tags[key]
             return row | {"tags": tags, "last_updated_timestamp": now_millis()}
 
-        row = self._update_version(name, version, without_key)
-        if row is not None:
-            self.events.record([_event("DELETE_MODEL_VERSION_TAG", row, key=key)])
+        self._update_version(name, version, without_key,
+                             lambda r: _event("DELETE_MODEL_VERSION_TAG", r, key=key))
 
     # == stages =============================================================================
     @_on_current_state
@@ -503,11 +520,10 @@ class Registry:
                 for v in archived
             ]
 
-        changed = self.change(self.tables.version_state, decide)
-        self.events.record([
+        changed = self.change(self.tables.version_state, decide, lambda rows: [
             _event("TRANSITION_STAGE", old, stage=new["current_stage"],
                    previous_stage=old["current_stage"])
-            for old, new in zip(before, changed, strict=True)
+            for old, new in zip(before, rows, strict=True)
         ])
         return self.get_model_version(changed[0]["name"], changed[0]["version"])
 
@@ -528,10 +544,9 @@ class Registry:
             return [{"model_id": model["model_id"], "name": model["name"], "alias": alias,
                      "version": row["version"], "deleted": False}]
 
-        if self.change(self.tables.alias_state, decide):
-            previous = moved["previous"]
-            self.events.record([_event("SET_ALIAS" if previous is None else "MOVE_ALIAS",
-                                       moved["row"], alias=alias, previous_version=previous)])
+        self.change(self.tables.alias_state, decide, lambda rows: [
+            _event("SET_ALIAS" if moved["previous"] is None else "MOVE_ALIAS", moved["row"],
+                   alias=alias, previous_version=moved["previous"])])
 
     @_on_current_state
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
@@ -544,9 +559,8 @@ class Registry:
                 return []  # MLflow: deleting a missing alias is a no-op
             return [current | {"deleted": True}]
 
-        dropped = self.change(self.tables.alias_state, decide)
-        if dropped:
-            self.events.record([_event("DELETE_ALIAS", dropped[0], alias=alias)])
+        self.change(self.tables.alias_state, decide,
+                    lambda rows: [_event("DELETE_ALIAS", rows[0], alias=alias)])
 
 
 def _latest_per_stage(versions: list[dict], stages: Sequence[str]) -> list[dict]:

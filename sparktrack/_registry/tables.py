@@ -18,6 +18,8 @@ import pyarrow as pa
 
 from sparktrack._delta import DeltaTableHandle
 from sparktrack._delta.serial import SerialLog
+from sparktrack._registry.event_ledger import EventLedger
+from sparktrack._registry.event_ledger import checkpoint_path as ledger_checkpoint
 from sparktrack._store.rows import next_version
 from sparktrack._store.schemas import (
     MODEL_ALIASES,
@@ -43,26 +45,31 @@ class TableMirror:
     ones), for facts that outlive a row, such as the generations a model name has had.
     """
 
-    def __init__(self, handle: DeltaTableHandle, keys: Sequence[str], *,
+    def __init__(self, handle: DeltaTableHandle, keys: Sequence[str], ledger: EventLedger, *,
                  on_row: Callable[[dict], None] | None = None) -> None:
         self.handle = handle
+        self.name = handle.spec.name
         self.log = SerialLog(handle)
         self.keys = tuple(keys)
         self.version: int | None = None  # None: not read yet
         self.current: dict[tuple, dict] = {}
+        self._ledger = ledger
         self._on_row = on_row
 
     def refresh(self) -> None:
-        """Apply the commits made since the last look (by any process)."""
+        """Apply the commits made since the last look (by any process); the changes among
+        them go to the event ledger, which checks that their events arrive."""
         tail = None if self.version is None else self.log.since(self.version)
         if tail is None:
             version, rows = self.log.load()
             self.current = {}
             self._fold(rows.to_pylist())
+            self._ledger.loaded(self.name, self.log, version)
         else:
             version = tail.version
             if tail.rows.num_rows:
                 self._fold(tail.rows.to_pylist())
+            self._ledger.saw(self.name, tail.commits)
         self.version = version
 
     def commit(self, rows: list[dict], *, metadata: dict[str, str] | None = None) -> bool:
@@ -111,7 +118,7 @@ class RegistryTables:
     """
 
     def __init__(self, root: str, *, storage_options: dict[str, str] | None,
-                 commit_retries: int) -> None:
+                 commit_retries: int, event_grace_seconds: float = 2.0) -> None:
         def handle(spec: TableSpec) -> DeltaTableHandle:
             return DeltaTableHandle(root, spec, storage_options=storage_options,
                                     commit_retries=commit_retries)
@@ -120,16 +127,20 @@ class RegistryTables:
         self.versions = handle(MODEL_VERSIONS)
         self.aliases = handle(MODEL_ALIASES)
         self.events = handle(REGISTRY_EVENTS)
+        self.ledger = EventLedger(self.events, grace_seconds=event_grace_seconds,
+                                  checkpoint_path=ledger_checkpoint(root))
         self._generations: dict[str, int] = {}
-        self.model_state = TableMirror(self.models, ["model_id"], on_row=self._saw_model)
-        self.version_state = TableMirror(self.versions, ["model_id", "version"])
-        self.alias_state = TableMirror(self.aliases, ["model_id", "alias"])
+        self.model_state = TableMirror(self.models, ["model_id"], self.ledger,
+                                       on_row=self._saw_model)
+        self.version_state = TableMirror(self.versions, ["model_id", "version"], self.ledger)
+        self.alias_state = TableMirror(self.aliases, ["model_id", "alias"], self.ledger)
         self.lock = threading.RLock()
 
     def refresh(self) -> None:
-        """Bring the three state mirrors up to date."""
+        """Bring the three state mirrors up to date, and the events of what changed."""
         for mirror in (self.model_state, self.version_state, self.alias_state):
             mirror.refresh()
+        self.ledger.settle()
 
     def _saw_model(self, row: dict) -> None:
         name = row["name"]

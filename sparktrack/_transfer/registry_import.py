@@ -11,7 +11,8 @@ and each new model, version set and alias set is one commit.
 A version's location is remapped to the copied artifacts: ``runs:/<run_id>/<path>`` stays
 the source (run ids are kept) and its storage location becomes the run's artifact folder in
 the store; a source under the run's old artifact URI is rewritten under the new one. Every
-new thing also gets its event in ``registry_events`` (stamped with the import's time).
+new thing also gets its event in ``registry_events`` (stamped with the import's time), carried
+by its commit like every registry change's.
 """
 
 from __future__ import annotations
@@ -66,11 +67,9 @@ def _import_model(registry, model: SourceModel, artifact_uris, summary) -> None:
             }
             return [found["row"]]
 
-        events = []
-        if registry.change(tables.model_state, decide_model):
+        if registry.change(tables.model_state, decide_model, lambda rows: [
+                _event("CREATE_REGISTERED_MODEL", rows[0], value=model.description)]):
             summary.models += 1
-            events.append(_event("CREATE_REGISTERED_MODEL", found["row"],
-                                 value=model.description))
         else:
             summary.models_skipped += 1
         row = found["row"]
@@ -80,10 +79,10 @@ def _import_model(registry, model: SourceModel, artifact_uris, summary) -> None:
             return [_version_row(row, v, artifact_uris) for v in model.versions
                     if v.version not in held]
 
-        rows = registry.change(tables.version_state, decide_versions)
+        rows = registry.change(tables.version_state, decide_versions, lambda rows: [
+            event for v in rows for event in _version_events(v)])
         summary.versions += len(rows)
         summary.versions_skipped += len(model.versions) - len(rows)
-        events += [event for v in rows for event in _version_events(v)]
 
         def decide_aliases() -> list[dict]:
             live = {v["version"] for v in tables.version_rows([row["model_id"]])
@@ -94,11 +93,9 @@ def _import_model(registry, model: SourceModel, artifact_uris, summary) -> None:
                     for alias, version in sorted(model.aliases.items())
                     if alias not in have and version in live]
 
-        aliases = registry.change(tables.alias_state, decide_aliases)
+        aliases = registry.change(tables.alias_state, decide_aliases, lambda rows: [
+            _event("SET_ALIAS", a, alias=a["alias"], version=a["version"]) for a in rows])
         summary.aliases += len(aliases)
-        events += [_event("SET_ALIAS", a, alias=a["alias"], version=a["version"])
-                   for a in aliases]
-        registry.events.record(events)
 
 
 def _version_row(model: dict, version: SourceVersion, artifact_uris) -> dict:
