@@ -185,3 +185,74 @@ def test_eight_processes_changing_one_model_at_once_lose_no_change(store_uri):
     assert client.get_model_version("shared", 1).tags == expected
     events = client._registry.history("shared")
     assert sum(e["event"] == "SET_REGISTERED_MODEL_TAG" for e in events) == len(expected)
+
+
+def _killed_before_the_events(root: str, operation: str) -> None:
+    """Run one registry operation and die (SIGKILL) right after its change committed, before
+    its events did."""
+    import signal
+
+    from sparktrack._registry.event_ledger import EventLedger
+
+    def die(self, table, version, events):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    EventLedger.record = die
+    client = TrackingClient(root)
+    if operation == "create":
+        client.create_registered_model("killed")
+    elif operation == "register":
+        client.create_model_version("m", "/v2")
+    else:
+        client.transition_model_version_stage("m", 1, "Production")
+
+
+@pytest.mark.parametrize("operation, event", [
+    ("create", "CREATE_REGISTERED_MODEL"), ("register", "CREATE_MODEL_VERSION"),
+    ("transition", "TRANSITION_STAGE")])
+def test_a_change_whose_writer_died_before_its_events_gets_them_once(store_uri, operation,
+                                                                     event):
+    client = TrackingClient(store_uri)
+    client.create_registered_model("m")
+    client.create_model_version("m", "/v1")
+    watching = _second_registry(store_uri)  # a process that was running when it happened
+    with watching.current_state():
+        pass
+    child = multiprocessing.get_context("spawn").Process(
+        target=_killed_before_the_events, args=(store_uri, operation))
+    child.start()
+    child.join(120)
+    assert child.exitcode == -9
+    name = "killed" if operation == "create" else "m"
+
+    def recorded(registry: Registry) -> list[dict]:
+        return [e for e in registry.history(name) if e["event"] == event
+                and (operation != "register" or e["version"] == 2)
+                and (operation != "transition" or e["stage"] == "Production")]
+
+    assert recorded(watching) == []  # the change is there, its event is not (yet)
+    # A process that starts now repairs it at its first read: the writer is long gone.
+    fresh = _second_registry(store_uri)
+    with fresh.current_state():
+        pass
+    assert len(recorded(fresh)) == 1
+    # The running process had seen the change within the grace period; past it, it finds
+    # the event there and records nothing more.
+    time.sleep(2.1)
+    with watching.current_state():
+        pass
+    assert len(recorded(watching)) == 1
+    assert len(recorded(_second_registry(store_uri))) == 1
+
+
+def test_the_events_of_one_change_committed_twice_are_listed_once(store_uri):
+    """A writer stalled past the grace period and the process that repaired its events both
+    commit the same named file: Delta lists it once."""
+    registry = TrackingClient(store_uri)._registry
+    registry.create_registered_model("m")
+    events = [e for e in registry.history("m")]
+    ledger = registry.tables.ledger
+    version = registry.tables.model_state.version
+    ledger.record(registry.tables.model_state.name, version, events)  # the repair's copy
+    assert registry.history("m") == events
+    assert DeltaTable(registry.tables.events.uri).to_pyarrow_table().num_rows == 1
