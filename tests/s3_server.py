@@ -181,7 +181,22 @@ def s3() -> Iterator[S3Endpoint]:
         endpoint.client().create_bucket(Bucket=endpoint.bucket)
         yield endpoint
     finally:
+        _close_stores_in(f"s3://{endpoint.bucket}/")
         endpoint.shutdown()
+
+
+def _close_stores_in(prefix: str) -> None:
+    """Commit and close, while the endpoint still answers, the stores this process opened
+    under ``prefix``: the interpreter's exit hook would otherwise find them unreachable."""
+    from sparktrack import _store
+    from sparktrack._store import buffer
+
+    with _store._stores_lock:
+        roots = [root for root in _store._stores if root.startswith(prefix)]
+        stores = [_store._stores.pop(root) for root in roots]
+    for store in stores:
+        store.buffer.close()
+        buffer._live_buffers.discard(store.buffer)
 
 
 @pytest.fixture()
