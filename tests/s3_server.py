@@ -112,6 +112,12 @@ class S3Endpoint:
             raise RuntimeError(f"S3 test server on port {self.port}: expected {answer!r}, "
                                f"got {line!r} (exit code {self._process.poll()})")
 
+    def log_entry_puts(self) -> list[tuple[str, str | None]]:
+        """(path, ``If-None-Match`` header) of every Delta log entry PUT so far."""
+        self._process.stdin.write("log-puts\n")  # type: ignore[union-attr]
+        self._process.stdin.flush()  # type: ignore[union-attr]
+        return [tuple(put) for put in json.loads(self._process.stdout.readline())]  # type: ignore[union-attr]
+
     def stop(self) -> None:
         """Stop answering (connections are refused); the objects stay in the server process."""
         self._command("stop", "stopped")
@@ -175,6 +181,10 @@ class S3Endpoint:
 def s3() -> Iterator[S3Endpoint]:
     """The session's S3 endpoint (moto on 127.0.0.1, in a child process) with one fresh
     bucket."""
+    yield from _endpoint()
+
+
+def _endpoint() -> Iterator[S3Endpoint]:
     endpoint = S3Endpoint(port=free_port(), bucket=f"sparktrack-{uuid.uuid4().hex[:8]}")
     endpoint.launch()
     try:
@@ -208,32 +218,50 @@ def s3_store(s3: S3Endpoint) -> str:
 def _serve(port: int) -> None:
     """The server process: moto on 127.0.0.1:``port``, stopped and started by stdin lines."""
     import logging
+    import threading
 
-    from moto.server import ThreadedMotoServer
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-    server = None
+    log_puts: list[tuple[str, str | None]] = []
+    app = _recording_log_puts(DomainDispatcherApplication(create_backend_app), log_puts)
 
-    def start() -> ThreadedMotoServer:
-        started = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        started.start()
-        return started
+    def start():
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
 
     server = start()
     print("started", flush=True)
     for line in sys.stdin:
         command = line.strip()
         if command == "stop" and server is not None:
-            server.stop()
+            server.shutdown()
+            server.server_close()
             server = None
             print("stopped", flush=True)
         elif command == "start" and server is None:
             server = start()
             print("started", flush=True)
+        elif command == "log-puts":
+            print(json.dumps(log_puts), flush=True)
         else:
             print(f"unknown or repeated command {command!r}", flush=True)
     if server is not None:  # stdin closed: the test session is over
-        server.stop()
+        server.shutdown()
+
+
+def _recording_log_puts(app, puts: list[tuple[str, str | None]]):
+    """``app``, noting the path and ``If-None-Match`` header of every PUT of a Delta log
+    entry (what :meth:`S3Endpoint.log_entry_puts` returns)."""
+    def serve(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") == "PUT" and "/_delta_log/" in path:
+            puts.append((path, environ.get("HTTP_IF_NONE_MATCH")))
+        return app(environ, start_response)
+
+    return serve
 
 
 if __name__ == "__main__":
