@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from sparktrack._delta.errors import engine_message, object_store_cause
 from sparktrack._delta.paths import bucket_filesystem
 from sparktrack._validation import quoted
 from sparktrack.entities import FileInfo
@@ -56,6 +57,11 @@ def os_errors(path: str | os.PathLike) -> Iterator[None]:
     try:
         yield
     except OSError as error:
+        remote = object_store_cause(str(error), os.fspath(path))
+        if remote is not None:
+            cause, fix = remote
+            raise StoreError(f"{cause} on {os.fspath(path)}: {fix} "
+                             f"({engine_message(error)})") from error
         raise StoreError(f"{_cause(error)} on {os.fspath(path)}: {error}") from error
 
 

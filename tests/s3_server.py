@@ -172,7 +172,8 @@ class S3Endpoint:
     def _reset_auth(self, count: str) -> None:
         # moto's own switch: IAM checks start after ``count`` more requests ("inf": never).
         request = urllib.request.Request(f"{self.url}/moto-api/reset-auth",
-                                         data=count.encode(), method="POST")
+                                         data=count.encode(), method="POST",
+                                         headers={"Content-Type": "text/plain"})
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
