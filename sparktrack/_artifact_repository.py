@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from sparktrack._delta.errors import engine_message, object_store_cause
+from sparktrack._delta.paths import bucket_filesystem
 from sparktrack._validation import quoted
 from sparktrack.entities import FileInfo
 from sparktrack.errors import ArtifactNotFoundError, InvalidArtifactPathError, StoreError
@@ -55,6 +57,11 @@ def os_errors(path: str | os.PathLike) -> Iterator[None]:
     try:
         yield
     except OSError as error:
+        remote = object_store_cause(str(error), os.fspath(path))
+        if remote is not None:
+            cause, fix = remote
+            raise StoreError(f"{cause} on {os.fspath(path)}: {fix} "
+                             f"({engine_message(error)})") from error
         raise StoreError(f"{_cause(error)} on {os.fspath(path)}: {error}") from error
 
 
@@ -107,9 +114,15 @@ def _local_path(uri: str) -> str | None:
 
 
 class ArtifactRepository:
-    """Reads and writes the artifacts of one run."""
+    """Reads and writes the artifacts of one run.
 
-    def __init__(self, artifact_uri: str) -> None:
+    Object stores (``s3://``, ``gs://``, ``az://``, ...) are reached through the same
+    filesystem as the store's Delta tables, configured by ``storage_options`` (the keys
+    deltalake takes, e.g. ``AWS_ENDPOINT_URL``) or, without them, the environment.
+    """
+
+    def __init__(self, artifact_uri: str, *, storage_options: dict[str, str] | None = None
+                 ) -> None:
         self.artifact_uri = artifact_uri.rstrip("/")
         local = _local_path(self.artifact_uri)
         self._local = local is not None
@@ -118,7 +131,13 @@ class ArtifactRepository:
             self._root = local
         else:
             with os_errors(self.artifact_uri):
-                self._fs, self._root = pafs.FileSystem.from_uri(self.artifact_uri)
+                self._fs, self._root = bucket_filesystem(self.artifact_uri, storage_options)
+
+    def _shown(self, path: str) -> str:
+        """``path`` as users name it: the full URI on an object store."""
+        if self._local:
+            return path
+        return f"{self.artifact_uri}/{path[len(self._root):].lstrip('/')}".rstrip("/")
 
     def _full(self, relative: str) -> str:
         return posixpath.join(self._root, relative) if relative else self._root
@@ -173,8 +192,14 @@ class ArtifactRepository:
         if not relative:
             raise InvalidArtifactPathError("An artifact file name is required, e.g. 'notes.txt'.")
         target = self._target(relative, shown=artifact_file)
+        if not self._local:
+            # One PUT: readers see the whole object or none (an object store has no rename).
+            with os_errors(self._shown(target)):
+                with self._fs.open_output_stream(target) as out:
+                    out.write(data)
+            return
         temporary = f"{target}{_TEMPORARY}{os.getpid()}"
-        with os_errors(target):
+        with os_errors(self._shown(target)):
             self._fs.create_dir(posixpath.dirname(target), recursive=True)
             # A link created in between would be followed by the writes below: check again.
             self._check_contained(target, shown=artifact_file)
@@ -184,7 +209,7 @@ class ArtifactRepository:
 
     def read_bytes(self, artifact_file: str) -> bytes:
         target = self._target(safe_relative_path(artifact_file), shown=artifact_file)
-        with os_errors(target):
+        with os_errors(self._shown(target)):
             if self._fs.get_file_info(target).type != pafs.FileType.File:
                 raise ArtifactNotFoundError(
                     f"No artifact file {artifact_file!r} under {self.artifact_uri}."
@@ -196,7 +221,7 @@ class ArtifactRepository:
         """The files and folders directly under ``path`` (the run's root when None)."""
         relative = safe_relative_path(path)
         target = self._target(relative, shown=path)
-        with os_errors(target):
+        with os_errors(self._shown(target)):
             info = self._fs.get_file_info(target)
             if info.type == pafs.FileType.NotFound:
                 return []
@@ -222,7 +247,7 @@ class ArtifactRepository:
         """
         relative = safe_relative_path(path)
         source = self._target(relative, shown=path)
-        with os_errors(source):
+        with os_errors(self._shown(source)):
             info = self._fs.get_file_info(source)
         if info.type == pafs.FileType.NotFound:
             raise ArtifactNotFoundError(f"No artifact {path!r} under {self.artifact_uri}.")
@@ -240,7 +265,7 @@ class ArtifactRepository:
             local_root.mkdir(parents=True, exist_ok=True)
         for inner, full in files:
             target = local_root / inner
-            with os_errors(full):
+            with os_errors(self._shown(full)):
                 with self._fs.open_input_stream(full) as stream:
                     data = stream.read()
             with os_errors(target):
@@ -250,7 +275,7 @@ class ArtifactRepository:
 
     def _files_under(self, source: str, relative: str) -> list[tuple[str, str]]:
         """(path below ``source``, full path) of every file under the folder ``source``."""
-        with os_errors(source):
+        with os_errors(self._shown(source)):
             entries = self._fs.get_file_info(pafs.FileSelector(source, recursive=True))
         files = []
         for entry in entries:
@@ -266,7 +291,7 @@ class ArtifactRepository:
 
         On a local disk links are removed, never followed.
         """
-        with os_errors(self._root):
+        with os_errors(self._shown(self._root)):
             if self._local:
                 if os.path.islink(self._root):
                     os.unlink(self._root)

@@ -225,7 +225,7 @@ def collect_garbage(
     for run_id in removed:
         uri = artifact_uris[run_id]
         if _deletable(store.root, uri):
-            ArtifactRepository(uri).delete_all()
+            ArtifactRepository(uri, storage_options=store.storage_options).delete_all()
         else:
             skipped.append(uri)
             logger.warning(

@@ -481,7 +481,8 @@ class TrackingClient(RegistryMethods):
 
     # -- artifacts ---------------------------------------------------------------------------
     def _artifacts(self, run_id: str) -> ArtifactRepository:
-        return ArtifactRepository(self._store.get_run_info(run_id).artifact_uri)
+        return ArtifactRepository(self._store.get_run_info(run_id).artifact_uri,
+                                  storage_options=self._store.storage_options)
 
     @checked
     def log_artifact(

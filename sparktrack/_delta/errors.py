@@ -25,6 +25,7 @@ __all__ = [
     "engine_message",
     "is_conflict",
     "is_permanent",
+    "object_store_cause",
     "store_error",
     "translated",
 ]
@@ -78,6 +79,46 @@ def _path_of(exc: BaseException, message: str, uri: str) -> str:
     return path if path.startswith("/") or "://" in path else join_uri(uri, path)
 
 
+_S3_CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
+_BUCKET = re.compile(r"<BucketName>([^<]+)</BucketName>")
+_ENDPOINT = re.compile(r"(https?://[^/\s?]+)")
+_DENIED_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                 "InvalidToken", "ExpiredToken", "AllAccessDisabled"}
+_UNREACHABLE = ("connection refused", "tcp connect error", "dns error", "error sending request",
+                "connection reset", "timed out", "operation timed out", "broken pipe")
+
+
+def object_store_cause(raw: str, uri: str) -> tuple[str, str] | None:
+    """(cause, fix) of an object store's refusal or absence in the engine message ``raw``
+    (its full text: the S3 error code sits at the end), or None for other failures."""
+    if "://" not in uri or uri.startswith("file://"):
+        return None
+    text = _ANSI.sub("", raw)
+    lowered = text.lower()
+    code = _S3_CODE.search(text)
+    code = code.group(1) if code else ""
+    if code == "NoSuchBucket":
+        bucket = _BUCKET.search(text)
+        name = bucket.group(1) if bucket else uri.split("://", 1)[1].split("/", 1)[0]
+        scheme = uri.split("://", 1)[0]
+        return (f"missing bucket {scheme}://{name}",
+                "Create the bucket, or correct the store URI.")
+    if (code in _DENIED_CODES or "403 forbidden" in lowered
+            or "lacked the necessary privileges" in lowered
+            or "error occurred while loading credentials" in lowered):
+        return (f"access denied by the object store{f' ({code})' if code else ''}",
+                "Check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the "
+                "provider's equivalent, in storage_options or the environment) and that they "
+                "may read and write this location.")
+    if any(marker in lowered for marker in _UNREACHABLE):
+        endpoint = _ENDPOINT.search(text)
+        where = f" at {endpoint.group(1)}" if endpoint else ""
+        return (f"cannot reach the object store{where} (network failure)",
+                "Check the network and AWS_ENDPOINT_URL; rows not committed yet stay "
+                "buffered in this process and the next flush commits them.")
+    return None
+
+
 def store_error(what: str, uri: str, exc: BaseException) -> StoreError:
     """A StoreError for ``exc``, met while doing ``what`` to the table at ``uri``.
 
@@ -87,7 +128,10 @@ def store_error(what: str, uri: str, exc: BaseException) -> StoreError:
     message = engine_message(exc)
     code = _errno_of(exc, message)
     path = _path_of(exc, message, uri)
-    if code in (errno.EACCES, errno.EPERM):
+    remote = object_store_cause(str(exc), uri)
+    if remote is not None:
+        cause, fix = remote
+    elif code in (errno.EACCES, errno.EPERM):
         cause = f"permission denied on {path}"
         fix = ("Check that this process may read and write the store (owner and mode of its "
                "folders, a read-only mount).")

@@ -28,7 +28,7 @@ from sparktrack._delta.errors import (
     translated,
 )
 from sparktrack._delta.files import file_stats, split_by_partition
-from sparktrack._delta.paths import is_local, join_uri, local_path
+from sparktrack._delta.paths import filesystem, in_base, is_local, join_uri, local_path
 from sparktrack._delta.retry import RetryPolicy, retrying
 from sparktrack.errors import StoreError
 
@@ -173,10 +173,7 @@ class DeltaTableHandle:
     def _create_once(self, path: str, data: pa.Table) -> int:
         """Write ``data`` as Parquet at ``path`` unless a file is there; return the file's size."""
         if self._filesystem is None:
-            raise StoreError(
-                f"{self.uri}: committing named files needs a local table (object stores come "
-                "with the object-store support)."
-            )
+            return self._create_once_in_object_store(path, data)
         local = os.path.join(local_path(self.uri), path)
         try:
             if not os.path.exists(local):
@@ -192,6 +189,28 @@ class DeltaTableHandle:
             return os.path.getsize(local)
         except OSError as exc:
             raise store_error("writing a data file of", self.uri, exc) from exc
+
+    def _create_once_in_object_store(self, path: str, data: pa.Table) -> int:
+        """:meth:`_create_once` on an object store: one PUT, which readers see whole or not
+        at all, skipped when the object exists.
+
+        Two writers that both find it missing both PUT it; that is safe because a named
+        file's bytes are a function of its rows (see :meth:`put_named_file`: the same rows,
+        written by the same code with the same options), so what either writer leaves is the
+        same, and so is the size each commits.
+        """
+        fs, base = filesystem(self.uri, self.storage_options)
+        where = in_base(base, path)
+        with translated("writing a data file of", self.uri):
+            info = fs.get_file_info(where)
+            if info.type == pafs.FileType.File:
+                return info.size
+            sink = pa.BufferOutputStream()
+            pq.write_table(data, sink, compression="zstd", compression_level=3)
+            payload = sink.getvalue()
+            with fs.open_output_stream(where) as stream:
+                stream.write(payload)
+            return payload.size
 
     # -- reading -------------------------------------------------------------------------
     def _open(self) -> DeltaTable:
