@@ -1,10 +1,10 @@
 """A Spark standalone cluster on this machine for the cluster tests, and a driver process on it.
 
-:class:`StandaloneCluster` starts a master and one worker from pyspark's own launch classes
-(``bin/spark-class org.apache.spark.deploy.master.Master`` / ``...worker.Worker``) on 127.0.0.1
-and free ports, each in its own process group, and waits (bounded) until the worker has
-registered. Executors are then separate JVMs started by the worker, with their own Python
-workers.
+:class:`StandaloneCluster` starts a master and one worker (2 cores, 1 GB) from pyspark's own
+launch classes (``bin/spark-class org.apache.spark.deploy.master.Master`` /
+``...worker.Worker``) on 127.0.0.1 and free ports, each in its own process group, and waits
+(bounded) until the worker has registered. Executors are then separate JVMs started by the
+worker, with their own Python workers.
 
 :class:`ClusterDriver` is the application's driver: a ``spawn`` child process holding a
 SparkSession connected to ``spark://127.0.0.1:<port>``. It has to be another process: the rest
@@ -95,11 +95,13 @@ class StandaloneCluster:
 
     Args:
         folder: where the daemons' logs and the worker's work directory go.
-        cores / memory: what the worker offers to executors.
+        cores / memory: what the worker offers to executors. Each application takes one
+            core (``spark.cores.max=1``), so that a ``spark-submit`` job can run beside the
+            test session's driver.
         startup_timeout: seconds to wait for the worker to register with the master.
     """
 
-    def __init__(self, folder: Path, *, cores: int = 1, memory: str = "1g",
+    def __init__(self, folder: Path, *, cores: int = 2, memory: str = "1g",
                  startup_timeout: float = 180.0) -> None:
         self.folder = folder
         self.port = free_port()

@@ -58,7 +58,7 @@ def store(tmp_path_factory):
     return {"root": root, "runs": runs, "client": client}
 
 
-# -- what both sessions compute (module level: the cluster driver imports them by name) -------------
+# -- what both sessions compute (module level: the cluster driver imports them by name) ---------
 def _canonical(rows) -> list[str]:
     """Rows as sorted JSON lines, so that two sessions' answers compare exactly."""
     return sorted(json.dumps(row.asDict(recursive=True), sort_keys=True, default=str)
@@ -141,7 +141,7 @@ def where_tasks_run(spark, root: str) -> dict[str, object]:
     }
 
 
-# -- tests ------------------------------------------------------------------------------------------
+# -- tests --------------------------------------------------------------------------------------
 def test_every_table_reads_the_same_on_the_cluster(spark, spark_cluster, store):
     local = read_every_table(spark, store["root"])
     remote = spark_cluster.driver.run(read_every_table, store["root"])
