@@ -3,9 +3,10 @@
 Planning (on the driver's planner worker) opens each Delta table's snapshot (through
 :mod:`sparktrack._delta`, like every Delta access) at the requested version or time, prunes its
 files (partition values and min/max statistics, through ``file_pruning_predicate``) and
-bin-packs them into :class:`ReadTask` s. It reads Delta logs only, never a data file (the one
-exception: ``experiment_names`` are looked up in the small experiments table), so that a big
-store costs the driver nothing but its file list. Reading (on executors) opens exactly the
+bin-packs them into :class:`ReadTask` s. It reads Delta logs only, never a data file (except
+the small experiments table, to look up ``experiment_names``, and the points a killed writer
+left unsummarized, see :func:`settle_summaries`), so that a big store costs the driver nothing
+but its file list. Reading (on executors) opens exactly the
 task's parquet files with pyarrow, never the folder: compaction leaves files behind that are no
 longer part of the table. Tables whose rows must be resolved (the newest run row, the first
 param value, ...) are split by experiment, because every row of a run carries its experiment id
