@@ -1,12 +1,16 @@
 """The read path of the ``sparktrack`` data source, in plain Python: no SparkSession, no client.
 
 Planning (on the driver's planner worker) opens each Delta table's snapshot (through
-:mod:`sparktrack._delta`, like every Delta access) at the requested version or time, prunes its files (partition values and min/max statistics,
-through ``file_pruning_predicate``) and bin-packs them into :class:`ReadTask` s. Reading (on
-executors) opens exactly those parquet files with pyarrow, never the folder: compaction leaves
-files behind that are no longer part of the table. Tables whose rows must be resolved (the
-newest run row, the first param value, ...) are split by experiment, because every row of a
-run carries its experiment id and lives in that experiment's partition.
+:mod:`sparktrack._delta`, like every Delta access) at the requested version or time, prunes its
+files (partition values and min/max statistics, through ``file_pruning_predicate``) and
+bin-packs them into :class:`ReadTask` s. It reads Delta logs only, never a data file (except
+the small experiments table, to look up ``experiment_names``, and the points a killed writer
+left unsummarized, see :func:`settle_summaries`), so that a big store costs the driver nothing
+but its file list. Reading (on executors) opens exactly the
+task's parquet files with pyarrow, never the folder: compaction leaves files behind that are no
+longer part of the table. Tables whose rows must be resolved (the newest run row, the first
+param value, ...) are split by experiment, because every row of a run carries its experiment id
+and lives in that experiment's partition.
 
 Conditions are plain tuples so that this module needs nothing from pyspark::
 
@@ -170,10 +174,12 @@ class FileSlice:
 
 @dataclass(frozen=True, slots=True)
 class ReadTask:
-    """The files one Spark input partition reads, and the deleted runs to leave out."""
+    """The files one Spark input partition reads, and where to find the runs to leave out."""
 
     files: tuple[FileSlice, ...] = ()
-    deleted_run_ids: tuple[str, ...] = ()
+    # The runs table's files of the task's experiments that ever had a deleted run: the
+    # executor resolves from them which runs are deleted now (empty: leave none out).
+    run_files: tuple[FileSlice, ...] = ()
     # The experiments the options allow (None: all). Partition pruning already applies it to
     # partitioned tables; statistics pruning of the experiments table is only a superset.
     experiment_ids: tuple[str, ...] | None = None
@@ -411,21 +417,22 @@ def _bin_pack(units: dict[Any, list[FileSlice]], opts: ReadOptions) -> list[list
     return [files for _, _, files in sorted(bins, key=lambda b: b[1]) if files]
 
 
-def _run_rows(opts: ReadOptions, dt, experiments: set[str] | None) -> pa.Table:
-    """Current (run_id, experiment_id, lifecycle_stage) of the runs the conditions allow."""
-    filters: list = []
-    if experiments is not None:
-        filters.append(("experiment_id", "in", sorted(experiments)))
-    run_ids = _values(opts.conditions, "run_id")
-    if run_ids is not None:
-        filters.append(("run_id", "in", sorted(run_ids)))
-    columns = ["run_id", "experiment_id", "lifecycle_stage", "updated_at"]
+def _run_files_with_deletions(opts: ReadOptions, dt,
+                              experiments: set[str] | None) -> dict[str, list[FileSlice]]:
+    """The runs table's files of each experiment where some run was ever deleted, by
+    experiment (from the log's statistics: files whose rows are all active are ruled out)."""
     if dt is None:
-        return RUNS.schema.empty_table().select(columns)
-    where = pc.field("run_id").isin(sorted(run_ids)) if run_ids is not None else None
-    rows = _read_files(opts, RUNS.name, _list_files(opts, dt, RUNS.name, filters), columns=columns,
-                       where=where)
-    return current_runs(rows)
+        return {}
+    scope = [] if experiments is None else [("experiment_id", "in", sorted(experiments))]
+    marked = _list_files(opts, dt, RUNS.name, [*scope, ("lifecycle_stage", "=", "deleted")])
+    owners = sorted({f.experiment_id for f in marked if f.experiment_id is not None})
+    if not owners:
+        return {}
+    # A deleted run may have been restored since: its newer rows can be in any file.
+    by_experiment: dict[str, list[FileSlice]] = {}
+    for file in _list_files(opts, dt, RUNS.name, [("experiment_id", "in", owners)]):
+        by_experiment.setdefault(file.experiment_id, []).append(file)
+    return by_experiment
 
 
 def plan(opts: ReadOptions) -> list[ReadTask]:
@@ -435,26 +442,16 @@ def plan(opts: ReadOptions) -> list[ReadTask]:
         # A writer killed between its metrics and summaries commits left points no summary
         # covers: summarize them first, so the latest values agree with the history.
         settle_summaries(opts.root, storage_options=opts.storage_options)
-    some_runs = _values(opts.conditions, "run_id") is not None
     drop_deleted = not opts.include_deleted and opts.table not in ("runs", *_WHOLE_TABLES)
-    needs_runs = opts.table not in _WHOLE_TABLES and (some_runs or drop_deleted)
-    snapshots = _snapshots(opts, [*sources, RUNS.name] if needs_runs else sources)
+    snapshots = _snapshots(opts, [*sources, RUNS.name] if drop_deleted else sources)
     # Registry tables have no experiments: the experiment options do not apply to them.
     experiments = None if opts.table in REGISTRY_TABLES else _wanted_experiments(opts)
-    deleted: dict[str, list[str]] = {}
-    if needs_runs:
-        runs = _run_rows(opts, snapshots[RUNS.name], experiments)
-        if some_runs:
-            # A query for some runs only needs the partitions of their experiments.
-            owners = set(runs.column("experiment_id").to_pylist())
-            experiments = owners if experiments is None else experiments & owners
-        if drop_deleted:
-            gone = runs.filter(pc.equal(runs.column("lifecycle_stage"), "deleted"))
-            for run_id, experiment in zip(gone.column("run_id").to_pylist(),
-                                          gone.column("experiment_id").to_pylist()):
-                deleted.setdefault(experiment, []).append(run_id)
     if experiments is not None and not experiments:
         return [ReadTask()]
+    # Which runs are deleted is decided on the executors, from the runs files listed here: the
+    # driver reads no rows (a query for some runs is narrowed by run_id statistics below).
+    run_files = (_run_files_with_deletions(opts, snapshots[RUNS.name], experiments)
+                 if drop_deleted else {})
     files = [
         file
         for table in sources
@@ -463,10 +460,10 @@ def plan(opts: ReadOptions) -> list[ReadTask]:
                                 _prune_filters(opts, table, experiments))
     ]
     wanted = None if experiments is None else tuple(sorted(experiments))
-    return _tasks(opts, files, deleted, wanted) or [ReadTask()]
+    return _tasks(opts, files, run_files, wanted) or [ReadTask()]
 
 
-def _tasks(opts: ReadOptions, files: list[FileSlice], deleted: Mapping[str, list[str]],
+def _tasks(opts: ReadOptions, files: list[FileSlice], run_files: Mapping[str, list[FileSlice]],
            experiments: tuple[str, ...] | None = None) -> list[ReadTask]:
     units: dict[Any, list[FileSlice]] = {}
     for file in files:
@@ -480,9 +477,8 @@ def _tasks(opts: ReadOptions, files: list[FileSlice], deleted: Mapping[str, list
     tasks = []
     for group in _bin_pack(units, opts):
         owners = sorted({f.experiment_id for f in group if f.experiment_id is not None})
-        gone = tuple(run_id for e in owners for run_id in deleted.get(e, ()))
-        tasks.append(ReadTask(files=tuple(group), deleted_run_ids=gone,
-                              experiment_ids=experiments))
+        runs = tuple(file for e in owners for file in run_files.get(e, ()))
+        tasks.append(ReadTask(files=tuple(group), run_files=runs, experiment_ids=experiments))
     return tasks
 
 
@@ -564,10 +560,19 @@ def row_filter(conditions: Iterable[Condition], schema: pa.Schema) -> pds.Expres
     return result
 
 
-def _not_deleted(task: ReadTask) -> pds.Expression | None:
-    if not task.deleted_run_ids:
+def _not_deleted(opts: ReadOptions, task: ReadTask) -> pds.Expression | None:
+    """Leaves out the runs that are deleted now, resolved from the task's runs files."""
+    if not task.run_files:
         return None
-    return ~pc.field("run_id").isin(pa.array(task.deleted_run_ids, type=pa.string()))
+    run_ids = _values(opts.conditions, "run_id")
+    where = None if run_ids is None else pc.field("run_id").isin(sorted(run_ids))
+    rows = current_runs(_read_files(
+        opts, RUNS.name, task.run_files,
+        columns=["run_id", "experiment_id", "lifecycle_stage", "updated_at"], where=where))
+    gone = rows.filter(pc.equal(rows.column("lifecycle_stage"), "deleted")).column("run_id")
+    if len(gone) == 0:
+        return None
+    return ~pc.field("run_id").isin(gone.combine_chunks().cast(pa.string()))
 
 
 def _and(*expressions: pds.Expression | None) -> pds.Expression | None:
@@ -628,12 +633,13 @@ def read_task(opts: ReadOptions, task: ReadTask, *,
     """The rows of one input partition as Arrow batches in the OUTPUT_SCHEMAS shape."""
     schema = OUTPUT_SCHEMAS[opts.table]
     where = row_filter(opts.conditions, schema)
+    not_deleted = _not_deleted(opts, task)
     if opts.table == "metrics":
         if not task.files:
             return
         yield from iter_data_files(
             _table_uri(opts, METRICS.name), METRICS.schema, _file_refs(METRICS.name, task.files),
-            storage_options=opts.storage_options, where=_and(where, _not_deleted(task)),
+            storage_options=opts.storage_options, where=_and(where, not_deleted),
             batch_size=batch_rows,
         )
         return
@@ -642,7 +648,7 @@ def read_task(opts: ReadOptions, task: ReadTask, *,
         by_table.setdefault(file.table, []).append(file)
     raw = {
         table: _read_files(opts, table, by_table.get(table, ()), where=(
-            None if table == EXPERIMENTS.name else _not_deleted(task)))
+            None if table == EXPERIMENTS.name else not_deleted))
         for table in _SOURCES[opts.table]
     }
     rows = _resolve(opts, raw).select(schema.names).cast(schema)

@@ -39,10 +39,24 @@ def check_java() -> None:
         raise MissingRequirementError(f"{_JAVA_HINT} ({java} -version failed: {exc})") from exc
 
 
+def _launched_by_spark_submit() -> bool:
+    # spark-submit (and the pyspark shell) start Python from a running JVM and hand it the
+    # gateway's port; a plain `python` process starts its own JVM later, without this variable.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _submitted_settings() -> set[str]:
+    """The settings spark-submit was given (its JVM holds them as system properties)."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connects to spark-submit's JVM, starts nothing
+    return {key for key, _ in SparkConf().getAll()}
+
+
 def session(
     *,
     app_name: str = "sparktrack",
-    master: str = "local[2]",
+    master: str | None = None,
     conf: dict[str, str] | None = None,
 ) -> SparkSession:
     """Return a SparkSession ready for sparktrack (created if none is active).
@@ -50,6 +64,10 @@ def session(
     Sets ``spark.pyspark.python`` to this interpreter unless ``PYSPARK_PYTHON`` is set, turns on
     Python data source filter pushdown, keeps shuffles small for local work, and registers the
     ``sparktrack`` data source. ``conf`` entries override the defaults.
+
+    ``master`` defaults to ``local[2]`` in a plain ``python`` process. Under ``spark-submit``
+    it defaults to the submitted ``--master``, and each ``--conf`` given there wins over the
+    defaults above (not over ``conf``).
     """
     check_java()
     from pyspark.sql import SparkSession
@@ -67,8 +85,16 @@ def session(
         os.environ["PYSPARK_PYTHON"] = sys.executable
         settings["spark.pyspark.python"] = sys.executable
         settings["spark.pyspark.driver.python"] = sys.executable
+    if _launched_by_spark_submit():
+        given = _submitted_settings()
+        settings = {key: value for key, value in settings.items() if key not in given}
     settings.update(conf or {})
-    builder = SparkSession.builder.appName(app_name).master(master)
+    builder = SparkSession.builder.appName(app_name)
+    if master is None and not _launched_by_spark_submit():
+        master = "local[2]"
+    if master is not None:
+        # Set here, it would override spark-submit's --master: leave that one alone.
+        builder = builder.master(master)
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
