@@ -95,3 +95,37 @@ def test_outage_mid_commit_then_retry_commits_once(s3, s3_store, monkeypatch):
     assert metrics.num_rows == 5
     tags = store.tables["tags"].read()
     assert pc.sum(pc.equal(tags["key"], "phase")).as_py() == 1
+
+
+_EXIT_SCRIPT = """
+import sys
+from sparktrack import TrackingClient
+client = TrackingClient(sys.argv[1], storage_options=dict(arg.split("=", 1) for arg in sys.argv[2:]))
+run = client.create_run(client.create_experiment("exit"))
+client.log_param(run.info.run_id, "p", "1")
+client.flush()
+print("committed", flush=True)
+sys.stdin.readline()  # the test takes the endpoint down, then lets the process end
+"""
+
+
+def test_an_exit_with_everything_committed_is_not_reported_as_lost(s3, s3_store):
+    """The exit hook re-checks the committed params; with the endpoint gone that check fails,
+    but nothing was lost: a warning, and the script's own exit status."""
+    import subprocess
+    import sys
+    import time
+
+    from sparktrack._store.write_checks import RECHECK_SECONDS
+
+    options = [f"{k}={v}" for k, v in _fast_failing(s3).items()]
+    child = subprocess.Popen([sys.executable, "-c", _EXIT_SCRIPT, s3_store, *options],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "committed"
+    with s3.down():
+        time.sleep(RECHECK_SECONDS + 0.2)  # the param is due for its re-check at exit
+        _, stderr = child.communicate("\n", timeout=180)
+    assert child.returncode == 0, stderr
+    assert "lost" not in stderr
+    assert "sparktrack: warning: every logged row was committed" in stderr

@@ -99,10 +99,15 @@ def _short(text: str, limit: int = 200) -> str:
 
 def _at_exit() -> None:
     failures = close_all()
-    for rows, error in failures:
+    lost = [(rows, error) for rows, error in failures if rows]
+    for rows, error in lost:
         print(f"sparktrack: error: {rows} logged row(s) could not be saved to the store and are "
               f"lost: {error}", file=sys.stderr, flush=True)
-    if failures:
+    for rows, error in failures:
+        if not rows:  # all committed; the re-check of what was committed failed
+            print(f"sparktrack: warning: every logged row was committed, but the last check of "
+                  f"the committed params could not run: {error}", file=sys.stderr, flush=True)
+    if lost:
         _exit_with_status(1)
     # Drop the stores' Delta snapshots, dataset plans and cached state, then collect the
     # Arrow scanners Delta reads leave in reference cycles: freed later, during interpreter
