@@ -148,6 +148,7 @@ def log_spark_model(
         run_id=run_id,
         artifact_path=safe_relative_path(artifact_path),
         write_data=write_data,
+        storage_options=client.storage_options,
     )
 
 
@@ -199,12 +200,10 @@ class ModelSave:
         from pyspark.ml import PipelineModel
         from pyspark.ml.pipeline import PipelineSharedReadWrite
 
-        if not isinstance(best, PipelineModel):
-            return None
-        saved = posixpath.join(
-            spark_path(_location(self.client, self.run_id, self.artifact_path)),
-            mlmodel.SPARK_DATA,
-        )
+        location = _location(self.client, self.run_id, self.artifact_path)
+        if not isinstance(best, PipelineModel) or not writer.is_local(location):
+            return None  # on an object store the tuner's save is not a local folder to copy
+        saved = posixpath.join(spark_path(location), mlmodel.SPARK_DATA)
         # The tuner was saved as the only stage of a PipelineModel (MLflow's format).
         stage = PipelineSharedReadWrite.getStagePath(
             self.model.uid, 0, 1, posixpath.join(saved, "stages")

@@ -62,7 +62,7 @@ def log_model(
     location = f"{client.get_run_info(run_id).artifact_uri.rstrip('/')}/{relative}"
     content = writer.write(
         spark_model, location, signature=signature, input_example=input_example,
-        run_id=run_id, artifact_path=relative,
+        run_id=run_id, artifact_path=relative, storage_options=client.storage_options,
     )
     client.set_tag(run_id, _tags.MODEL_PREFIX + relative, writer.class_path(spark_model))
     model_uri = f"runs:/{run_id}/{relative}"
@@ -120,7 +120,9 @@ def load_model(model_uri: str | os.PathLike, *, tracking_uri: str | None = None)
             ``pyspark.ml`` (nothing is imported or unpickled from the folder).
         NotFoundError: the run, registered model or folder does not exist.
     """
-    return loader.load_location(uris.resolve(model_uri, _client(tracking_uri)))
+    client = _client(tracking_uri)
+    return loader.load_location(uris.resolve(model_uri, client),
+                                storage_options=client.storage_options)
 
 
 def _client(tracking_uri: str | None) -> Any:

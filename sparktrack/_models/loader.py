@@ -9,16 +9,19 @@ nested models included) must be a ``pyspark.ml`` class or its JVM counterpart
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import posixpath
+import shutil
+import tempfile
 from typing import Any
 
 import pyarrow.fs as pafs
 
 from sparktrack._artifact_repository import ArtifactRepository, os_errors, safe_relative_path
 from sparktrack._models import mlmodel
-from sparktrack._models.writer import spark_path
+from sparktrack._models.writer import is_local, spark_path
 from sparktrack.errors import (
     ArtifactNotFoundError,
     InvalidArtifactPathError,
@@ -33,8 +36,12 @@ ALLOWED_PREFIXES = ("pyspark.ml.", "org.apache.spark.ml.")
 _METADATA = "metadata"
 
 
-def load_location(location: str) -> Any:
+def load_location(location: str, *, storage_options: dict[str, str] | None = None) -> Any:
     """The Spark model in the folder ``location`` (a PipelineModel for MLflow-format folders).
+
+    A folder on an object store (``storage_options`` as for the store) is downloaded to a local
+    folder first, kept until the process exits, and loaded from there: reading ``s3://`` from
+    Spark needs the Hadoop S3A jars, which come from Maven and are not part of pyspark.
 
     Raises:
         ArtifactNotFoundError: no model there.
@@ -42,6 +49,8 @@ def load_location(location: str) -> Any:
             it or the Spark metadata names is not a ``pyspark.ml`` class.
         StoreError: Spark could not read the model files.
     """
+    if not is_local(location):
+        return load_location(_downloaded(location, storage_options))
     repository = ArtifactRepository(location)
     shown = location[-200:]
     try:
@@ -70,6 +79,13 @@ def load_location(location: str) -> Any:
     folder = posixpath.join(location.rstrip("/"), data) if data else location
     _check_metadata_classes(folder, shown)
     return _spark_load(model_class, folder, shown)
+
+
+def _downloaded(location: str, storage_options: dict[str, str] | None) -> str:
+    folder = tempfile.mkdtemp(prefix="sparktrack-model-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    ArtifactRepository(location, storage_options=storage_options).download_artifacts("", folder)
+    return folder
 
 
 def _load_spark_folder(location: str, shown: str) -> Any:

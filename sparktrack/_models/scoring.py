@@ -101,7 +101,7 @@ def score(
     client = _get_client()
     registered = uris.registered_version(model_uri, client)
     location = uris.resolve(model_uri, client)
-    model = loader.load_location(location)
+    model = loader.load_location(location, storage_options=client.storage_options)
     df, kind = read_input(spark, source)
     with sparktrack.start_run(run_name=run_name or f"score {model_uri}"[:250]) as run:
         sparktrack.log_params({

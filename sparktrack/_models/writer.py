@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import posixpath
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow.fs as pafs
 
 from sparktrack._artifact_repository import ArtifactRepository, os_errors, safe_relative_path
 from sparktrack._models import example as examples
@@ -97,6 +97,7 @@ def write(
     run_id: str | None = None,
     artifact_path: str | None = None,
     write_data: Callable[[str], None] | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Save ``model`` at ``location`` (which must not hold anything yet); returns the MLmodel
     content written.
@@ -105,30 +106,41 @@ def write(
     input example, else from the DataFrame ``training`` (the feature columns the model reads). Only
     plans are analysed for that; a Spark DataFrame example costs one small job.
     ``write_data(path)`` replaces Spark's writer for ``sparkml/`` (a copy of an identical save).
+
+    On an object store (``storage_options`` as for the store), Spark's writer saves into a local
+    folder that is then uploaded: writing ``s3://`` from Spark needs the Hadoop S3A jars, which
+    come from Maven and are not part of pyspark.
     """
     check_model(model)
-    repository = ArtifactRepository(location)
+    repository = ArtifactRepository(location, storage_options=storage_options)
     _require_empty(repository, location)
     pipeline = as_pipeline(model)
     example = None if input_example is None else examples.to_example(input_example)
     session_source = training if training is not None else input_example
     inferred = _signature(pipeline, signature, example, training, _session(session_source))
 
-    data = posixpath.join(spark_path(location), mlmodel.SPARK_DATA)
-    if write_data is None:
-        pipeline.write().save(data)
+    save = pipeline.write().save if write_data is None else write_data
+    if is_local(location):
+        data = posixpath.join(spark_path(location), mlmodel.SPARK_DATA)
+        save(data)
+        size = _local_size(data)
     else:
-        write_data(data)
+        with tempfile.TemporaryDirectory(prefix="sparktrack-model-") as folder:
+            data = os.path.join(folder, mlmodel.SPARK_DATA)
+            save(data)
+            size = _local_size(data)
+            repository.log_artifacts(data, mlmodel.SPARK_DATA)
     files = {} if example is None else example.files()
     for name, content in {**files, **mlmodel.environment_files()}.items():
         repository.write_bytes(name, content)
+        size += len(content)
     content = mlmodel.mlmodel(
         model_class=class_path(pipeline),
         signature=inferred,
         example_info=None if example is None else examples.INFO,
         run_id=run_id,
         artifact_path=artifact_path,
-        size_bytes=_size(location),
+        size_bytes=size,
     )
     repository.write_bytes(mlmodel.FILE, mlmodel.render(content))
     return content
@@ -168,20 +180,19 @@ def _require_empty(repository: ArtifactRepository, location: str) -> None:
         )
 
 
-def _size(location: str) -> int | None:
-    """Bytes under ``location`` (MLflow's ``model_size_bytes``)."""
-    is_local = "://" not in location or location.startswith("file://")
-    local = spark_path(location) if is_local else None
-    with os_errors(location):
-        if local is not None:
-            return sum(
-                os.path.getsize(os.path.join(folder, name))
-                for folder, _, names in os.walk(local)
-                for name in names
-            )
-        filesystem, root = pafs.FileSystem.from_uri(location)
-        entries = filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
-        return sum(entry.size or 0 for entry in entries if entry.type == pafs.FileType.File)
+def is_local(location: str) -> bool:
+    """Whether ``location`` is a local folder (a path or ``file://``)."""
+    return "://" not in location or location.startswith("file://")
+
+
+def _local_size(folder: str) -> int:
+    """Bytes under a local ``folder`` (MLflow's ``model_size_bytes`` counts the model's files)."""
+    with os_errors(folder):
+        return sum(
+            os.path.getsize(os.path.join(parent, name))
+            for parent, _, names in os.walk(folder)
+            for name in names
+        )
 
 
 def relative_artifact_path(artifact_path: Any) -> str:
