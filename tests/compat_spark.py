@@ -1,10 +1,10 @@
 """pytest plugin for `make compat`: keep only the tests that use Spark.
 
 A test uses Spark when it requests the ``spark`` fixture (the shared SparkSession) or lives in a
-module that imports pyspark (autologging, models) or needs it to run (Spark Connect, whose
-test starts its own session in a subprocess after ``pytest.importorskip("pyspark")``). Chosen at collection time, so
-a new Spark-facing test joins `make compat` without a list to update. Loaded with
-``PYTHONPATH=tests pytest -p compat_spark``.
+module that imports pyspark (autologging, models) or needs it to run (Spark Connect: its test
+starts a session in a subprocess after ``pytest.importorskip("pyspark")``). Chosen at
+collection time, so a new Spark-facing test joins `make compat` without a list to update.
+Loaded with ``PYTHONPATH=tests pytest -p compat_spark``.
 """
 
 from __future__ import annotations
