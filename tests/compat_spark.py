@@ -1,7 +1,7 @@
 """pytest plugin for `make compat`: keep only the tests that use Spark.
 
-A test uses Spark when it requests the ``spark`` fixture (the shared SparkSession) or lives in a
-module that imports pyspark (autologging, models) or needs it to run (Spark Connect: its test
+A test uses Spark when it requests the ``spark`` fixture (the shared SparkSession), is marked
+``spark``, or lives in a module that imports pyspark (autologging, models) or needs it to run (Spark Connect: its test
 starts a session in a subprocess after ``pytest.importorskip("pyspark")``). Chosen at
 collection time, so a new Spark-facing test joins `make compat` without a list to update.
 Loaded with ``PYTHONPATH=tests pytest -p compat_spark``.
@@ -29,7 +29,7 @@ def _imports_pyspark(module: types.ModuleType | None) -> bool:
 
 def uses_spark(item: pytest.Item) -> bool:
     """Whether a collected test needs Spark."""
-    if "spark" in getattr(item, "fixturenames", ()):
+    if "spark" in getattr(item, "fixturenames", ()) or item.get_closest_marker("spark"):
         return True
     module = getattr(item, "module", None)
     if _imports_pyspark(module):
