@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STORE  ?= ./sparktrack-store
 
-.PHONY: run test bench check-java browser clean
+.PHONY: run test bench compat check-java browser clean
 
 $(VENV)/.base: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'
@@ -53,5 +53,29 @@ test: check-java browser $(VENV)/.dev
 bench: check-java $(VENV)/.bench
 	$(PY) jobs/benchmark.py
 
+## compat: the Spark-facing tests on the oldest and newest supported pyspark, each in its own
+## virtual env (.venv-compat/pyspark-<version>). Not part of `make test`: it downloads both.
+## Another set: make compat COMPAT_PYSPARK="4.1.4 4.2.1"
+COMPAT_PYSPARK ?= 4.0.5 4.3.0
+COMPAT_DIR     := .venv-compat
+
+.PRECIOUS: $(COMPAT_DIR)/pyspark-%/.installed
+$(COMPAT_DIR)/pyspark-%/.installed: pyproject.toml
+	$(PYTHON) -m venv $(@D)
+	$(@D)/bin/python -m pip install --quiet --upgrade pip
+	$(@D)/bin/python -m pip install --quiet -e '.[dev]' 'pyspark[connect]==$*'
+	@touch $@
+
+# tests/compat_spark.py keeps the tests that use Spark (the `spark` fixture, or a module that
+# imports pyspark): the data source, Spark search and filters, autologging, models.
+compat: check-java $(foreach v,$(COMPAT_PYSPARK),$(COMPAT_DIR)/pyspark-$(v)/.installed)
+	@failed=; for v in $(COMPAT_PYSPARK); do \
+	  echo "== pyspark $$v: Spark-facing tests"; \
+	  PYTHONPATH=tests $(COMPAT_DIR)/pyspark-$$v/bin/python -m pytest -q -p compat_spark \
+	    -p no:cacheprovider || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "compat: FAILED on pyspark$$failed"; exit 1; fi; \
+	echo "compat: passed on pyspark $(COMPAT_PYSPARK)"
+
 clean:
-	rm -rf $(VENV) $(STORE) ./sparktrack-scores .pytest_cache
+	rm -rf $(VENV) $(COMPAT_DIR) $(STORE) ./sparktrack-scores .pytest_cache

@@ -125,8 +125,8 @@ def test_exclude_flavors_with_pyspark_ml_changes_nothing(tracked):
 
 @pytest.mark.parametrize(
     ("version", "supported"),
-    [("4.2.0", True), ("4.2.3", True), ("4.3.0", False), ("3.5.1", False),
-     ("4.2.0.dev0", False), ("4.2.0rc1", False)],
+    [("4.2.0", True), ("4.2.3", True), ("4.0.5", True), ("4.3.0", True), ("4.4.0", False),
+     ("3.5.1", False), ("4.2.0.dev0", False), ("4.2.0rc1", False)],
 )
 def test_tested_pyspark_versions(version, supported):
     assert config.pyspark_is_supported(silent=True, version=version) is supported

@@ -93,7 +93,10 @@ def test_data_source_keeps_a_pushed_not(spark, store_uri):
         client.log_param(run_id, "x", "1")
         client.log_metric(run_id, "m", 1.0, step=0)
     client.flush()
-    assert spark.conf.get("spark.sql.python.filterPushdown.enabled") == "true"
+    from sparktrack.spark._datasource import PUSHDOWN_AVAILABLE
+
+    if PUSHDOWN_AVAILABLE:  # pyspark 4.0 has no pushdown: Spark applies the NOT itself
+        assert spark.conf.get("spark.sql.python.filterPushdown.enabled") == "true"
     for table in ("runs", "params", "metrics"):
         frame = spark.read.format("sparktrack").option("table", table).load(store_uri)
         for condition in (f"run_id != '{a}'", f"NOT (run_id = '{a}')",

@@ -61,7 +61,7 @@ def autolog(
             in the background have ended.
         exclusive: do not log into runs the user started; only fits outside runs are logged.
         disable_for_unsupported_versions: leave autologging off when the installed pyspark
-            is not a version sparktrack was tested with (4.2.x).
+            is not a version sparktrack was tested with (4.0.x to 4.3.x).
         silent: emit no warnings or log messages from autologging.
         log_post_training_metrics: log ``evaluator.evaluate(model.transform(df))`` results
             on the model's run as ``<metricName>_<df variable name>``, and which evaluator

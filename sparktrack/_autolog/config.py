@@ -22,8 +22,9 @@ __all__ = [
 
 INTEGRATION = "pyspark.ml"
 AUTOLOGGING_TAG = _tags.AUTOLOGGING
-#: The pyspark versions sparktrack's autologging is tested with (major, minor).
-TESTED_PYSPARK = ((4, 2),)
+#: The pyspark versions sparktrack's autologging is tested with (major, minor): the dependency
+#: range, whose ends `make compat` tests (4.2 is the dev environment's).
+TESTED_PYSPARK = ((4, 0), (4, 1), (4, 2), (4, 3))
 
 logger = logging.getLogger("sparktrack.autolog")
 

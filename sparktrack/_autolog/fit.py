@@ -194,7 +194,27 @@ def _with_spark_session(work: Callable[[], None], dataset: Any) -> Callable[[], 
         return work
     from pyspark import inheritable_thread_target
 
-    return inheritable_thread_target(session)(work)
+    inherited = inheritable_thread_target(session)(work)
+
+    def run() -> None:
+        _activate_connect_session(session)
+        inherited()
+
+    return run
+
+
+def _activate_connect_session(session: Any) -> None:
+    """Make a Spark Connect ``session`` this thread's active one if nothing did.
+
+    pyspark >= 4.1's ``inheritable_thread_target`` does it; 4.0's copies the client's thread
+    state only, and its Connect model writer then finds no active session.
+    """
+    kind = type(session)
+    activate = getattr(kind, "_set_default_and_active_session", None)
+    if not kind.__module__.startswith("pyspark.sql.connect") or activate is None:
+        return
+    if kind.getActiveSession() is None:
+        activate(session)
 
 
 def _log_described(target: _Target, problems: Problems, described: Future) -> None:

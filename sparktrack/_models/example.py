@@ -109,7 +109,7 @@ def _plain(value: Any) -> Any:
         return None
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
-    if isinstance(value, bytes):
+    if isinstance(value, (bytes, bytearray, memoryview)):  # pyspark 4.0 gives bytearray
         return base64.b64encode(value).decode("ascii")
     if hasattr(value, "isoformat"):  # pandas Timestamp
         return value.isoformat()

@@ -19,24 +19,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+from pyspark.sql import datasource as _api
 from pyspark.sql.datasource import (
     DataSource,
     DataSourceReader,
     DataSourceStreamReader,
-    EqualTo,
-    Filter,
-    GreaterThan,
-    GreaterThanOrEqual,
-    In,
     InputPartition,
-    IsNotNull,
-    IsNull,
-    LessThan,
-    LessThanOrEqual,
-    Not,
-    StringContains,
-    StringEndsWith,
-    StringStartsWith,
 )
 
 from sparktrack.errors import InvalidInputError
@@ -50,14 +38,39 @@ __all__ = ["SparkTrackDataSource", "register", "spark_schema"]
 
 SOURCE_NAME = "sparktrack"
 
-_COMPARISONS = {
-    EqualTo: "=",
-    GreaterThan: ">",
-    GreaterThanOrEqual: ">=",
-    LessThan: "<",
-    LessThanOrEqual: "<=",
-}
-_STRING_MATCHES = {StringStartsWith: "starts", StringEndsWith: "ends", StringContains: "contains"}
+#: Whether this pyspark offers filter pushdown to Python data sources (the filter classes and
+#: ``DataSourceReader.pushFilters``, pyspark >= 4.1). Without it (pyspark 4.0) the reader reads
+#: every row the options select and Spark applies the query's filters after the read: the same
+#: results, with less pruning.
+PUSHDOWN_AVAILABLE = hasattr(_api, "EqualTo") and hasattr(DataSourceReader, "pushFilters")
+
+if PUSHDOWN_AVAILABLE:
+    from pyspark.sql.datasource import (
+        EqualTo,
+        Filter,
+        GreaterThan,
+        GreaterThanOrEqual,
+        In,
+        IsNotNull,
+        IsNull,
+        LessThan,
+        LessThanOrEqual,
+        Not,
+        StringContains,
+        StringEndsWith,
+        StringStartsWith,
+    )
+
+    _COMPARISONS = {
+        EqualTo: "=",
+        GreaterThan: ">",
+        GreaterThanOrEqual: ">=",
+        LessThan: "<",
+        LessThanOrEqual: "<=",
+    }
+    _STRING_MATCHES = {
+        StringStartsWith: "starts", StringEndsWith: "ends", StringContains: "contains"
+    }
 
 
 def _ddl_type(kind: pa.DataType) -> str:
@@ -97,7 +110,10 @@ def _matches_type(value: Any, kind: pa.DataType) -> bool:
 
 
 def to_condition(spark_filter: Filter, schema: pa.Schema) -> tuple | None:
-    """The reader's condition for a pushed Spark filter, or None if Spark must keep it."""
+    """The reader's condition for a pushed Spark filter, or None if Spark must keep it.
+
+    Only called where :data:`PUSHDOWN_AVAILABLE` (Spark pushes filters only there).
+    """
     if isinstance(spark_filter, Not):
         inner = to_condition(spark_filter.child, schema)
         return None if inner is None else ("not", inner)
@@ -150,20 +166,27 @@ class _PushFilters:
 
 
 class _BoundPushFilters:
-    # What pyspark's "is it overridden" check reads (static: a plain function would bind).
-    __func__ = staticmethod(DataSourceReader.pushFilters)
-
     def __init__(self, reader: SparkTrackReader) -> None:
         self._reader = reader
+
+    @property
+    def __func__(self) -> Any:
+        # What pyspark's "is it overridden" check reads.
+        return DataSourceReader.pushFilters
 
     def __call__(self, filters: list[Filter]) -> Iterator[Filter]:
         return self._reader.push_filters(filters)
 
 
 class SparkTrackReader(DataSourceReader):
-    """Batch reader: plans on the driver, reads Arrow batches on executors."""
+    """Batch reader: plans on the driver, reads Arrow batches on executors.
 
-    pushFilters = _PushFilters()  # noqa: N815 (Spark's name)
+    Where pyspark has no filter pushdown (4.0), the reader has no ``pushFilters`` and reads
+    with the options' conditions only (experiments, deletion); Spark filters the rows.
+    """
+
+    if PUSHDOWN_AVAILABLE:
+        pushFilters = _PushFilters()  # noqa: N815 (Spark's name)
 
     def __init__(self, options: _reader.ReadOptions) -> None:
         self.options = options

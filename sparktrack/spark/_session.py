@@ -1,8 +1,8 @@
 """The local SparkSession that sparktrack's jobs and tests use.
 
 It sets what the Python Data Source needs (Python workers on the driver's interpreter, filter
-pushdown on), registers the ``sparktrack`` data source, and fails with one clear line when Java
-is missing instead of a Py4J stack trace.
+pushdown on where pyspark has it), registers the ``sparktrack`` data source, and fails with one
+clear line when Java is missing instead of a Py4J stack trace.
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ def session(
     """Return a SparkSession ready for sparktrack (created if none is active).
 
     Sets ``spark.pyspark.python`` to this interpreter unless ``PYSPARK_PYTHON`` is set, turns on
-    Python data source filter pushdown, keeps shuffles small for local work, and registers the
-    ``sparktrack`` data source. ``conf`` entries override the defaults.
+    Python data source filter pushdown (pyspark >= 4.1; 4.0 has none), keeps shuffles small for
+    local work, and registers the ``sparktrack`` data source. ``conf`` entries override the
+    defaults.
 
     ``master`` defaults to ``local[2]`` in a plain ``python`` process. Under ``spark-submit``
     it defaults to the submitted ``--master``, and each ``--conf`` given there wins over the
@@ -72,13 +73,17 @@ def session(
     check_java()
     from pyspark.sql import SparkSession
 
+    from sparktrack.spark._datasource import PUSHDOWN_AVAILABLE, register
+
     settings = {
-        "spark.sql.python.filterPushdown.enabled": "true",
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.enabled": "false",
         "spark.sql.session.timeZone": "UTC",
         "spark.driver.memory": "2g",
     }
+    if PUSHDOWN_AVAILABLE:
+        # Off by default in Spark; pyspark 4.0 has no such setting (and no pushdown).
+        settings["spark.sql.python.filterPushdown.enabled"] = "true"
     if not os.environ.get("PYSPARK_PYTHON"):
         # pyspark's SparkContext takes the workers' interpreter from this variable (the
         # spark.pyspark.python setting alone does not reach RDD and data source workers).
@@ -98,7 +103,5 @@ def session(
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    from sparktrack.spark._datasource import register
-
     register(spark)
     return spark
