@@ -187,17 +187,14 @@ def test_eight_processes_changing_one_model_at_once_lose_no_change(store_uri):
     assert sum(e["event"] == "SET_REGISTERED_MODEL_TAG" for e in events) == len(expected)
 
 
-def _killed_before_the_events(root: str, operation: str) -> None:
-    """Run one registry operation and die (SIGKILL) right after its change committed, before
-    its events did."""
+def _without_events(root: str, operation: str, then: str) -> None:
+    """Run one registry operation whose events never get committed by this process, then die
+    (SIGKILL) or stay alive without committing them (a stalled writer)."""
     import signal
 
     from sparktrack._registry.event_ledger import EventLedger
 
-    def die(self, table, version, events):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    EventLedger.record = die
+    EventLedger.record_soon = lambda self, table, version, events: None
     client = TrackingClient(root)
     if operation == "create":
         client.create_registered_model("killed")
@@ -205,6 +202,27 @@ def _killed_before_the_events(root: str, operation: str) -> None:
         client.create_model_version("m", "/v2")
     else:
         client.transition_model_version_stage("m", 1, "Production")
+    if then == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    print("committed", flush=True)
+    time.sleep(30)
+
+
+def _recorded(registry: Registry, operation: str, event: str) -> list[dict]:
+    name = "killed" if operation == "create" else "m"
+    return [e for e in registry.history(name) if e["event"] == event
+            and (operation != "register" or e["version"] == 2)
+            and (operation != "transition" or e["stage"] == "Production")]
+
+
+def _store_with_a_watcher(store_uri: str) -> Registry:
+    client = TrackingClient(store_uri)
+    client.create_registered_model("m")
+    client.create_model_version("m", "/v1")
+    watching = _second_registry(store_uri)  # a process that was running when it happened
+    with watching.current_state():
+        pass
+    return watching
 
 
 @pytest.mark.parametrize("operation, event", [
@@ -212,37 +230,42 @@ def _killed_before_the_events(root: str, operation: str) -> None:
     ("transition", "TRANSITION_STAGE")])
 def test_a_change_whose_writer_died_before_its_events_gets_them_once(store_uri, operation,
                                                                      event):
-    client = TrackingClient(store_uri)
-    client.create_registered_model("m")
-    client.create_model_version("m", "/v1")
-    watching = _second_registry(store_uri)  # a process that was running when it happened
-    with watching.current_state():
-        pass
+    """The writer is killed between its change's commit and its events': a process that was
+    running and one that starts afterwards each find the events missing and commit them from
+    the change's commit, and they are recorded once."""
+    watching = _store_with_a_watcher(store_uri)
     child = multiprocessing.get_context("spawn").Process(
-        target=_killed_before_the_events, args=(store_uri, operation))
+        target=_without_events, args=(store_uri, operation, "die"))
     child.start()
     child.join(120)
     assert child.exitcode == -9
-    name = "killed" if operation == "create" else "m"
-
-    def recorded(registry: Registry) -> list[dict]:
-        return [e for e in registry.history(name) if e["event"] == event
-                and (operation != "register" or e["version"] == 2)
-                and (operation != "transition" or e["stage"] == "Production")]
-
-    assert recorded(watching) == []  # the change is there, its event is not (yet)
-    # A process that starts now repairs it at its first read: the writer is long gone.
     fresh = _second_registry(store_uri)
-    with fresh.current_state():
-        pass
-    assert len(recorded(fresh)) == 1
-    # The running process had seen the change within the grace period; past it, it finds
-    # the event there and records nothing more.
-    time.sleep(2.1)
-    with watching.current_state():
-        pass
-    assert len(recorded(watching)) == 1
-    assert len(recorded(_second_registry(store_uri))) == 1
+    assert len(_recorded(fresh, operation, event)) == 1
+    assert len(_recorded(watching, operation, event)) == 1
+    assert len(_recorded(_second_registry(store_uri), operation, event)) == 1
+
+
+def test_a_stalled_writers_events_are_committed_after_the_grace_period(store_uri):
+    """A writer that is alive but has not committed its events yet gets the grace period
+    (summary_repair_seconds, 2 s); past it, a reader commits them, once."""
+    import subprocess
+    import sys
+
+    watching = _store_with_a_watcher(store_uri)
+    script = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
+              "from test_registry_serial import _without_events; "
+              f"_without_events({store_uri!r}, 'transition', 'stall')")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "committed"
+        assert watching.get_model_version("m", 1).current_stage == "Production"
+        assert _recorded(watching, "transition", "TRANSITION_STAGE") == []  # within the grace
+        time.sleep(2.2)
+        assert len(_recorded(watching, "transition", "TRANSITION_STAGE")) == 1
+    finally:
+        child.kill()
+        child.wait()
+    assert len(_recorded(_second_registry(store_uri), "transition", "TRANSITION_STAGE")) == 1
 
 
 def test_the_events_of_one_change_committed_twice_are_listed_once(store_uri):

@@ -7,7 +7,8 @@ events are then committed to ``registry_events`` in a file named after the chang
 (``<table>-<version>.parquet``). Every process reads the state tables' new commits before each
 registry operation (:class:`~sparktrack._registry.tables.TableMirror`); events that are still
 not in ``registry_events`` a grace period after a process first saw their change (the writer
-was killed, or is stalled) are committed from the commit info by that process. A writer and a
+is stalled), or at once when their writer is known to be gone (a process of this machine that
+no longer exists), are committed from the commit info by that process. A writer and a
 repair commit the same named file, and Delta lists a path once, so no event is recorded twice.
 
 A process that starts checks the commits made since the last version known to be complete,
@@ -16,10 +17,14 @@ remembered per table in ``<store>/_search_state/registry_events_checked.json``.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import sys
 import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -27,6 +32,8 @@ import pyarrow as pa
 from sparktrack._delta import DeltaTableHandle
 from sparktrack._delta.serial import SerialLog, TailCommit
 from sparktrack._store.schemas import REGISTRY_EVENTS
+from sparktrack._store.summary_repair import WRITER_KEY, writer_gone
+from sparktrack.errors import StoreError
 
 __all__ = ["EVENTS_KEY", "EventLedger"]
 
@@ -58,16 +65,71 @@ class EventLedger:
         self._events_version = -1
         self._pending: dict[tuple[str, int], tuple[list[dict], float]] = {}
         self._seen: dict[str, int] = {}  # the newest commit of each table seen
+        # Events waiting for the background thread: (table, version, events), oldest first.
+        self._queued: deque[tuple[str, int, list[dict]]] = deque()
+        self._queued_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        # Guards the log, the event ids and the pending changes (the thread and the callers).
+        self._lock = threading.RLock()
+        atexit.register(self._flush_at_exit)
 
     # -- writing ---------------------------------------------------------------------------
+    def record_soon(self, table: str, version: int, events: list[dict]) -> None:
+        """Have a background thread commit the events of the change committed as ``version``
+        of ``table``: they are durable already, in that commit's info, so the change's caller
+        does not wait for a second commit. :meth:`flush` waits for them."""
+        with self._queued_lock:
+            self._queued.append((table, version, events))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._drain, name="sparktrack-events",
+                                                daemon=True)
+                self._thread.start()
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Commit the events queued by :meth:`record_soon` (read-your-writes for history)."""
+        self._commit_queued()
+
+    def _flush_at_exit(self) -> None:
+        try:
+            self.flush()
+        except StoreError as error:
+            print(f"sparktrack: warning: some registry events were not committed to "
+                  f"registry_events ({error}); they are kept in their changes' commits, and "
+                  "the next process that reads the registry commits them.", file=sys.stderr,
+                  flush=True)
+
+    def _drain(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                self._commit_queued()
+            except StoreError:
+                pass  # the store is unreachable: the events stay in their changes' commits,
+                # and a reader (this process's flush, or any other process) commits them
+
+    def _commit_queued(self) -> None:
+        with self._lock:
+            while True:
+                with self._queued_lock:
+                    if not self._queued:
+                        return
+                    table, version, events = self._queued[0]
+                self.record(table, version, events)
+                with self._queued_lock:
+                    self._queued.popleft()
+
     def record(self, table: str, version: int, events: list[dict]) -> None:
         """Commit the events of the change committed as ``version`` of ``table``."""
-        if events:
-            self.log.append(pa.Table.from_pylist(events, schema=REGISTRY_EVENTS.schema),
-                            name=f"{table}-{version:020d}")
-        self._pending.pop((table, version), None)
-        if self._event_ids is not None:
-            self._event_ids.update(event["event_id"] for event in events)
+        with self._lock:
+            if events:
+                self.log.append(pa.Table.from_pylist(events, schema=REGISTRY_EVENTS.schema),
+                                name=f"{table}-{version:020d}")
+            self._pending.pop((table, version), None)
+            if self._event_ids is not None:
+                self._event_ids.update(event["event_id"] for event in events)
 
     # -- checking --------------------------------------------------------------------------
     def saw(self, table: str, commits: Iterable[TailCommit], *,
@@ -78,7 +140,10 @@ class EventLedger:
         for commit in commits:
             events = commit.metadata.get(EVENTS_KEY)
             if events:
-                self._pending.setdefault((table, commit.version), (json.loads(events), seen_at))
+                # A writer known to be gone (killed, or its pool terminated) gets no grace.
+                gone = writer_gone(commit.metadata.get(WRITER_KEY))
+                self._pending.setdefault((table, commit.version),
+                                         (json.loads(events), -float("inf") if gone else seen_at))
             self._seen[table] = max(self._seen.get(table, -1), commit.version)
 
     def loaded(self, table: str, log: SerialLog, version: int) -> None:
@@ -101,6 +166,10 @@ class EventLedger:
         """Drop the pending changes whose events arrived; repair those past the grace period."""
         if not self._pending:
             return
+        with self._lock:
+            self._settle()
+
+    def _settle(self) -> None:
         self._refresh_event_ids()
         now = time.monotonic()
         for key, (events, seen) in list(self._pending.items()):

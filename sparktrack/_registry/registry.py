@@ -34,6 +34,7 @@ from sparktrack.errors import (
 )
 from sparktrack._context import current_user
 from sparktrack._registry.event_ledger import EVENTS_KEY
+from sparktrack._store.summary_repair import writer_metadata
 from sparktrack._registry.events import complete as complete_events
 from sparktrack._registry.names import (
     ACTIVE_STAGES,
@@ -98,17 +99,19 @@ class Registry:
         ``decide`` raises when the change is no longer valid (the version was deleted, the
         name was taken), and returns [] when there is nothing to change. ``events`` gives the
         change's ``registry_events`` rows from the rows committed: they travel in the commit
-        and are recorded right after it (:mod:`.event_ledger`).
+        and are committed to ``registry_events`` right after it, by a background thread
+        (:mod:`.event_ledger`).
         """
         for _ in range(_MAX_ATTEMPTS):
             rows = decide()
             if not rows:
                 return rows
             recorded = complete_events(events(rows)) if events is not None else []
-            metadata = {EVENTS_KEY: json.dumps(recorded)} if recorded else None
+            metadata = ({EVENTS_KEY: json.dumps(recorded), **writer_metadata()}
+                        if recorded else None)
             if mirror.commit(rows, metadata=metadata):
                 if recorded:
-                    self.tables.ledger.record(mirror.name, mirror.version, recorded)
+                    self.tables.ledger.record_soon(mirror.name, mirror.version, recorded)
                 return rows
             self.tables.refresh()
         raise StoreError(
@@ -236,6 +239,9 @@ class Registry:
     def history(self, name: str | None = None, *, since: int | None = None) -> list[dict]:
         """Rows of registry_events, oldest first: of the models ever named ``name`` (across
         renames; all models when None), at or after ``since`` (milliseconds)."""
+        with self.current_state():  # other processes' changes whose events are missing
+            pass
+        self.tables.ledger.flush()
         rows = self.tables.events.read().to_pylist()
         if name is not None:
             name = validate_model_name(name)

@@ -48,6 +48,7 @@ __all__ = [
     "settle_summaries",
     "summarize_batch",
     "summary_file_name",
+    "writer_gone",
     "writer_metadata",
 ]
 
@@ -91,7 +92,7 @@ class SummaryRepair:
                 stale = [
                     self._uncovered[b] for b in waiting
                     if now_ms - self._uncovered[b].timestamp_ms >= self._grace_seconds * 1000
-                    or _writer_gone(self._uncovered[b].metadata.get(WRITER_KEY))
+                    or writer_gone(self._uncovered[b].metadata.get(WRITER_KEY))
                 ]
                 if stale:
                     self._repair(stale)
@@ -238,7 +239,7 @@ def _start_ticks(pid: int) -> str:
     return "" if fields[0] in ("Z", "X") else fields[19]
 
 
-def _writer_gone(writer: str | None) -> bool:
+def writer_gone(writer: str | None) -> bool:  # also used by the registry's event ledger
     """True only when the writer ran on this machine and that process no longer exists."""
     if not writer:
         return False
