@@ -35,7 +35,6 @@ from sparktrack.errors import InvalidInputError
 from sparktrack._experiment_search import search_experiment_page
 from sparktrack._names import random_run_name
 from sparktrack._paging import PagedList
-from sparktrack._registry import flush_events
 from sparktrack._registry.client_methods import RegistryMethods
 from sparktrack._run_search import MAX_RESULTS_LIMIT, search_run_frame, search_run_page
 from sparktrack._store import TrackingStore, open_store
@@ -136,7 +135,6 @@ class TrackingClient(RegistryMethods):
         buffered row of this store."""
         pending.wait_all()
         self._store.flush()
-        flush_events(self._store.root)
 
     # -- experiments -------------------------------------------------------------------------
     @checked

@@ -17,7 +17,6 @@ def client(store_uri):
 
 
 def _events(client) -> list[dict]:
-    client.flush()  # events are committed by a background thread; flush waits for them
     rows = client._registry.tables.events.read().to_pylist()
     return sorted(rows, key=lambda r: (r["timestamp"], r["event_id"]))
 

@@ -194,7 +194,7 @@ def _without_events(root: str, operation: str, then: str) -> None:
 
     from sparktrack._registry.event_ledger import EventLedger
 
-    EventLedger.record_soon = lambda self, table, version, events: None
+    EventLedger.record = lambda self, table, version, events: None
     client = TrackingClient(root)
     if operation == "create":
         client.create_registered_model("killed")

@@ -20,7 +20,7 @@ from sparktrack._registry.tables import RegistryTables
 if TYPE_CHECKING:
     from sparktrack._store import TrackingStore
 
-__all__ = ["Registry", "flush_events", "registry_for"]
+__all__ = ["Registry", "registry_for"]
 
 _registries: dict[str, Registry] = {}
 _lock = threading.Lock()
@@ -38,12 +38,3 @@ def registry_for(store: TrackingStore) -> Registry:
                                 lambda run_id: store.get_run_info(run_id).artifact_uri)
             _registries[store.root] = registry
         return registry
-
-
-def flush_events(root: str) -> None:
-    """Commit the registry events this process still has queued for the store at ``root``
-    (a read of ``registry_events`` in this process then sees its own changes)."""
-    with _lock:
-        registry = _registries.get(root)
-    if registry is not None:
-        registry.tables.ledger.flush()

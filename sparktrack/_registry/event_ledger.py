@@ -17,14 +17,10 @@ remembered per table in ``<store>/_search_state/registry_events_checked.json``.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import sys
 import tempfile
-import threading
 import time
-from collections import deque
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -33,7 +29,6 @@ from sparktrack._delta import DeltaTableHandle
 from sparktrack._delta.serial import SerialLog, TailCommit
 from sparktrack._store.schemas import REGISTRY_EVENTS
 from sparktrack._store.summary_repair import WRITER_KEY, writer_gone
-from sparktrack.errors import StoreError
 
 __all__ = ["EVENTS_KEY", "EventLedger"]
 
@@ -65,71 +60,16 @@ class EventLedger:
         self._events_version = -1
         self._pending: dict[tuple[str, int], tuple[list[dict], float]] = {}
         self._seen: dict[str, int] = {}  # the newest commit of each table seen
-        # Events waiting for the background thread: (table, version, events), oldest first.
-        self._queued: deque[tuple[str, int, list[dict]]] = deque()
-        self._queued_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        # Guards the log, the event ids and the pending changes (the thread and the callers).
-        self._lock = threading.RLock()
-        atexit.register(self._flush_at_exit)
 
     # -- writing ---------------------------------------------------------------------------
-    def record_soon(self, table: str, version: int, events: list[dict]) -> None:
-        """Have a background thread commit the events of the change committed as ``version``
-        of ``table``: they are durable already, in that commit's info, so the change's caller
-        does not wait for a second commit. :meth:`flush` waits for them."""
-        with self._queued_lock:
-            self._queued.append((table, version, events))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._drain, name="sparktrack-events",
-                                                daemon=True)
-                self._thread.start()
-            self._wake.set()
-
-    def flush(self) -> None:
-        """Commit the events queued by :meth:`record_soon` (read-your-writes for history)."""
-        self._commit_queued()
-
-    def _flush_at_exit(self) -> None:
-        try:
-            self.flush()
-        except StoreError as error:
-            print(f"sparktrack: warning: some registry events were not committed to "
-                  f"registry_events ({error}); they are kept in their changes' commits, and "
-                  "the next process that reads the registry commits them.", file=sys.stderr,
-                  flush=True)
-
-    def _drain(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            try:
-                self._commit_queued()
-            except StoreError:
-                pass  # the store is unreachable: the events stay in their changes' commits,
-                # and a reader (this process's flush, or any other process) commits them
-
-    def _commit_queued(self) -> None:
-        with self._lock:
-            while True:
-                with self._queued_lock:
-                    if not self._queued:
-                        return
-                    table, version, events = self._queued[0]
-                self.record(table, version, events)
-                with self._queued_lock:
-                    self._queued.popleft()
-
     def record(self, table: str, version: int, events: list[dict]) -> None:
         """Commit the events of the change committed as ``version`` of ``table``."""
-        with self._lock:
-            if events:
-                self.log.append(pa.Table.from_pylist(events, schema=REGISTRY_EVENTS.schema),
-                                name=f"{table}-{version:020d}")
-            self._pending.pop((table, version), None)
-            if self._event_ids is not None:
-                self._event_ids.update(event["event_id"] for event in events)
+        if events:
+            self.log.append(pa.Table.from_pylist(events, schema=REGISTRY_EVENTS.schema),
+                            name=f"{table}-{version:020d}")
+        self._pending.pop((table, version), None)
+        if self._event_ids is not None:
+            self._event_ids.update(event["event_id"] for event in events)
 
     # -- checking --------------------------------------------------------------------------
     def saw(self, table: str, commits: Iterable[TailCommit], *,
@@ -166,10 +106,6 @@ class EventLedger:
         """Drop the pending changes whose events arrived; repair those past the grace period."""
         if not self._pending:
             return
-        with self._lock:
-            self._settle()
-
-    def _settle(self) -> None:
         self._refresh_event_ids()
         now = time.monotonic()
         for key, (events, seen) in list(self._pending.items()):

@@ -99,8 +99,7 @@ class Registry:
         ``decide`` raises when the change is no longer valid (the version was deleted, the
         name was taken), and returns [] when there is nothing to change. ``events`` gives the
         change's ``registry_events`` rows from the rows committed: they travel in the commit
-        and are committed to ``registry_events`` right after it, by a background thread
-        (:mod:`.event_ledger`).
+        and are recorded right after it (:mod:`.event_ledger`).
         """
         for _ in range(_MAX_ATTEMPTS):
             rows = decide()
@@ -111,7 +110,7 @@ class Registry:
                         if recorded else None)
             if mirror.commit(rows, metadata=metadata):
                 if recorded:
-                    self.tables.ledger.record_soon(mirror.name, mirror.version, recorded)
+                    self.tables.ledger.record(mirror.name, mirror.version, recorded)
                 return rows
             self.tables.refresh()
         raise StoreError(
@@ -241,7 +240,6 @@ class Registry:
         renames; all models when None), at or after ``since`` (milliseconds)."""
         with self.current_state():  # other processes' changes whose events are missing
             pass
-        self.tables.ledger.flush()
         rows = self.tables.events.read().to_pylist()
         if name is not None:
             name = validate_model_name(name)

@@ -37,7 +37,6 @@ from sparktrack._delta import join_uri, log, snapshots
 from sparktrack._delta.files import iter_data_files, read_data_files
 from sparktrack.errors import ExperimentNotFoundError, InvalidInputError, NotFoundError
 from sparktrack._store.locations import resolve_column
-from sparktrack._registry import flush_events
 from sparktrack._store.current_rules import (
     current_model_aliases,
     current_model_versions,
@@ -322,8 +321,6 @@ def _snapshots(opts: ReadOptions, tables: Iterable[str]) -> dict[str, Any]:
 
 def latest_version(opts: ReadOptions, table: str) -> int:
     """The newest version of a raw table, -1 when it does not exist yet."""
-    if table == REGISTRY_EVENTS.name:
-        flush_events(opts.root)  # this process's own changes' events, still queued
     return snapshots.newest_version(_table_uri(opts, table), storage_options=opts.storage_options)
 
 
@@ -441,8 +438,6 @@ def _run_files_with_deletions(opts: ReadOptions, dt,
 def plan(opts: ReadOptions) -> list[ReadTask]:
     """Resolve the snapshots and split the files to read into input partitions."""
     sources = _SOURCES[opts.table]
-    if REGISTRY_EVENTS.name in sources:
-        flush_events(opts.root)  # this process's own changes' events, still queued
     if METRIC_SUMMARIES.name in sources and opts.version is None and opts.timestamp is None:
         # A writer killed between its metrics and summaries commits left points no summary
         # covers: summarize them first, so the latest values agree with the history.
