@@ -279,3 +279,17 @@ def test_the_events_of_one_change_committed_twice_are_listed_once(store_uri):
     ledger.record(registry.tables.model_state.name, version, events)  # the repair's copy
     assert registry.history("m") == events
     assert DeltaTable(registry.tables.events.uri).to_pyarrow_table().num_rows == 1
+
+
+def test_a_process_that_starts_after_a_kill_in_a_store_no_one_has_read_repairs_it(store_uri):
+    """No process read the registry before the writer died (no record of checked versions):
+    the first process to read it still finds the change without its events."""
+    child = multiprocessing.get_context("spawn").Process(
+        target=_without_events, args=(store_uri, "create", "die"))
+    child.start()
+    child.join(120)
+    assert child.exitcode == -9
+    checked = os.path.join(store_uri, "_search_state", "registry_events_checked.json")
+    assert not os.path.exists(checked)
+    assert len(_recorded(_second_registry(store_uri), "create",
+                         "CREATE_REGISTERED_MODEL")) == 1

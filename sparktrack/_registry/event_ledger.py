@@ -89,7 +89,8 @@ class EventLedger:
     def loaded(self, table: str, log: SerialLog, version: int) -> None:
         """A process read ``table`` whole at ``version``: check the commits since the last
         version known to be complete."""
-        first = self._checked.get(table, -1) + 1
+        # Version 0 created the table (its schema, no rows): changes start at 1.
+        first = max(self._checked.get(table, 0) + 1, 1)
         if first > version:
             return
         commits = log.commits(first, version)
