@@ -133,15 +133,8 @@ class SerialLog:
 
     def _entry(self, number: int) -> list[dict] | None:
         """The actions of log entry ``number``, None if there is none (yet)."""
-        name = f"_delta_log/{number:020d}.json"
         try:
-            if self._local is not None:
-                with open(os.path.join(self._local, name), "rb") as entry:
-                    text = entry.read()
-            else:
-                fs, base = filesystem(self.handle.uri, self.handle.storage_options)
-                with fs.open_input_stream(in_base(base, name)) as entry:
-                    text = entry.read()
+            text = self._entry_text(f"_delta_log/{number:020d}.json")
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -166,6 +159,7 @@ class SerialLog:
             return True  # unreadable: load the table instead of trusting the tail
 
     def _entry_text(self, name: str) -> bytes:
+        """The bytes of the log file ``name`` (relative to the table); FileNotFoundError."""
         if self._local is not None:
             with open(os.path.join(self._local, name), "rb") as entry:
                 return entry.read()
