@@ -146,7 +146,9 @@ class Registry:
     def _live_versions(self, model: dict) -> list[dict]:
         return [r for r in self.tables.version_rows([model["model_id"]]) if not r["deleted"]]
 
-    def _aliases_by_version(self, model_ids: list[str]) -> dict[tuple[str, int], list[str]]:
+    def aliases_by_version(self, model_ids: list[str]) -> dict[tuple[str, int], list[str]]:
+        """(model id, version) -> its aliases in name order, for the given models (call under
+        :meth:`current_state`)."""
         found: dict[tuple[str, int], list[str]] = {}
         for row in sorted(self.tables.alias_rows(model_ids), key=lambda r: r["alias"]):
             found.setdefault((row["model_id"], row["version"]), []).append(row["alias"])
@@ -209,7 +211,7 @@ class Registry:
             )
         wanted = ALL_STAGES if not stages else tuple(canonical_stage(s) for s in stages)
         rows = _latest_per_stage(self._live_versions(model), wanted)
-        aliases = self._aliases_by_version([model["model_id"]])
+        aliases = self.aliases_by_version([model["model_id"]])
         return [self.version_entity(r, aliases.get((r["model_id"], r["version"]), []))
                 for r in rows]
 

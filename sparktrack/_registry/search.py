@@ -181,10 +181,7 @@ def search_versions(registry: Registry, *, filter_string: str | None, max_result
     with registry.current_state() as tables:
         live = {r["model_id"] for r in tables.model_rows()}
         rows = [r for r in tables.version_rows(sorted(live)) if not r["deleted"]]
-        aliases = tables.alias_rows(sorted(live))
-    by_version: dict[tuple[str, int], list[str]] = {}
-    for alias in sorted(aliases, key=lambda a: a["alias"]):
-        by_version.setdefault((alias["model_id"], alias["version"]), []).append(alias["alias"])
+        by_version = registry.aliases_by_version(sorted(live))
     versions = [registry.version_entity(r, by_version.get((r["model_id"], r["version"]), []))
                 for r in rows]
 
