@@ -21,6 +21,7 @@ from deltalake.transaction import AddAction
 
 from sparktrack._delta.errors import translated
 from sparktrack._delta.paths import filesystem, in_base
+from sparktrack._delta.scan import scan_batches, scan_table
 
 __all__ = ["file_stats", "iter_data_files", "read_data_files", "split_by_partition",
            "write_data_file"]
@@ -117,9 +118,8 @@ def read_data_files(
         StoreError: a file is missing, unreadable or corrupt (named, with the table).
     """
     with translated("reading Delta table", uri):
-        return _files_dataset(uri, schema, files, storage_options).to_table(
-            columns=columns, filter=where
-        )
+        return scan_table(_files_dataset(uri, schema, files, storage_options),
+                          where=where, columns=columns)
 
 
 def iter_data_files(
@@ -134,4 +134,4 @@ def iter_data_files(
     """:func:`read_data_files` as a stream of Arrow batches."""
     with translated("reading Delta table", uri):
         dataset = _files_dataset(uri, schema, files, storage_options)
-        yield from dataset.to_batches(filter=where, batch_size=batch_size)
+        yield from scan_batches(dataset, where=where, batch_size=batch_size)

@@ -16,6 +16,7 @@ from deltalake.transaction import RemoveAction
 from sparktrack._delta.errors import CommitFailedError, engine_message, translated
 from sparktrack._delta.files import write_data_file
 from sparktrack._delta.retry import RetryPolicy, retrying
+from sparktrack._delta.scan import scan_fragment
 from sparktrack.errors import StoreError
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def _remove_rows_once(handle: DeltaTableHandle, experiment_id: str, doomed: pa.A
                          .select(["path", "size_bytes"]).to_pydict().values(), strict=True))
         affected, kept, removed_rows = [], [], 0
         for fragment in candidates:
-            rows = fragment.to_table(schema=dataset.schema)
+            rows = scan_fragment(fragment, dataset.schema)
             stays = pc.invert(pc.is_in(rows.column("run_id"), value_set=doomed))
             keep = rows.filter(stays)
             if keep.num_rows < rows.num_rows:

@@ -34,6 +34,7 @@ from deltalake.transaction import AddAction
 from sparktrack._delta import ops
 from sparktrack._delta.errors import store_error, translated
 from sparktrack._delta.paths import filesystem, in_base, is_local, local_path
+from sparktrack._delta.scan import read_parquet_file
 from sparktrack.errors import StoreError
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ class SerialLog:
             fs, base = filesystem(self.handle.uri, self.handle.storage_options)
             where = in_base(base, path)
         with translated("reading a data file of", self.handle.uri):
-            rows = pq.read_table(where, filesystem=fs)
+            rows = read_parquet_file(fs, where)
         return rows.select(self.schema.names).cast(self.schema)
 
     # -- writing ---------------------------------------------------------------------------

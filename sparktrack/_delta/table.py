@@ -30,6 +30,7 @@ from sparktrack._delta.errors import (
 from sparktrack._delta.files import file_stats, split_by_partition
 from sparktrack._delta.paths import filesystem, in_base, is_local, join_uri, local_path
 from sparktrack._delta.retry import RetryPolicy, retrying
+from sparktrack._delta.scan import scan_table
 from sparktrack.errors import StoreError
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class DeltaTableHandle:
         # Local tables are read through Arrow's own filesystem: faster than deltalake's Python
         # one, and its I/O threads never need the GIL, so a read finishing as the interpreter
         # exits cannot abort it (Arrow's "terminate called without an active exception").
+        # Object-store tables are read on the calling thread for the same reason (_delta.scan).
         self._filesystem = (
             pafs.SubTreeFileSystem(local_path(self.uri), pafs.LocalFileSystem())
             if is_local(self.uri) else None
@@ -303,7 +305,7 @@ class DeltaTableHandle:
                 return schema.empty_table()
             dataset = self._dataset(table, prune)
             try:
-                return dataset.to_table(filter=where, columns=columns)
+                return scan_table(dataset, where=where, columns=columns)
             except FileNotFoundError as exc:
                 # A vacuum removed a file of the snapshot we planned with: plan again, once.
                 # A file still missing then is one the Delta log refers to: a broken store.
@@ -356,7 +358,7 @@ class DeltaTableHandle:
             list(fragments), schema, first.format, filesystem=first.filesystem
         )
         try:
-            return dataset.to_table()
+            return scan_table(dataset)
         except FileNotFoundError as exc:
             if self._still_referenced_missing(fragments):
                 raise store_error("reading Delta table", self.uri, exc) from exc
