@@ -20,12 +20,14 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
 
+from sparktrack._store import state_files
+
 from sparktrack import Metric, Param, RunTag, TrackingClient
 from sparktrack.config import Settings
 from sparktrack._run_search import search_run_page
 from sparktrack._store import TrackingStore
 from sparktrack._store.schemas import TABLES
-from sparktrack._store.state_files import SavedState, StateFiles
+from sparktrack._store.state_files import SavedState, StateFiles, read_file, write_file
 
 STATE_TABLES = ("runs", "params", "tags", "metric_summaries")
 
@@ -121,7 +123,7 @@ def test_a_changed_value_in_a_saved_state_is_detected_and_rebuilt(saved, table, 
     expected = _cold_answer(root, experiment_id)
     path = _state_path(root, table, experiment_id)
     _flip_one_byte(path, *FLIPS[table])
-    ipc.open_file(pa.memory_map(path)).read_all().validate(full=True)  # it still parses
+    read_file(path)[1].validate(full=True)  # it still parses
 
     assert _answer(TrackingStore(root), experiment_id) == expected  # nothing in memory
     assert "does not match its checksum" in caplog.text and path in caplog.text
@@ -148,19 +150,17 @@ def test_a_new_process_answers_the_right_metric_after_a_byte_flip_in_the_state(s
 def test_a_state_whose_content_is_not_of_the_version_it_covers_is_rebuilt(saved):
     """Rows saved at one table version, labelled with the version and files of a later one."""
     root, experiment_id, client = saved
-    older = {table: ipc.open_file(pa.memory_map(_state_path(root, table, experiment_id)))
-             .read_all() for table in STATE_TABLES}
+    older = {table: read_file(_state_path(root, table, experiment_id))[1]
+             for table in STATE_TABLES}
     _add_run(client, experiment_id, "gamma", 0.5)
     client.flush()
     shutil.rmtree(os.path.join(root, "_search_state"))
     _answer(TrackingStore(root), experiment_id)  # saves the state of the newer version
     for table in STATE_TABLES:
         path = _state_path(root, table, experiment_id)
-        newer = ipc.open_file(pa.memory_map(path)).read_all()
-        assert older[table].schema.metadata != newer.schema.metadata
-        mixed = older[table].replace_schema_metadata(newer.schema.metadata)
-        with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, mixed.schema) as writer:
-            writer.write_table(mixed)
+        newer_header, _ = read_file(path)
+        assert read_file(path)[1].num_rows > older[table].num_rows  # gamma's rows
+        write_file(path, newer_header, older[table])  # the newer header, checksum included
 
     expected = _cold_answer(root, experiment_id)
     assert [run[1] for run in expected] == ["name-alpha", "name-beta", "name-gamma"]
@@ -191,10 +191,17 @@ def test_a_state_covering_a_version_the_table_has_not_reached_is_rebuilt(saved, 
     assert state.load(experiment_id).version == version  # rebuilt
 
 
-def test_any_one_byte_change_is_detected_or_changes_nothing(saved):
+@pytest.mark.parametrize("compressed", [False, True], ids=["as is", "compressed"])
+def test_any_one_byte_change_is_detected_or_changes_nothing(saved, compressed, monkeypatch):
     """Every byte of every state file, changed in turn: the file is refused, or what it loads
-    is exactly what was saved (the byte was padding or an unused copy of the schema)."""
+    is exactly what was saved (the byte was padding or an unused part of a buffer). Small
+    states are stored as they are, large ones compressed: both layouts, every byte."""
     root, experiment_id, _ = saved
+    if compressed:
+        monkeypatch.setattr(state_files, "COMPRESS_FROM_BYTES", 0)
+        for table in STATE_TABLES:
+            state = StateFiles.for_table(root, table, TABLES[table].schema)
+            state.save(experiment_id, state.load(experiment_id))
     for table in STATE_TABLES:
         state = StateFiles.for_table(root, table, TABLES[table].schema)
         original = state.load(experiment_id)
@@ -247,15 +254,17 @@ def test_every_shape_of_state_verifies_after_saving(tmp_path):
         assert state.load("2") is None, name
 
 
-def test_a_state_saved_without_a_checksum_is_rebuilt(saved, caplog):
-    """Files written before the checksum existed are not trusted either."""
+def test_a_state_saved_by_an_older_sparktrack_is_rebuilt(saved, caplog):
+    """Files of the older layout (an Arrow IPC file, its checksum of the rows in memory in the
+    schema metadata) are not read: they are rebuilt, then replaced."""
     root, experiment_id, _ = saved
     expected = _cold_answer(root, experiment_id)
     path = _state_path(root, "metric_summaries", experiment_id)
-    rows = ipc.open_file(pa.memory_map(path)).read_all()
-    metadata = {k: v for k, v in rows.schema.metadata.items() if k != b"sparktrack.checksum"}
-    rows = rows.replace_schema_metadata(metadata)
+    _, rows = read_file(path)
+    rows = state_files._decoded(rows, TABLES["metric_summaries"].schema)
+    rows = rows.replace_schema_metadata({b"sparktrack.checksum": b"00000000"})
     with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, rows.schema) as writer:
         writer.write_table(rows)
     assert _answer(TrackingStore(root), experiment_id) == expected
-    assert "it has no checksum" in caplog.text
+    assert "it was saved by an older sparktrack" in caplog.text
+    assert read_file(path)[0]["version"] >= 0  # replaced by a file of the current layout

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -209,11 +210,31 @@ class RunReads:
         the newest row of each (run, key), deletions included (``deleted`` is true); metric
         summaries: one merged row per (run, key).
         """
+        return self.current_views([table], experiment_ids)[table]
+
+    def current_views(
+        self, tables: Sequence[str], experiment_ids: Sequence[str]
+    ) -> dict[str, StateView]:
+        """:meth:`current_view` of several tables, read at once.
+
+        Arrow releases the GIL while it decodes and resolves, so a first search (or a new
+        process loading the saved state) of four tables uses every core.
+        """
         self._buffer.flush()
-        if table == METRIC_SUMMARIES.name:
+        if METRIC_SUMMARIES.name in tables:
             self._summary_repair.settle()
-        view = self._current[table].view([str(e) for e in experiment_ids])
-        return _RunsView(view, self._root) if table == RUNS.name else view
+        experiment_ids = [str(e) for e in experiment_ids]
+        if len(tables) == 1:
+            views = {tables[0]: self._current[tables[0]].view(experiment_ids)}
+        else:
+            with ThreadPoolExecutor(max_workers=len(tables),
+                                    thread_name_prefix="sparktrack-read") as pool:
+                futures = {table: pool.submit(self._current[table].view, experiment_ids)
+                           for table in tables}
+                views = {table: future.result() for table, future in futures.items()}
+        if RUNS.name in views:
+            views[RUNS.name] = _RunsView(views[RUNS.name], self._root)
+        return views
 
     def run_rows(
         self, experiment_ids: Iterable[str] | None, *, view_type: ViewType = ViewType.ALL

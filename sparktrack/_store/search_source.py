@@ -40,8 +40,7 @@ class StoreSearchSource:
         self._experiment_ids = [str(e) for e in experiment_ids]
         # Every search reads all four tables' state (the page needs params, metrics and tags);
         # the search then sees one version of each table.
-        self._views = {table: store.current_view(table, self._experiment_ids)
-                       for table in _TABLES}
+        self._views = store.current_views(_TABLES, self._experiment_ids)
         rows = self._views[RUNS.name].rows()
         if view_type is not ViewType.ALL:
             stage = (LifecycleStage.ACTIVE if view_type is ViewType.ACTIVE_ONLY

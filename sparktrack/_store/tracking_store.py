@@ -339,6 +339,13 @@ class TrackingStore:
         experiments, after committing what is buffered (see :meth:`RunReads.current_view`)."""
         return self._reads.current_view(table, experiment_ids)
 
+    def current_views(
+        self, tables: Sequence[str], experiment_ids: Sequence[str]
+    ) -> dict[str, StateView]:
+        """:meth:`current_view` of several tables, read at once (see
+        :meth:`RunReads.current_views`)."""
+        return self._reads.current_views(tables, experiment_ids)
+
     def run_rows(
         self, experiment_ids: Iterable[str] | None, *, view_type: ViewType = ViewType.ALL
     ) -> pa.Table:
