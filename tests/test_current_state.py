@@ -155,27 +155,35 @@ def test_compaction_and_gc_replace_files_and_the_state_follows(client):
     assert [row[0] for row in rows] == list(reversed(ids[1:]))
 
 
-def _random_rows(rng: random.Random, n: int) -> pa.Table:
+def _random_rows(rng: random.Random, n: int, runs: int = 30) -> pa.Table:
     return pa.table({
-        "run_id": [f"r{rng.randrange(30)}" for _ in range(n)],
+        "run_id": [f"r{rng.randrange(runs)}" for _ in range(n)],
         "key": [f"k{rng.randrange(4)}" for _ in range(n)],
         "at": [rng.randrange(5) for _ in range(n)],  # many ties
+        "value": [f"v{rng.randrange(3)}" for _ in range(n)],
         "row": list(range(n)),
     })
 
 
+# 30 runs: nearly every (run, key) has several rows; 1,000: most have one, some several (the
+# rows of single-row groups are kept as they are, only the others are sorted).
+@pytest.mark.parametrize("runs", [30, 1000])
 @pytest.mark.parametrize("seed", range(5))
-def test_fast_pick_agrees_with_sorting_including_ties(seed):
-    rows = _random_rows(random.Random(seed), 400)
+def test_fast_pick_agrees_with_sorting_including_ties(seed, runs):
+    rows = _random_rows(random.Random(seed), 400, runs)
     keys = ["run_id", "key"]
     newest = newest_rows(rows, keys, "at")
     oldest = oldest_rows(rows, keys, "at")
+    oldest_by_value = oldest_rows(rows, keys, "at", tie_break="value")
 
     def by_group(table):
         return sorted(table.to_pylist(), key=lambda r: (r["run_id"], r["key"]))
 
     assert by_group(newest) == by_group(_pick_by_sorting(rows, keys, "at", "descending"))
     assert by_group(oldest) == by_group(_pick_by_sorting(rows, keys, "at", "ascending"))
+    assert by_group(oldest_by_value) == by_group(
+        _pick_by_sorting(rows, keys, "at", "ascending", "value"))
+    assert newest.num_rows == len({(r["run_id"], r["key"]) for r in rows.to_pylist()})
     # Ties go to the first row in table order, as the stable sort does.
     for picked in by_group(newest):
         rivals = [r for r in rows.to_pylist()

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 __all__ = [
     "group_codes",
+    "repeated_codes",
     "newest_rows",
     "next_version",
     "now_millis",
@@ -57,6 +58,18 @@ def group_codes(table: pa.Table, keys: Sequence[str]) -> np.ndarray | None:
     return combined
 
 
+def repeated_codes(codes: np.ndarray) -> np.ndarray:
+    """Per code of :func:`group_codes`: whether another row has the same one."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=bool)
+    top = int(codes.max()) + 1
+    if top <= 4 * len(codes) + 1024:
+        # Counting is linear; the codes of a few keys' dictionaries are small enough for it.
+        return np.bincount(codes, minlength=top)[codes] > 1
+    _, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    return counts[inverse] > 1
+
+
 def _pick(
     table: pa.Table, keys: Sequence[str], order: str, direction: str, tie_break: str | None = None
 ) -> pa.Table:
@@ -68,7 +81,22 @@ def _pick(
         tie_break is not None and table.column(tie_break).null_count
     ):
         return _pick_by_sorting(table, keys, order, direction, tie_break)
-    rank = ordering.to_numpy()
+    # Most groups have one row (a param logged once, a tag set once): those are picked as they
+    # are, and only the rows of repeated groups are sorted.
+    repeated = repeated_codes(codes)
+    if not repeated.any():
+        return table
+    if repeated.all():
+        return _pick_among(table, codes, order, direction, tie_break)
+    mask = pa.array(repeated)
+    picked = _pick_among(table.filter(mask), codes[repeated], order, direction, tie_break)
+    return pa.concat_tables([table.filter(pc.invert(mask)), picked])
+
+
+def _pick_among(
+    table: pa.Table, codes: np.ndarray, order: str, direction: str, tie_break: str | None
+) -> pa.Table:
+    rank = table.column(order).to_numpy()
     if direction == "descending":
         rank = -rank.astype(np.float64) if rank.dtype.kind == "f" else -rank
     sort_keys = (rank, codes)

@@ -8,11 +8,10 @@ and search never scans the history.
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sparktrack._store.rows import group_codes
+from sparktrack._store.rows import group_codes, repeated_codes
 from sparktrack._store.schemas import METRIC_SUMMARIES
 
 __all__ = ["merge_summaries", "summarize_points"]
@@ -50,8 +49,7 @@ def merge_summaries(partials: pa.Table) -> pa.Table:
     if codes is not None:
         # Most (run, key) pairs have a single partial (a run that logged the key in one
         # commit): those are already merged, only the others need the group-by below.
-        _, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
-        repeated = counts[inverse] > 1
+        repeated = repeated_codes(codes)
         if not repeated.any():
             return partials.select(METRIC_SUMMARIES.schema.names).cast(METRIC_SUMMARIES.schema)
         singles = partials.filter(pa.array(~repeated))
