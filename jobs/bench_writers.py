@@ -87,7 +87,7 @@ def _writer(root: str, experiment_id: str, worker: int, runs: int, progress_ever
                     {key: _metric(key, worker, index, step) for key in METRIC_KEYS}, step=step
                 )
             sparktrack.set_tag(*TAG)
-        if (index + 1) % progress_every == 0 and index + 1 < runs:
+        if (index + 1) % progress_every == 0 or index + 1 == runs:
             messages.put(("progress", worker, index + 1, 0.0))
     flush_started = time.perf_counter()
     sparktrack.flush()
@@ -125,8 +125,8 @@ def _next_message(messages, writers) -> tuple | None:
 
 def _write(root: str, experiment_id: str, *, processes: int, runs: int, progress_every: int,
            run_seconds: float, print_fn: Callable[[str], None]) -> dict:
-    """Run the writers; return the wall time (common start to last flush), the longest final
-    flush and the writers' exit codes."""
+    """Run the writers; return the wall time (common start to last flush), when the last run
+    was logged (buffered), the longest final flush and the writers' exit codes."""
     writers, messages, go = _start_writers(root, experiment_id, processes=processes, runs=runs,
                                            progress_every=progress_every,
                                            run_seconds=run_seconds)
@@ -139,6 +139,7 @@ def _write(root: str, experiment_id: str, *, processes: int, runs: int, progress
         started = time.perf_counter()
         go.set()
         logged, done, last_print, final_flush = [0] * processes, 0, started, 0.0
+        all_logged = None
         while done < processes:
             message = _next_message(messages, writers)
             if message is not None:
@@ -147,6 +148,9 @@ def _write(root: str, experiment_id: str, *, processes: int, runs: int, progress
                 done += kind == "done"
                 final_flush = max(final_flush, seconds)
             now = time.perf_counter()
+            if all_logged is None and sum(logged) == processes * runs:
+                all_logged = now - started
+                print_fn(f"  every run logged after {all_logged:.1f} s; {done} writers flushed")
             if now - last_print >= 10 and done < processes:
                 total = sum(logged)
                 print_fn(f"  {total:,} / {processes * runs:,} runs logged, {done} writers "
@@ -155,7 +159,7 @@ def _write(root: str, experiment_id: str, *, processes: int, runs: int, progress
         wall = time.perf_counter() - started
         for writer in writers:
             writer.join(timeout=120)
-        return {"wall_s": wall, "final_flush_max_s": final_flush,
+        return {"wall_s": wall, "logged_s": all_logged, "final_flush_max_s": final_flush,
                 "exit_codes": [writer.exitcode for writer in writers]}
     finally:
         for writer in writers:  # only on an error above: never leave a writer behind
@@ -339,7 +343,8 @@ def run(
             "tables_before": _tables(folder), "size_before": _sizes(folder),
         }
         print_fn(f"written in {written['wall_s']:.1f} s: {result['runs_per_s']:,.0f} runs/s, "
-                 f"{result['points_per_s']:,.0f} points/s (longest final flush "
+                 f"{result['points_per_s']:,.0f} points/s (every run logged after "
+                 f"{written['logged_s']:.1f} s, longest final flush "
                  f"{written['final_flush_max_s']:.1f} s); writer exit codes "
                  f"{sorted(set(written['exit_codes']))}")
         # Nothing saved yet: the writers never searched (removing the cache is always safe).
