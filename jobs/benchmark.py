@@ -26,6 +26,7 @@ SECTIONS = {
     "models": "bench_models",  # log_model vs Spark's writer and MLflow (issue 12)
     "import": "bench_import",  # sparktrack import from an MLflow SQLite store (issue 13)
     "mlflow_ui": "bench_mlflow_ui",  # the MLflow UI's REST calls, plugin vs SQLite (issue 13)
+    "writers": "bench_writers",  # 32 writer processes into one store, maintenance (issue 14)
 }
 
 
