@@ -255,9 +255,15 @@ def checked(method: Callable[..., Any]) -> Callable[..., Any]:
         if name in overrides or name in _CHECKS
     }
     where = f"{method.__qualname__}"
+    direct = _DirectCall.of(signature, checks)
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Binding costs more than many of the calls it guards (a buffered log_metric): calls
+        # that name every required argument once go straight through, the others are bound
+        # (which raises the usual TypeError for a missing or unexpected argument).
+        if direct is not None and direct.applies(args, kwargs):
+            return method(*direct.checked(where, args), **_checked_keywords(where, checks, kwargs))
         bound = signature.bind(*args, **kwargs)
         for name, check in checks.items():
             if name in bound.arguments:
@@ -265,3 +271,55 @@ def checked(method: Callable[..., Any]) -> Callable[..., Any]:
         return method(*bound.args, **bound.kwargs)
 
     return wrapper
+
+
+def _checked_keywords(
+    where: str, checks: Mapping[str, Callable[[str, str, object], object]], kwargs: dict
+) -> dict:
+    return {name: checks[name](where, name, value) if name in checks else value
+            for name, value in kwargs.items()}
+
+
+class _DirectCall:
+    """How a call of a signature without ``*args``, ``**kwargs`` or positional-only parameters
+    maps to its parameters without :meth:`inspect.Signature.bind`."""
+
+    def __init__(self, positional: list[str], names: frozenset[str], required: frozenset[str],
+                 checks: Mapping[str, Callable[[str, str, object], object]]) -> None:
+        self._positional = positional
+        self._names = names
+        self._required = required
+        self._checks = [(index, name, checks[name]) for index, name in enumerate(positional)
+                        if name in checks]
+
+    @classmethod
+    def of(cls, signature: inspect.Signature,
+           checks: Mapping[str, Callable[[str, str, object], object]]) -> _DirectCall | None:
+        parameters = list(signature.parameters.values())
+        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        if any(parameter.kind not in plain for parameter in parameters):
+            return None
+        positional = [p.name for p in parameters
+                      if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+        required = frozenset(p.name for p in parameters if p.default is inspect.Parameter.empty)
+        return cls(positional, frozenset(signature.parameters), required, checks)
+
+    def applies(self, args: tuple, kwargs: dict) -> bool:
+        """Whether the call names each argument once and every required one."""
+        if len(args) > len(self._positional):
+            return False
+        given = self._positional[:len(args)]
+        if not kwargs:
+            return self._required.issubset(given)
+        return (kwargs.keys() <= self._names and kwargs.keys().isdisjoint(given)
+                and self._required <= kwargs.keys() | set(given))
+
+    def checked(self, where: str, args: tuple) -> tuple:
+        """``args`` with the checked ones replaced by what their checks return."""
+        if not any(index < len(args) for index, _, _ in self._checks):
+            return args
+        values = list(args)
+        for index, name, check in self._checks:
+            if index < len(values):
+                values[index] = check(where, name, values[index])
+        return tuple(values)
