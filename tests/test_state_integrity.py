@@ -227,9 +227,13 @@ def test_any_one_byte_change_is_detected_or_changes_nothing(saved, compressed, m
         assert accepted < len(content)  # most bytes matter
 
 
-def test_every_shape_of_state_verifies_after_saving(tmp_path):
+@pytest.mark.parametrize("window", [None, 3], ids=["one window", "windows of 3 rows"])
+def test_every_shape_of_state_verifies_after_saving(tmp_path, window, monkeypatch):
     """Whatever buffers the rows have in memory (slices, several chunks, nulls, no rows), the
-    saved file verifies: the checksum is of what a reader gets back."""
+    saved file verifies and loads the same rows, also when a large state is saved a window of
+    rows at a time (each window with its own dictionaries)."""
+    if window is not None:
+        monkeypatch.setattr(state_files, "_WINDOW_ROWS", window)
     schema = TABLES["tags"].schema
     rows = pa.table({
         "run_id": ["a", "b", "c", "d"], "experiment_id": ["1"] * 4, "key": ["k"] * 4,

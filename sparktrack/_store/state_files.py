@@ -50,6 +50,7 @@ FOLDER = "_search_state"
 MAGIC = b"SPARKTRACK-STATE-2\n"
 # States this big (in memory) are compressed; smaller ones are stored as they are.
 COMPRESS_FROM_BYTES = 1 << 20
+_WINDOW_ROWS = 1 << 20  # rows encoded at a time when saving
 _ALIGNMENT = 64  # the rows start at a multiple of it: Arrow reads them in place
 _ARROW_FILE_MAGIC = b"ARROW1"  # how the files of sparktrack 0.x (before this layout) begin
 
@@ -168,14 +169,17 @@ def _stored_rows(rows: pa.Table) -> pa.Buffer:
     """``rows`` as stored: strings dictionary-encoded, compressed if large, as an IPC stream."""
     compressed = rows.nbytes >= COMPRESS_FROM_BYTES
     options = ipc.IpcWriteOptions(compression=pa.Codec("zstd", 1) if compressed else None)
-    encoded = pa.table(
-        [column.dictionary_encode() if pa.types.is_string(column.type) else column
-         for column in rows.combine_chunks().columns],
-        names=rows.column_names,
-    )
+    schema = pa.schema([pa.field(field.name, pa.dictionary(pa.int32(), field.type))
+                        if pa.types.is_string(field.type) else field for field in rows.schema])
     sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, encoded.schema, options=options) as writer:
-        writer.write_table(encoded, max_chunksize=1 << 22)
+    with ipc.new_stream(sink, schema, options=options) as writer:
+        # A window at a time, each with its own dictionaries (a stream may replace them), so
+        # saving a large state copies one window, not all of it.
+        for start in range(0, rows.num_rows, _WINDOW_ROWS):
+            window = rows.slice(start, _WINDOW_ROWS).combine_chunks()
+            writer.write_table(pa.table(
+                [column.dictionary_encode() if pa.types.is_string(column.type) else column
+                 for column in window.columns], schema=schema))
     return sink.getvalue()
 
 
