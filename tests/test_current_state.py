@@ -238,6 +238,25 @@ def test_memory_budget_keeps_only_the_experiment_searched_last(store_uri):
         assert list(held) == [experiment_id]
 
 
+def test_the_experiments_of_one_search_are_kept_together(store_uri):
+    """Over the budget, a search of two experiments keeps both (it holds both anyway): the
+    next search of the same two finds them in memory instead of reading one again."""
+    store = TrackingStore(store_uri, settings=Settings(search_cache_mb=0))
+    client = TrackingClient(store_uri)
+    experiments = [client.create_experiment(name) for name in ("one", "two")]
+    for experiment_id in experiments:
+        _new_run(client, experiment_id, f"run-of-{experiment_id}", metrics={"m": 1.0})
+    client.flush()
+    cache = store.current["runs"]
+    store.current_view("runs", experiments)
+    first = dict(cache._snapshots)
+    assert set(first) == set(experiments)
+    store.current_view("runs", experiments)
+    assert all(cache._snapshots[e] is first[e] for e in experiments)  # not read again
+    store.current_view("runs", experiments[:1])  # a search of one: the other may go
+    assert list(cache._snapshots) == experiments[:1]
+
+
 def _saved_state_file(store_uri, table: str, experiment_id: str) -> str:
     return os.path.join(store_uri, "_search_state", table, f"experiment_id={experiment_id}.arrow")
 

@@ -81,7 +81,12 @@ class CurrentState:
 
     def view(self, experiment_ids: Sequence[str]) -> StateView:
         """The current rows of the given experiments, as of now (later commits not seen)."""
-        return StateView([self._snapshot(e) for e in experiment_ids], self._schema())
+        # The experiments of one view are kept together: reading the second must not drop
+        # the first (the view holds both anyway), or a search of several experiments larger
+        # than the budget would reload one of them every time.
+        wanted = frozenset(experiment_ids)
+        return StateView([self._snapshot(e, together=wanted) for e in experiment_ids],
+                         self._schema())
 
     def holds(self, experiment_id: str) -> bool:
         """Whether this cache holds the state of ``experiment_id`` (reading it is cheap)."""
@@ -116,7 +121,8 @@ class CurrentState:
     def _schema(self) -> pa.Schema:
         return self._handle.spec.schema
 
-    def _snapshot(self, experiment_id: str) -> _Snapshot:
+    def _snapshot(self, experiment_id: str, *, together: frozenset[str] = frozenset()
+                  ) -> _Snapshot:
         prune = [("experiment_id", "=", experiment_id)]
         with self._lock:
             for attempt in (1, 2):
@@ -125,7 +131,7 @@ class CurrentState:
                     experiment_id, version
                 )
                 if known is not None and known.version == version and known.files == files.keys():
-                    return self._keep(experiment_id, known)
+                    return self._keep(experiment_id, known, together)
                 try:
                     snapshot, rebuilt = self._updated(known, version, files)
                     break
@@ -139,16 +145,20 @@ class CurrentState:
                     experiment_id, SavedState(snapshot.version, snapshot.files, snapshot.rows)
                 )
                 snapshot.saved_files = snapshot.files
-            return self._keep(experiment_id, snapshot)
+            return self._keep(experiment_id, snapshot, together)
 
-    def _keep(self, experiment_id: str, snapshot: _Snapshot) -> _Snapshot:
-        """Hold ``snapshot`` as the most recent, dropping the least recent over the budget."""
+    def _keep(self, experiment_id: str, snapshot: _Snapshot,
+              together: frozenset[str]) -> _Snapshot:
+        """Hold ``snapshot`` as the most recent, dropping the least recent over the budget
+        (never this one, nor the others of the view being read, ``together``)."""
         self._snapshots[experiment_id] = snapshot
         self._snapshots.move_to_end(experiment_id)
         held = sum(kept.rows.nbytes for kept in self._snapshots.values())
-        while held > self._max_bytes and len(self._snapshots) > 1:
-            _, dropped = self._snapshots.popitem(last=False)
-            held -= dropped.rows.nbytes
+        for other in list(self._snapshots):
+            if held <= self._max_bytes:
+                break
+            if other != experiment_id and other not in together:
+                held -= self._snapshots.pop(other).rows.nbytes
         return snapshot
 
     def _load_saved(self, experiment_id: str, table_version: int) -> _Snapshot | None:
