@@ -43,8 +43,9 @@ def _matching_page(
     )
     offset = offset_from_token(page_token)
     source = StoreSearchSource(store, experiment_ids, view_type=view_type)
-    matching = order_runs(filter_runs(tree, source), order, source)
-    page = matching.slice(offset, max_results)
+    matching = filter_runs(tree, source)
+    ordered = order_runs(matching, order, source, limit=offset + max_results)
+    page = ordered.slice(offset, max_results)
     # The evaluator keeps the candidate columns only; fetch the full rows of the page.
     full = source.run_rows()
     rows = full.take(pc.index_in(page.column("run_id"), value_set=full.column("run_id")))

@@ -158,8 +158,11 @@ def _match(values: pa.ChunkedArray, op: str, value: object) -> pa.ChunkedArray:
     return pc.fill_null(result, False)
 
 
-def order_runs(runs: pa.Table, order: list[OrderKey], source: SearchSource) -> pa.Table:
-    """Return ``runs`` sorted by ``order``, then start_time DESC, then run_id ASC.
+def order_runs(
+    runs: pa.Table, order: list[OrderKey], source: SearchSource, *, limit: int | None = None
+) -> pa.Table:
+    """Return ``runs`` sorted by ``order``, then start_time DESC, then run_id ASC (only the
+    first ``limit`` of them when given).
 
     For each key, in both directions, runs with a value come first, then runs whose metric is
     NaN, then runs without the key. An empty ``order`` gives MLflow's default order
@@ -194,8 +197,13 @@ def order_runs(runs: pa.Table, order: list[OrderKey], source: SearchSource) -> p
     columns["run_id"] = runs["run_id"].combine_chunks()
     sort_keys.append(("run_id", "ascending"))
     # Nulls sort last by default (only tie-break columns can hold them; ranks cover keys).
-    indices = pc.sort_indices(pa.table(columns), sort_keys=sort_keys)
-    return runs.take(indices)
+    keys = pa.table(columns)
+    if limit is not None and limit < runs.num_rows:
+        # A page of a large result: select its runs (linear), then sort just those. The
+        # keys end with run_id, unique, so which runs are first is fully determined.
+        first = pc.select_k_unstable(keys, k=limit, sort_keys=sort_keys)
+        keys, runs = keys.take(first), runs.take(first)
+    return runs.take(pc.sort_indices(keys, sort_keys=sort_keys))
 
 
 def _values_for(ident: Identifier, runs: pa.Table, lookup: _Lookup) -> pa.Array:
