@@ -7,6 +7,7 @@ writes. What is current is decided by :mod:`sparktrack._store.current_rules`.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -227,7 +228,10 @@ class RunReads:
         if len(tables) == 1:
             views = {tables[0]: self._current[tables[0]].view(experiment_ids)}
         else:
-            with ThreadPoolExecutor(max_workers=len(tables),
+            # One table per core: more would add memory (each holds its rows while it
+            # resolves them) without adding speed.
+            workers = max(1, min(len(tables), os.cpu_count() or 1))
+            with ThreadPoolExecutor(max_workers=workers,
                                     thread_name_prefix="sparktrack-read") as pool:
                 futures = {table: pool.submit(self._current[table].view, experiment_ids)
                            for table in tables}
