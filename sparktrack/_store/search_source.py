@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,7 +22,10 @@ from sparktrack._store.run_reads import run_info_from_row
 from sparktrack._store.schemas import METRIC_SUMMARIES, PARAMS, RUNS, TAGS
 from sparktrack._store.tracking_store import TrackingStore
 
-__all__ = ["StoreSearchSource"]
+__all__ = ["ROW", "StoreSearchSource"]
+
+#: The column of :meth:`StoreSearchSource.runs` holding each run's position in its run rows.
+ROW = "__row"
 
 _RUN_COLUMNS = [
     "run_id", "experiment_id", "run_name", "status", "user_id", "start_time", "end_time",
@@ -47,9 +51,13 @@ class StoreSearchSource:
                      else LifecycleStage.DELETED)
             rows = rows.filter(pc.equal(rows.column("lifecycle_stage"), stage.value))
         self._run_rows = rows
+        self._runs = rows.select(_RUN_COLUMNS).append_column(
+            ROW, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
 
     def runs(self) -> pa.Table:
-        return self._run_rows.select(_RUN_COLUMNS)
+        """The candidate columns of the runs, with each run's position in :meth:`run_rows`
+        (column ``ROW``): a page takes its full rows by position, not by a join on run ids."""
+        return self._runs
 
     def run_rows(self) -> pa.Table:
         return self._run_rows
