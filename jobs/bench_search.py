@@ -581,7 +581,8 @@ def _print_size(row: dict, print_fn: Callable[[str], None]) -> None:
 
 def _print_summary(rows: list[dict], print_fn: Callable[[str], None]) -> None:
     header = (f"{'runs':>9} {'first':>8} {'new proc':>9} {'warm':>7} {'MLflow':>8} "
-              f"{'all runs':>9} {'MLflow':>8} {'state/tables':>13} {'peak mem':>9} "
+              f"{'ratio':>11} {'all runs':>9} {'MLflow':>8} {'ratio':>6} "
+              f"{'state/tables':>13} {'peak mem':>9} "
               f"{'Spark top100':>13} {'API top100':>11}")
     print_fn(header)
     print_fn("-" * len(header))
@@ -591,19 +592,33 @@ def _print_summary(rows: list[dict], print_fn: Callable[[str], None]) -> None:
         print_fn(
             f"{row['runs']:>9,} {row['sparktrack_cold_s']:>7.3f}s "
             f"{row['sparktrack_new_process_s']:>8.3f}s {row['sparktrack_filtered_s']:>6.3f}s "
-            f"{_secs(row.get('mlflow_filtered_s')):>8} {row['sparktrack_all_s']:>8.3f}s "
-            f"{_secs(row.get('mlflow_all_s')):>8} "
+            f"{_secs(row.get('mlflow_filtered_s')):>8} {_filtered_ratio(row):>11} "
+            f"{row['sparktrack_all_s']:>8.3f}s {_secs(row.get('mlflow_all_s')):>8} "
+            f"{_ratio(row.get('mlflow_all_s'), row['sparktrack_all_s']):>6} "
             f"{row['disk_state_bytes'] / summarized:>12.2f}x {memory:>6,.0f} MB "
             f"{row['spark_top_s']:>12.3f}s {row['api_top_s']:>10.3f}s"
         )
     print_fn("first: a new process, no saved state; new proc: a new process starting from the "
-             "saved state; warm: state in memory. state/tables: the saved search state over the "
+             "saved state; warm: state in memory. ratio: MLflow's time over sparktrack's (new "
+             "process/warm). state/tables: the saved search state over the "
              "runs, params, tags and metric_summaries tables. peak mem: the larger of the two "
              "new processes' peak RSS.")
 
 
 def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}s"
+
+
+def _ratio(theirs: float | None, ours: float) -> str:
+    return "-" if theirs is None else f"{theirs / ours:.1f}x"
+
+
+def _filtered_ratio(row: dict) -> str:
+    theirs = row.get("mlflow_filtered_s")
+    if theirs is None:
+        return "-"
+    return (f"{theirs / row['sparktrack_new_process_s']:.1f}/"
+            f"{theirs / row['sparktrack_filtered_s']:.0f}x")
 
 
 def main(argv: list[str] | None = None) -> None:
