@@ -50,8 +50,13 @@ test: check-java browser $(VENV)/.dev
 	$(PY) -m pytest -q
 
 ## bench: sparktrack against MLflow (SQLite store) on the same machine, same run
+## The million-run search benchmark fills .bench-stores/runs-1000000 once (about 15 minutes)
+## and measures it again on later runs; BENCH_MILLION=0 skips it.
+BENCH_MILLION ?= 1
 bench: check-java $(VENV)/.bench
 	$(PY) jobs/benchmark.py
+	@if [ "$(BENCH_MILLION)" != 0 ]; then \
+	  $(PY) jobs/bench_search.py --sizes 1000000 --mlflow-sizes --keep .bench-stores; fi
 
 ## compat: the Spark-facing tests on the oldest and newest supported pyspark, each in its own
 ## virtual env (.venv-compat/pyspark-<version>). Not part of `make test`: it downloads both.
