@@ -44,9 +44,11 @@ def mlflow_on_s3(mlflow_plugin, s3_env, s3_store, monkeypatch):
     from mlflow.tracking import fluent
 
     previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    # mlflow.set_experiment sets these; later tests must not inherit them.
+    # mlflow.set_experiment sets these; later tests must not inherit them. (setenv first: a
+    # delenv of an unset variable would not be undone after the test.)
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     mlflow.set_tracking_uri(_plugin_uri(s3_store))
     try:
         yield s3_store
