@@ -172,8 +172,9 @@ def _post(url: str, body: dict) -> tuple[int, dict | str]:
 @pytest.mark.slow
 def test_mlflow_server_on_s3_answers_the_runs_table(mlflow_on_s3, mlflow_plugin, tmp_path):
     """``mlflow server --backend-store-uri sparktrack+s3://...`` (its workers get the
-    ``AWS_*`` environment) answers the runs table's search with what MLflow logged, and the
-    artifacts tab's calls with the run's files."""
+    ``AWS_*`` environment) answers the runs table's search with what MLflow logged, the
+    artifacts tab's calls with the run's files and the models page with the registry; an edit
+    made through one worker is what every worker's search finds next."""
     experiment_id = mlflow.create_experiment("s3-server")
     ids = []
     for index in range(3):
@@ -182,6 +183,9 @@ def test_mlflow_server_on_s3_answers_the_runs_table(mlflow_on_s3, mlflow_plugin,
             mlflow.log_metric("loss", 0.5 + index, step=index)
             mlflow.log_text(f"run {index}", "notes/readme.txt")
         ids.append(run.info.run_id)
+    MlflowClient().create_model_version(
+        MlflowClient().create_registered_model("s3-model").name, f"runs:/{ids[0]}/notes",
+        run_id=ids[0])
 
     server = MlflowServer(mlflow.get_tracking_uri(), shim=mlflow_plugin, workers=2,
                           log_path=tmp_path / "server.log")
@@ -205,6 +209,19 @@ def test_mlflow_server_on_s3_answers_the_runs_table(mlflow_on_s3, mlflow_plugin,
         with urllib.request.urlopen(f"{server.url}/get-artifact?path=notes/readme.txt"
                                     f"&run_uuid={ids[2]}", timeout=60) as answer:
             assert answer.read() == b"run 2"
+        with urllib.request.urlopen(f"{server.url}/ajax-api/2.0/mlflow/registered-models/"
+                                    "search?max_results=25", timeout=60) as answer:
+            models = json.loads(answer.read())["registered_models"]
+        assert [(m["name"], m["latest_versions"][0]["run_id"]) for m in models] == [
+            ("s3-model", ids[0])]
+        # An edit in the UI (a tag), then the runs table again: each worker finds it.
+        status, answer = _post(f"{server.url}/ajax-api/2.0/mlflow/runs/set-tag",
+                               {"run_id": ids[1], "key": "reviewed", "value": "yes"})
+        assert status == 200, answer
+        for _ in range(4):
+            status, answer = _post(f"{server.url}/ajax-api/2.0/mlflow/runs/search", {
+                "experiment_ids": [experiment_id], "filter": "tags.reviewed = 'yes'"})
+            assert status == 200 and [r["info"]["run_id"] for r in answer["runs"]] == [ids[1]]
         assert "Traceback" not in server.output()
     finally:
         server.stop()
