@@ -159,6 +159,33 @@ def test_store_failures_reach_mlflow_as_mlflow_exceptions(mlflow_plugin, s3, s3_
     assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.filterwarnings("ignore:.*Any type hint is inferred:UserWarning")  # MLflow's import
+def test_mlflow_spark_flavor_logs_and_loads_a_model_on_s3(mlflow_on_s3, s3, spark):
+    """``mlflow.spark.log_model`` into an S3 store: Spark's writer cannot write ``s3://``
+    without Hadoop's S3A jars, so MLflow saves the model locally and uploads it (boto3);
+    ``load_model`` by ``runs:/`` and ``models:/`` downloads it and scores the same."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.regression import LinearRegression
+
+    frame = spark.createDataFrame([(1.0, 2.0, 3.0), (2.0, 1.0, 4.0), (3.0, 5.0, 9.0)],
+                                  ["a", "b", "y"])
+    model = Pipeline(stages=[VectorAssembler(inputCols=["a", "b"], outputCol="features"),
+                             LinearRegression(labelCol="y")]).fit(frame)
+    with mlflow.start_run() as run:
+        mlflow.spark.log_model(model, artifact_path="model", registered_model_name="s3-spark")
+    folder = f"{mlflow_on_s3}/artifacts/{run.info.experiment_id}/{run.info.run_id}/model"
+    keys = s3.keys(folder)
+    assert any(key.endswith("/model/MLmodel") for key in keys)
+    assert any("/model/sparkml/stages/" in key for key in keys)
+    expected = [row.prediction for row in model.transform(frame).collect()]
+    for uri in (f"runs:/{run.info.run_id}/model", "models:/s3-spark/1"):
+        loaded = mlflow.spark.load_model(uri)
+        assert [row.prediction for row in loaded.transform(frame).collect()] == expected
+
+
 def _post(url: str, body: dict) -> tuple[int, dict | str]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
