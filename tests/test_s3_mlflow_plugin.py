@@ -127,10 +127,13 @@ def test_mlflow_writes_to_s3_and_sparktrack_reads_the_same(mlflow_on_s3, s3, tmp
                for key in s3.keys(store))
 
 
-def test_storage_options_must_still_match_the_environment_they_replace(mlflow_on_s3, s3):
-    """The plugin opened the store from the environment; options that say something else are
-    refused, as for any store open in the process."""
+def test_storage_options_after_mlflow_opened_the_store(mlflow_on_s3, s3):
+    """The plugin opened the store from the environment: options repeating (part of) the
+    environment are the same configuration; options that say something else are refused, as
+    for any store open in the process."""
     MlflowClient().search_experiments()  # the plugin opens the store
+    region = {"AWS_REGION": s3.environment()["AWS_REGION"]}
+    assert sparktrack.TrackingClient(mlflow_on_s3, storage_options=region).search_experiments()
     with pytest.raises(InvalidStateError, match="AWS_REGION"):
         sparktrack.TrackingClient(mlflow_on_s3,
                                   storage_options=s3.storage_options(AWS_REGION="eu-west-1"))
