@@ -178,7 +178,9 @@ def test_mlflow_spark_flavor_logs_and_loads_a_model_on_s3(mlflow_on_s3, s3, spar
     model = Pipeline(stages=[VectorAssembler(inputCols=["a", "b"], outputCol="features"),
                              LinearRegression(labelCol="y")]).fit(frame)
     with mlflow.start_run() as run:
-        mlflow.spark.log_model(model, artifact_path="model", registered_model_name="s3-spark")
+        # Listed requirements: MLflow's inference of them would load the model in a new process.
+        mlflow.spark.log_model(model, artifact_path="model", registered_model_name="s3-spark",
+                               pip_requirements=["pyspark"])
     folder = f"{mlflow_on_s3}/artifacts/{run.info.experiment_id}/{run.info.run_id}/model"
     keys = s3.keys(folder)
     assert any(key.endswith("/model/MLmodel") for key in keys)
