@@ -80,17 +80,28 @@ def _check_same_options(
             "the same settings (or none, to use the open store's), or set them before the "
             "store's first use."
         )
-    if storage_options is not None and storage_options != (store.storage_options or {}):
-        # Only the keys are named: the values may be credentials.
-        keys = sorted(set(storage_options) ^ set(store.storage_options or {}) | {
-            key for key in storage_options
-            if (store.storage_options or {}).get(key) != storage_options[key]
-        })
+    keys = None if storage_options is None else _differing_options(store, storage_options)
+    if keys:
         raise InvalidStateError(
             f"Store {store.root} is already open in this process with other storage options "
             f"(differing keys: {_short(', '.join(keys))}). Pass the same storage options (or "
             "none, to use the open store's) for the process's whole life."
         )
+
+
+def _differing_options(store: TrackingStore, storage_options: dict[str, str]) -> list[str]:
+    """The keys (never the values: they may be credentials) of ``storage_options`` that
+    differ from what ``store`` was opened with."""
+    if store.storage_options is None:
+        # Opened without options: the object store's client reads the environment (AWS_*,
+        # ...), so options repeating the environment's values are the same configuration (the
+        # MLflow plugin opens a store that way, then the same process passes them explicitly).
+        return sorted(key for key, value in storage_options.items()
+                      if os.environ.get(key) != value)
+    opened = store.storage_options
+    return sorted(set(storage_options) ^ set(opened) | {
+        key for key in storage_options if opened.get(key) != storage_options[key]
+    })
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -84,14 +84,16 @@ def complete_store_class(
     """A class decorator: for each method of ``base`` (:func:`store_methods`), keep the
     class's own (wrapped with :func:`translated`), else keep MLflow's default if its name is
     in ``inherited`` (also wrapped), else install :func:`unsupported_method`. Methods the class
-    defines beyond ``base`` (MLflow's duck-typed ones) are wrapped too."""
+    defines beyond ``base`` (MLflow's duck-typed ones) are wrapped too, and so is ``__init__``:
+    building a store opens it (a bad URI, a missing bucket, refused credentials), and MLflow
+    hands that error to whoever asked for the store."""
     inherited = frozenset(inherited)
     private = tuple(private)
 
     def decorate(cls: C) -> C:
         for name, value in list(vars(cls).items()):
-            if callable(value) and not name.startswith("__") and not isinstance(
-                    value, (staticmethod, classmethod, type)):
+            if callable(value) and (name == "__init__" or not name.startswith("__")) and (
+                    not isinstance(value, (staticmethod, classmethod, type))):
                 setattr(cls, name, translated(value))
         for name in store_methods(base, private=private):
             if name in vars(cls):
