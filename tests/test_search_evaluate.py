@@ -288,7 +288,8 @@ def test_order(order_by, expected):
     assert ids(order_runs(source.runs(), parse_order_by(order_by), source)) == expected
 
 
-@pytest.mark.parametrize(("order_by", "expected"), ORDER_CASES, ids=[repr(o) for o, _ in ORDER_CASES])
+@pytest.mark.parametrize(("order_by", "expected"), ORDER_CASES,
+                         ids=[repr(o) for o, _ in ORDER_CASES])
 def test_the_first_runs_of_an_order_are_the_first_of_the_full_order(order_by, expected):
     """A page selects its runs before sorting them (``limit``): the same runs in the same
     order as the full sort, with ties, NaN and missing values."""

@@ -35,8 +35,8 @@ def scan_table(
     """The rows of ``dataset`` matching ``where``, with only ``columns`` (all if None)."""
     if not _calls_python(dataset.filesystem):
         return dataset.to_table(filter=where, columns=columns)
-    fragments = dataset.get_fragments(filter=where) if where is not None else dataset.get_fragments()
-    parts = [_matching(scan_fragment(fragment, dataset.schema), where) for fragment in fragments]
+    parts = [_matching(scan_fragment(fragment, dataset.schema), where)
+             for fragment in _fragments(dataset, where)]
     rows = pa.concat_tables(parts) if parts else dataset.schema.empty_table()
     return rows if columns is None else rows.select(columns)
 
@@ -51,8 +51,7 @@ def scan_batches(
     if not _calls_python(dataset.filesystem):
         yield from dataset.to_batches(filter=where, batch_size=batch_size)
         return
-    fragments = dataset.get_fragments(filter=where) if where is not None else dataset.get_fragments()
-    for fragment in fragments:
+    for fragment in _fragments(dataset, where):
         rows = _matching(scan_fragment(fragment, dataset.schema), where)
         yield from rows.to_batches(max_chunksize=batch_size)
 
@@ -83,6 +82,14 @@ def read_parquet_file(filesystem: pafs.FileSystem | None, path: str) -> pa.Table
     # A copy in Arrow's memory: a buffer over the Python bytes would need the GIL to be freed.
     buffer = pa.array([data], pa.large_binary()).buffers()[2]
     return pq.ParquetFile(pa.BufferReader(buffer)).read(use_threads=False)
+
+
+def _fragments(dataset: pds.Dataset, where: pds.Expression | None) -> list[Any]:
+    """The fragments that may hold rows matching ``where`` (by their partition values and
+    file statistics)."""
+    if where is None:
+        return list(dataset.get_fragments())
+    return list(dataset.get_fragments(filter=where))
 
 
 def _calls_python(filesystem: pafs.FileSystem) -> bool:

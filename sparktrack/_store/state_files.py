@@ -52,7 +52,7 @@ MAGIC = b"SPARKTRACK-STATE-2\n"
 COMPRESS_FROM_BYTES = 1 << 20
 _WINDOW_ROWS = 1 << 20  # rows encoded at a time when saving
 _ALIGNMENT = 64  # the rows start at a multiple of it: Arrow reads them in place
-_ARROW_FILE_MAGIC = b"ARROW1"  # how the files of sparktrack 0.x (before this layout) begin
+_ARROW_FILE_MAGIC = b"ARROW1"  # how the files of older sparktracks (an Arrow IPC file) begin
 
 
 class SavedState(NamedTuple):
