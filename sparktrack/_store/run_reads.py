@@ -219,14 +219,17 @@ class RunReads:
         """:meth:`current_view` of several tables, read at once.
 
         Arrow releases the GIL while it decodes and resolves, so a first search (or a new
-        process loading the saved state) of four tables uses every core.
+        process loading the saved state) of four tables uses every core. When every table
+        already holds the experiments, the checks are a few milliseconds: no threads then.
         """
         self._buffer.flush()
         if METRIC_SUMMARIES.name in tables:
             self._summary_repair.settle()
         experiment_ids = [str(e) for e in experiment_ids]
-        if len(tables) == 1:
-            views = {tables[0]: self._current[tables[0]].view(experiment_ids)}
+        held = all(self._current[table].holds(e) for table in tables for e in experiment_ids)
+        if len(tables) == 1 or held:
+            # Held in memory: only each table's version is checked, no work for threads.
+            views = {table: self._current[table].view(experiment_ids) for table in tables}
         else:
             # One table per core: more would add memory (each holds its rows while it
             # resolves them) without adding speed.
