@@ -228,7 +228,7 @@ class DeltaTableHandle:
                     return table
                 if self._table is None:
                     self._table = self._open()
-                else:
+                elif not self._nothing_newer_than_loaded():
                     self._table.update_incremental()
                 return self._table
             except TableNotFoundError as exc:
@@ -247,6 +247,20 @@ class DeltaTableHandle:
                 raise self._broken_log() from exc
             except ENGINE_ERRORS as exc:
                 raise store_error("reading Delta table", self.uri, exc) from exc
+
+    def _nothing_newer_than_loaded(self) -> bool:
+        """Whether a local table's log still ends at the version loaded: two file checks
+        (microseconds) instead of deltalake's refresh (about 0.7 ms per table, four tables per
+        search). Versions are consecutive, so a newer commit means a next entry. If the loaded
+        version's own entry is gone, deltalake refreshes and reports the damage."""
+        if not is_local(self.uri):
+            return False
+        log_folder = os.path.join(local_path(self.uri), "_delta_log")
+        version = self._table.version()
+        if os.path.exists(os.path.join(log_folder, f"{version + 1:020d}.json")):
+            return False
+        return any(os.path.exists(os.path.join(log_folder, f"{version:020d}.{suffix}"))
+                   for suffix in ("json", "checkpoint.parquet"))
 
     def _not_created_yet(self) -> bool:
         """Whether deltalake's "table not found" means the table does not exist yet (it reads as
