@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 
@@ -27,6 +26,7 @@ import pyarrow as pa
 
 from sparktrack._delta import DeltaTableHandle
 from sparktrack._delta.serial import SerialLog, TailCommit
+from sparktrack._store.atomic_file import replace_file
 from sparktrack._store.schemas import REGISTRY_EVENTS
 from sparktrack._store.summary_repair import WRITER_KEY, writer_gone
 
@@ -136,10 +136,7 @@ class EventLedger:
         try:  # a cache: without it the next process checks a little more of the log
             folder = os.path.dirname(self._checkpoint_path)
             os.makedirs(folder, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(dir=folder, prefix=".registry_events_checked.")
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump(self._checked, file)
-            os.replace(temporary, self._checkpoint_path)
+            replace_file(self._checkpoint_path, json.dumps(self._checked).encode())
         except OSError:
             pass
 

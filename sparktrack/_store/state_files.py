@@ -33,13 +33,13 @@ import json
 import logging
 import os
 import struct
-import tempfile
 import zlib
 from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from sparktrack._store.atomic_file import replace_file
 from sparktrack._store.schemas import SCHEMA_VERSION
 
 __all__ = ["SavedState", "StateFiles", "read_file", "write_file"]
@@ -203,17 +203,7 @@ def _write_parts(path: str, header: dict, stored: pa.Buffer) -> None:
     encoded = json.dumps(header).encode()
     start = len(MAGIC) + 8 + len(encoded)
     padding = b"\0" * (-start % _ALIGNMENT)
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as sink:
-            sink.write(MAGIC + struct.pack("<q", len(encoded)) + encoded + padding)
-            sink.write(stored)
-        # Readers that mapped the old file keep it: replace() swaps the name only.
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    replace_file(path, MAGIC + struct.pack("<q", len(encoded)) + encoded + padding, stored)
 
 
 def _read_parts(path: str) -> tuple[dict | None, pa.Buffer]:

@@ -32,13 +32,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 
 import pyarrow as pa
 
 from sparktrack._delta import Commit, DeltaTableHandle
+from sparktrack._store.atomic_file import replace_file
 from sparktrack._store.summaries import summarize_points
 
 __all__ = [
@@ -169,10 +169,8 @@ class SummaryRepair:
         folder = os.path.dirname(self._checkpoint_path)
         try:
             os.makedirs(folder, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(dir=folder, prefix=".summaries_checked.")
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump({"metrics_version": checked[0], "summaries_version": checked[1]}, file)
-            os.replace(temporary, self._checkpoint_path)
+            replace_file(self._checkpoint_path, json.dumps(
+                {"metrics_version": checked[0], "summaries_version": checked[1]}).encode())
             self._saved = checked
         except OSError:
             pass  # a cache: the next process scans a little more of the log
