@@ -224,13 +224,21 @@ def test_summary_merge_fast_path_agrees_with_group_by():
     assert len({(r["run_id"], r["key"]) for r in merged.to_pylist()}) == merged.num_rows
 
 
-def test_memory_budget_keeps_only_the_experiment_searched_last(store_uri):
+@pytest.fixture()
+def over_budget(store_uri) -> tuple[TrackingStore, list[str]]:
+    """A store whose search cache holds nothing over its budget (0 MB), and two experiments
+    of one run each."""
     store = TrackingStore(store_uri, settings=Settings(search_cache_mb=0))
     client = TrackingClient(store_uri)
     experiments = [client.create_experiment(name) for name in ("one", "two")]
     for experiment_id in experiments:
         _new_run(client, experiment_id, f"run-of-{experiment_id}", metrics={"m": 1.0})
     client.flush()
+    return store, experiments
+
+
+def test_memory_budget_keeps_only_the_experiment_searched_last(over_budget):
+    store, experiments = over_budget
     for experiment_id in [*experiments, *experiments]:
         rows = _snapshot(store, experiment_id)
         assert [row[1] for row in rows] == [f"run-of-{experiment_id}"]
@@ -238,15 +246,10 @@ def test_memory_budget_keeps_only_the_experiment_searched_last(store_uri):
         assert list(held) == [experiment_id]
 
 
-def test_the_experiments_of_one_search_are_kept_together(store_uri):
+def test_the_experiments_of_one_search_are_kept_together(over_budget):
     """Over the budget, a search of two experiments keeps both (it holds both anyway): the
     next search of the same two finds them in memory instead of reading one again."""
-    store = TrackingStore(store_uri, settings=Settings(search_cache_mb=0))
-    client = TrackingClient(store_uri)
-    experiments = [client.create_experiment(name) for name in ("one", "two")]
-    for experiment_id in experiments:
-        _new_run(client, experiment_id, f"run-of-{experiment_id}", metrics={"m": 1.0})
-    client.flush()
+    store, experiments = over_budget
     cache = store.current["runs"]
     store.current_view("runs", experiments)
     first = dict(cache._snapshots)
