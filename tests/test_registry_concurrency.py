@@ -4,49 +4,23 @@ one model name leave one model."""
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 
 import pytest
 
 from sparktrack import TrackingClient
-from sparktrack.errors import AlreadyExistsError
+from registry_race import create_model, pool_run, register_versions
 
 PROCESSES = 8
 PER_PROCESS = 3
-
-
-def _register(root: str, writer: int, count: int, start_at: float) -> list[int]:
-    client = TrackingClient(root)
-    while time.time() < start_at:  # every process registers at the same moment
-        time.sleep(0.001)
-    return [client.register_model(f"/models/w{writer}/{i}", "churn").version
-            for i in range(count)]
-
-
-def _create(root: str, start_at: float) -> str:
-    client = TrackingClient(root)
-    while time.time() < start_at:
-        time.sleep(0.001)
-    try:
-        client.create_registered_model("race")
-        return "created"
-    except AlreadyExistsError:
-        return "exists"
-
-
-def _pool_run(function, args: list[tuple]) -> list:
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(PROCESSES) as pool:
-        return pool.starmap(function, args)
 
 
 def test_eight_processes_registering_at_once_get_versions_1_to_n(store_uri):
     client = TrackingClient(store_uri)
     client.create_registered_model("churn")  # the race is about versions, not the name
     start_at = time.time() + 5.0  # after the workers imported sparktrack
-    results = _pool_run(_register, [(store_uri, w, PER_PROCESS, start_at)
-                                    for w in range(PROCESSES)])
+    results = pool_run(register_versions, [(store_uri, w, PER_PROCESS, start_at)
+                                        for w in range(PROCESSES)], processes=PROCESSES)
     total = PROCESSES * PER_PROCESS
     got = sorted(v for versions in results for v in versions)
     assert got == list(range(1, total + 1))  # no gap, no duplicate
@@ -66,7 +40,7 @@ def test_eight_processes_registering_at_once_get_versions_1_to_n(store_uri):
 
 def test_processes_creating_the_same_model_at_once_leave_one(store_uri):
     start_at = time.time() + 5.0
-    outcomes = _pool_run(_create, [(store_uri, start_at)] * PROCESSES)
+    outcomes = pool_run(create_model, [(store_uri, start_at)] * PROCESSES, processes=PROCESSES)
     assert sorted(outcomes) == ["created"] + ["exists"] * (PROCESSES - 1)
     models = TrackingClient(store_uri).search_registered_models()
     assert [m.name for m in models] == ["race"]
