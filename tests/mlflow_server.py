@@ -13,6 +13,7 @@ the helpers put it on the path, so discovery is still MLflow's own.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import signal
@@ -23,6 +24,7 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +37,7 @@ __all__ = [
     "entry_point_folder",
     "free_port",
     "installed_entry_points",
+    "mlflow_tracking",
     "plugin_env",
     "pyproject_entry_points",
     "register_plugin_in_process",
@@ -198,16 +201,24 @@ def mlflow_store(mlflow_plugin, tmp_path):
     Yields the store root; afterwards open runs are ended and MLflow's tracking URI and active
     experiment are put back as they were.
     """
+    root = tmp_path / "store"
+    with mlflow_tracking(f"sparktrack://{root}"):
+        yield root
+
+
+@contextlib.contextmanager
+def mlflow_tracking(uri: str) -> Iterator[None]:
+    """MLflow's tracking URI set to ``uri`` inside the block; afterwards open runs are ended and
+    MLflow's tracking URI, active experiment and experiment variables are put back."""
     import mlflow
     from mlflow.tracking import fluent
 
-    root = tmp_path / "store"
     previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     # mlflow.set_experiment also sets these variables, which later tests would inherit.
     saved_env = {name: os.environ.get(name) for name in _EXPERIMENT_ENV}
-    mlflow.set_tracking_uri(f"sparktrack://{root}")
+    mlflow.set_tracking_uri(uri)
     try:
-        yield root
+        yield
     finally:
         while mlflow.active_run() is not None:
             mlflow.end_run()

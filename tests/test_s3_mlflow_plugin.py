@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 
 import sparktrack  # noqa: E402
 from sparktrack.errors import InvalidStateError  # noqa: E402
-from mlflow_server import MlflowServer, mlflow_plugin  # noqa: E402,F401  (fixtures)
+from mlflow_server import MlflowServer, mlflow_plugin, mlflow_tracking  # noqa: E402,F401
 from s3_server import s3, s3_store  # noqa: E402,F401  (fixtures)
 
 
@@ -41,22 +41,13 @@ def s3_env(s3, monkeypatch):
 def mlflow_on_s3(mlflow_plugin, s3_env, s3_store, monkeypatch):
     """MLflow's tracking URI set to a fresh ``sparktrack+s3://`` store; yields the store's
     ``s3://`` root. Afterwards open runs end and MLflow's URI and experiment are put back."""
-    from mlflow.tracking import fluent
-
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    # mlflow.set_experiment sets these; later tests must not inherit them. (setenv first: a
-    # delenv of an unset variable would not be undone after the test.)
+    # Start without the experiment an earlier test chose (setenv first: a delenv of an unset
+    # variable would not be undone after the test).
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
-    mlflow.set_tracking_uri(_plugin_uri(s3_store))
-    try:
+    with mlflow_tracking(_plugin_uri(s3_store)):
         yield s3_store
-    finally:
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-        fluent._active_experiment_id = None
-        mlflow.set_tracking_uri(previous)
 
 
 def _history(points):
