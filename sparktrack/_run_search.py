@@ -17,7 +17,7 @@ from sparktrack.entities import Run, ViewType
 from sparktrack._paging import check_max_results, offset_from_token, token_for
 from sparktrack._search import filter_runs, order_runs, parse_filter, parse_order_by
 from sparktrack._store import TrackingStore
-from sparktrack._store.search_source import ROW, StoreSearchSource
+from sparktrack._store.search_source import StoreSearchSource
 
 __all__ = ["MAX_RESULTS_LIMIT", "runs_to_frame", "search_run_frame", "search_run_page"]
 
@@ -47,7 +47,7 @@ def _matching_page(
     ordered = order_runs(matching, order, source, limit=offset + max_results)
     page = ordered.slice(offset, max_results)
     # The evaluator keeps the candidate columns only; fetch the full rows of the page.
-    rows = source.run_rows().take(page.column(ROW))
+    rows = source.page_rows(page)
     next_offset = offset + max_results
     return source, rows, (token_for(next_offset) if next_offset < matching.num_rows else None)
 

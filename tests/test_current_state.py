@@ -25,6 +25,7 @@ from sparktrack._store import TrackingStore, open_store
 from sparktrack._store.rows import _pick_by_sorting, newest_rows, oldest_rows
 from sparktrack._store.schemas import METRIC_SUMMARIES, TAGS
 from sparktrack._store.summaries import _merge_by_group, merge_summaries
+from sparktrack._store.state_files import wait_for_saves
 
 
 def _snapshot(store: TrackingStore, experiment_id: str, **search) -> list[tuple]:
@@ -269,6 +270,7 @@ def test_a_new_process_starts_from_the_saved_state_and_merges_newer_files(client
     first = _new_run(client, experiment_id, "first", params={"p": "1"}, metrics={"m": 1.0})
     client.flush()
     _snapshot(open_store(client.store_root), experiment_id)  # the first search saves the state
+    wait_for_saves()  # in the background
     for table in ("runs", "params", "tags", "metric_summaries"):
         assert os.path.isfile(_saved_state_file(store_uri, table, experiment_id))
     later = _new_run(client, experiment_id, "later", params={"p": "2"}, metrics={"m": 2.0})

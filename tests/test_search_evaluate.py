@@ -10,6 +10,8 @@ import pyarrow as pa
 import pytest
 
 from sparktrack._search import (
+    ROW,
+    AlignedSource,
     SearchSource,
     filter_runs,
     order_runs,
@@ -95,6 +97,30 @@ class TableSource:
     def tag(self, key: str) -> pa.Table:
         self.calls.append(("tag", key))
         return _key_table(self._tags.get(key, {}), pa.string())
+
+
+class AlignedTableSource(TableSource):
+    """The same runs as an AlignedSource: numbered by ROW, each key's values handed over in
+    the runs' order (worked out here one run at a time, independently of the store's code)."""
+
+    def runs(self) -> pa.Table:
+        runs = super().runs()
+        return runs.append_column(ROW, pa.array(range(runs.num_rows), pa.int64()))
+
+    def aligned(self, ident):
+        self.calls.append(("aligned", ident.kind, ident.key))
+        if ident.kind == "metric":
+            values, value_type = self._metrics.get(ident.aggregate, {}).get(ident.key, {}), \
+                pa.float64()
+        else:
+            values = (self._params if ident.kind == "param" else self._tags).get(ident.key, {})
+            value_type = pa.string()
+        return pa.array([values.get(run_id) for run_id in self._runs["run_id"].to_pylist()],
+                        value_type)
+
+
+SOURCES = pytest.mark.parametrize("make_source", [TableSource, AlignedTableSource],
+                                  ids=["joined", "aligned"])
 
 
 def ids(table: pa.Table) -> list[str]:
@@ -200,11 +226,13 @@ FILTER_CASES = [
 ]
 
 
+@SOURCES
 @pytest.mark.parametrize(("text", "expected"), FILTER_CASES, ids=[t for t, _ in FILTER_CASES])
-def test_filter_selects(text, expected):
-    result = filter_runs(parse_filter(text), TableSource())
+def test_filter_selects(text, expected, make_source):
+    source = make_source()
+    result = filter_runs(parse_filter(text), source)
     assert set(ids(result)) == expected
-    assert result.schema == RUNS_SCHEMA
+    assert result.schema == source.runs().schema
 
 
 def test_filter_keeps_the_runs_order_and_columns():
@@ -259,6 +287,16 @@ def test_empty_runs_table():
 
 def test_table_source_is_a_search_source():
     assert isinstance(TableSource(), SearchSource)
+    assert not isinstance(TableSource(), AlignedSource)  # so the join path is tested
+    assert isinstance(AlignedTableSource(), AlignedSource)
+
+
+def test_an_aligned_source_is_asked_for_values_not_tables():
+    source = AlignedTableSource()
+    matched = filter_runs(parse_filter("metrics.acc > 0.6 AND params.model LIKE 'l%'"), source)
+    order_runs(matched, parse_order_by(["tags.team"]), source)
+    assert sorted(call for call in source.calls if call != ("runs",)) == [
+        ("aligned", "metric", "acc"), ("aligned", "param", "model"), ("aligned", "tag", "team")]
 
 
 # order_by -> every run, in order; shared with the Spark test.
@@ -283,17 +321,20 @@ ORDER_CASES = [
 
 
 @pytest.mark.parametrize(("order_by", "expected"), ORDER_CASES, ids=[repr(o) for o, _ in ORDER_CASES])
-def test_order(order_by, expected):
-    source = TableSource()
+@SOURCES
+def test_order(order_by, expected, make_source):
+    source = make_source()
     assert ids(order_runs(source.runs(), parse_order_by(order_by), source)) == expected
 
 
 @pytest.mark.parametrize(("order_by", "expected"), ORDER_CASES,
                          ids=[repr(o) for o, _ in ORDER_CASES])
-def test_the_first_runs_of_an_order_are_the_first_of_the_full_order(order_by, expected):
+@SOURCES
+def test_the_first_runs_of_an_order_are_the_first_of_the_full_order(order_by, expected,
+                                                                    make_source):
     """A page selects its runs before sorting them (``limit``): the same runs in the same
     order as the full sort, with ties, NaN and missing values."""
-    source = TableSource()
+    source = make_source()
     for limit in range(1, len(expected) + 2):
         ordered = order_runs(source.runs(), parse_order_by(order_by), source, limit=limit)
         assert ids(ordered) == expected[:limit], limit

@@ -46,6 +46,7 @@ def C(ident, op, value=None):
 
 def test_public_names_are_exactly_these_and_sorted():
     expected = [
+        "AlignedSource",
         "And",
         "Comparison",
         "Identifier",
@@ -53,6 +54,7 @@ def test_public_names_are_exactly_these_and_sorted():
         "Not",
         "Or",
         "OrderKey",
+        "ROW",
         "SearchSource",
         "filter_runs",
         "order_runs",

@@ -27,7 +27,13 @@ from sparktrack.config import Settings
 from sparktrack._run_search import search_run_page
 from sparktrack._store import TrackingStore
 from sparktrack._store.schemas import TABLES
-from sparktrack._store.state_files import SavedState, StateFiles, read_file, write_file
+from sparktrack._store.state_files import (
+    SavedState,
+    StateFiles,
+    read_file,
+    wait_for_saves,
+    write_file,
+)
 
 STATE_TABLES = ("runs", "params", "tags", "metric_summaries")
 
@@ -102,6 +108,7 @@ def saved(store_uri):
     _add_run(client, experiment_id, "beta", 0.375)
     client.flush()
     _answer(TrackingStore(store_uri), experiment_id)  # the first search saves the state
+    wait_for_saves()  # in the background
     for table in STATE_TABLES:
         assert os.path.isfile(_state_path(store_uri, table, experiment_id))
     return client.store_root, experiment_id, client
@@ -156,6 +163,7 @@ def test_a_state_whose_content_is_not_of_the_version_it_covers_is_rebuilt(saved)
     client.flush()
     shutil.rmtree(os.path.join(root, "_search_state"))
     _answer(TrackingStore(root), experiment_id)  # saves the state of the newer version
+    wait_for_saves()
     for table in STATE_TABLES:
         path = _state_path(root, table, experiment_id)
         newer_header, _ = read_file(path)
@@ -271,4 +279,5 @@ def test_a_state_saved_by_an_older_sparktrack_is_rebuilt(saved, caplog):
         writer.write_table(rows)
     assert _answer(TrackingStore(root), experiment_id) == expected
     assert "it was saved by an older sparktrack" in caplog.text
+    wait_for_saves()
     assert read_file(path)[0]["version"] >= 0  # replaced by a file of the current layout

@@ -9,12 +9,19 @@ never pasted into SQL.
 
 from __future__ import annotations
 
-from sparktrack._search.evaluate import SearchSource, filter_runs, order_runs
+from sparktrack._search.evaluate import (
+    ROW,
+    AlignedSource,
+    SearchSource,
+    filter_runs,
+    order_runs,
+)
 from sparktrack._search.nodes import And, Comparison, Identifier, Node, Not, Or, OrderKey
 from sparktrack._search.parser import parse_filter, parse_order_by
 from sparktrack._search.spark import order_to_spark, to_spark_predicate
 
 __all__ = [
+    "AlignedSource",
     "And",
     "Comparison",
     "Identifier",
@@ -22,6 +29,7 @@ __all__ = [
     "Not",
     "Or",
     "OrderKey",
+    "ROW",
     "SearchSource",
     "filter_runs",
     "order_runs",

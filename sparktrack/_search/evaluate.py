@@ -16,7 +16,8 @@ Semantics (shared with :mod:`sparktrack._search.spark`, and MLflow 3.17's SQL st
 The evaluator works on masks over ``source.runs()`` (one boolean per run): a clause on a key
 asks the source for that key's (run_id, value) table once, finds the matching run ids and
 marks them with ``pc.is_in``. AND, OR and NOT are then mask algebra, so no wide table of all
-keys is ever built.
+keys is ever built. A source that numbers its runs (an :class:`AlignedSource`) hands over a
+key's values already aligned with its runs instead, and the joins on run ids disappear.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ import pyarrow.compute as pc
 from sparktrack._search.like import like_regex
 from sparktrack._search.nodes import And, Comparison, Identifier, Node, Not, Or, OrderKey
 
-__all__ = ["SearchSource", "filter_runs", "order_runs"]
+__all__ = ["ROW", "AlignedSource", "SearchSource", "filter_runs", "order_runs"]
+
+#: The column of an :class:`AlignedSource`'s runs numbering them 0, 1, 2, ...
+ROW = "__row"
 
 
 @runtime_checkable
@@ -60,6 +64,17 @@ class SearchSource(Protocol):
         ...
 
 
+@runtime_checkable
+class AlignedSource(SearchSource, Protocol):
+    """A source whose ``runs()`` has a ``ROW`` column numbering its rows 0, 1, 2, ... and that
+    can give a key's values in that order (no join on run ids needed)."""
+
+    def aligned(self, ident: Identifier) -> pa.Array | pa.ChunkedArray | None:
+        """The value of ``ident`` (a metric, param or tag) for each row of ``runs()``, null where
+        the run lacks it; None when this source cannot (the evaluator then joins)."""
+        ...
+
+
 class _Lookup:
     """The source's per-key tables for one call, each fetched once, null values dropped."""
 
@@ -67,6 +82,15 @@ class _Lookup:
         self.source = source
         self.run_id_type = run_id_type
         self.cache: dict[Identifier, pa.Table] = {}
+        self.aligned_cache: dict[Identifier, pa.Array | pa.ChunkedArray | None] = {}
+
+    def aligned(self, ident: Identifier) -> pa.Array | pa.ChunkedArray | None:
+        """The values of ``ident`` in the order of ``source.runs()``, if the source has them."""
+        if not isinstance(self.source, AlignedSource) or ident.kind == "attribute":
+            return None
+        if ident not in self.aligned_cache:
+            self.aligned_cache[ident] = self.source.aligned(ident)
+        return self.aligned_cache[ident]
 
     def table(self, ident: Identifier) -> pa.Table:
         if ident not in self.cache:
@@ -124,6 +148,13 @@ def _compare(node: Comparison, runs: pa.Table, lookup: _Lookup) -> pa.ChunkedArr
         if op == "IS NOT NULL":
             return pc.is_valid(column)
         return _match(column, op, node.value)
+    aligned = lookup.aligned(ident)
+    if aligned is not None:
+        if op == "IS NULL":
+            return pc.is_null(aligned)
+        if op == "IS NOT NULL":
+            return pc.is_valid(aligned)
+        return _match(aligned, op, node.value)
     table = lookup.table(ident)
     if op in ("IS NULL", "IS NOT NULL"):
         present = pc.is_in(runs["run_id"], value_set=table["run_id"].combine_chunks())
@@ -210,6 +241,10 @@ def _values_for(ident: Identifier, runs: pa.Table, lookup: _Lookup) -> pa.Array:
     """The sort value of every run (null where the run lacks it), aligned with ``runs``."""
     if ident.kind == "attribute":
         return runs[ident.key].combine_chunks()
+    aligned = lookup.aligned(ident)
+    if aligned is not None:
+        values = pc.take(aligned, runs[ROW])
+        return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     table = lookup.table(ident)
     positions = pc.index_in(runs["run_id"], value_set=table["run_id"].combine_chunks())
     return table["value"].combine_chunks().take(positions.combine_chunks())

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from sparktrack._delta import DeltaTableHandle
 from sparktrack._store.state_files import SavedState, StateFiles
 
-__all__ = ["CurrentState", "StateView"]
+__all__ = ["CurrentState", "Snapshot", "StateView"]
 
 Resolve = Callable[[pa.Table], pa.Table]
 
@@ -43,13 +43,26 @@ logger = logging.getLogger(__name__)
 _RESAVE_AFTER_FILES = 32
 
 
-@dataclass
-class _Snapshot:
+@dataclass(eq=False)
+class Snapshot:
+    """The current rows of one experiment at one table version; never changed once made, so
+    what is derived from it can be kept with it (``memo``) for as long as it is current."""
+
     version: int
     files: frozenset[str]
     rows: pa.Table
     saved_files: frozenset[str] = frozenset()  # the files the saved state covers
     by_key: dict[str, pa.Table] = field(default_factory=dict)
+    #: Values derived from ``rows`` by their readers (e.g. search's per-run alignments).
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    def rows_with_key(self, key: str) -> pa.Table:
+        """The rows whose ``key`` column equals ``key`` (params, tags, summaries)."""
+        cached = self.by_key.get(key)
+        if cached is None:
+            cached = self.rows.filter(pc.equal(self.rows.column("key"), key))
+            self.by_key[key] = cached  # safe to share: the rows never change
+        return cached
 
 
 class CurrentState:
@@ -76,7 +89,7 @@ class CurrentState:
         self._resolve = resolve
         self._max_bytes = max_bytes
         self._saved = saved
-        self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
+        self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
         self._lock = threading.Lock()
 
     def view(self, experiment_ids: Sequence[str]) -> StateView:
@@ -122,7 +135,7 @@ class CurrentState:
         return self._handle.spec.schema
 
     def _snapshot(self, experiment_id: str, *, together: frozenset[str] = frozenset()
-                  ) -> _Snapshot:
+                  ) -> Snapshot:
         prune = [("experiment_id", "=", experiment_id)]
         with self._lock:
             for attempt in (1, 2):
@@ -147,8 +160,8 @@ class CurrentState:
                 snapshot.saved_files = snapshot.files
             return self._keep(experiment_id, snapshot, together)
 
-    def _keep(self, experiment_id: str, snapshot: _Snapshot,
-              together: frozenset[str]) -> _Snapshot:
+    def _keep(self, experiment_id: str, snapshot: Snapshot,
+              together: frozenset[str]) -> Snapshot:
         """Hold ``snapshot`` as the most recent, dropping the least recent over the budget
         (never this one, nor the others of the view being read, ``together``)."""
         self._snapshots[experiment_id] = snapshot
@@ -161,7 +174,7 @@ class CurrentState:
                 held -= self._snapshots.pop(other).rows.nbytes
         return snapshot
 
-    def _load_saved(self, experiment_id: str, table_version: int) -> _Snapshot | None:
+    def _load_saved(self, experiment_id: str, table_version: int) -> Snapshot | None:
         saved = self._saved.load(experiment_id) if self._saved is not None else None
         if saved is None:
             return None
@@ -172,32 +185,33 @@ class CurrentState:
                 experiment_id, self._handle.uri, saved.version, table_version,
             )
             return None
-        return _Snapshot(saved.version, saved.files, saved.rows, saved_files=saved.files)
+        return Snapshot(saved.version, saved.files, saved.rows, saved_files=saved.files)
 
     def _updated(
-        self, known: _Snapshot | None, version: int, files: dict[str, Any]
-    ) -> tuple[_Snapshot, bool]:
+        self, known: Snapshot | None, version: int, files: dict[str, Any]
+    ) -> tuple[Snapshot, bool]:
         """The snapshot at ``version`` from ``known``, and whether it was rebuilt from scratch."""
         paths = frozenset(files)
         if known is None or not known.files <= paths:
             rows = self._resolve(self._handle.read_files(list(files.values())))
-            return _Snapshot(version, paths, rows), True
+            return Snapshot(version, paths, rows), True
         added = [files[path] for path in paths - known.files]
         fresh = self._handle.read_files(added) if added else None
         if fresh is None or fresh.num_rows == 0:
-            return _Snapshot(version, paths, known.rows, known.saved_files, known.by_key), False
+            return Snapshot(version, paths, known.rows, known.saved_files, known.by_key,
+                            known.memo), False
         touched = pc.unique(fresh.column("run_id"))
         in_touched = pc.is_in(known.rows.column("run_id"), value_set=touched)
         untouched = known.rows.filter(pc.invert(in_touched))
         merged = self._resolve(pa.concat_tables([known.rows.filter(in_touched), fresh]))
         rows = _concat([untouched, merged], self._schema())
-        return _Snapshot(version, paths, rows, known.saved_files), False
+        return Snapshot(version, paths, rows, known.saved_files), False
 
 
 class StateView:
     """The state of one table for some experiments at one version each (immutable)."""
 
-    def __init__(self, snapshots: list[_Snapshot], schema: pa.Schema) -> None:
+    def __init__(self, snapshots: list[Snapshot], schema: pa.Schema) -> None:
         self._snapshots = snapshots
         self._schema = schema
 
@@ -207,15 +221,13 @@ class StateView:
 
     def rows_with_key(self, key: str) -> pa.Table:
         """The current rows whose ``key`` column equals ``key`` (params, tags, summaries)."""
-        parts = []
-        for snapshot in self._snapshots:
-            cached = snapshot.by_key.get(key)
-            if cached is None:
-                rows = snapshot.rows
-                cached = rows.filter(pc.equal(rows.column("key"), key))
-                snapshot.by_key[key] = cached  # snapshots never change: safe to share
-            parts.append(cached)
-        return _concat(parts, self._schema)
+        return _concat([snapshot.rows_with_key(key) for snapshot in self._snapshots],
+                       self._schema)
+
+    @property
+    def snapshots(self) -> list[Snapshot]:
+        """One snapshot per experiment, in the order the view was asked for."""
+        return list(self._snapshots)
 
 
 def _concat(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:

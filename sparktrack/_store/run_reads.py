@@ -27,7 +27,7 @@ from sparktrack._store.current_rules import (
     live_tags,
     without_deleted_tags,
 )
-from sparktrack._store.current_state import CurrentState, StateView
+from sparktrack._store.current_state import CurrentState, Snapshot, StateView
 from sparktrack._delta import DeltaTableHandle
 from sparktrack._store.inputs import run_inputs_from_rows
 from sparktrack._store.locations import resolve_column, resolve_location
@@ -280,6 +280,15 @@ class _RunsView:
 
     def rows_with_key(self, key: str) -> pa.Table:
         return _with_resolved_artifact_uris(self._view.rows_with_key(key), self._root)
+
+    @property
+    def snapshots(self) -> list[Snapshot]:
+        """The view's snapshots, as stored (artifact URIs not resolved: see :meth:`resolved`)."""
+        return self._view.snapshots
+
+    def resolved(self, rows: pa.Table) -> pa.Table:
+        """Rows of :attr:`snapshots` with their artifact URIs resolved like :meth:`rows`'s."""
+        return _with_resolved_artifact_uris(rows, self._root)
 
 
 # The state's tables are immutable and reused by every search until the table changes: resolve

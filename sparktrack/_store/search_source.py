@@ -1,4 +1,4 @@
-"""The store's side of search: candidate runs and one (run_id, value) table per key.
+"""The store's side of search: candidate runs and each key's values, aligned with the runs.
 
 Search reads only what a filter names: the current runs of the selected experiments, and for
 each key in the filter or the order that key's current params, tags or metric summaries
@@ -6,26 +6,40 @@ each key in the filter or the order that key's current params, tags or metric su
 metrics and tags of just the runs on it. The current state is the store's
 :class:`~sparktrack._store.current_state.CurrentState`: after the first search of an
 experiment, a search reads only the files committed since.
+
+What a search derives from an experiment's state is kept with that state's snapshot (its
+``memo``) while the snapshot is current, so the next search of an unchanged experiment does
+not derive it again:
+
+* the candidate runs (a view type's runs, artifact URIs resolved);
+* for each key searched, its values in the order of the experiment's runs (the source is an
+  :class:`~sparktrack._search.AlignedSource`: clauses compare arrays, no join on run ids);
+* for each table, a bucket code per row (:func:`~sparktrack._store.run_ids.bucket_codes`), with
+  which a page finds its runs' rows without hashing every run id.
+
+A commit to an experiment makes new snapshots of the tables it wrote, and their values are
+derived again on the next search that needs them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparktrack.entities import LifecycleStage, Run, RunData, ViewType
+from sparktrack._search import ROW, Identifier
 from sparktrack._store.current_rules import without_deleted_tags
+from sparktrack._store.current_state import Snapshot
+from sparktrack._store.run_ids import bucket_codes, members, positions
 from sparktrack._store.run_reads import run_info_from_row
 from sparktrack._store.schemas import METRIC_SUMMARIES, PARAMS, RUNS, TAGS
 from sparktrack._store.tracking_store import TrackingStore
 
-__all__ = ["ROW", "StoreSearchSource"]
-
-#: The column of :meth:`StoreSearchSource.runs` holding each run's position in its run rows.
-ROW = "__row"
+__all__ = ["StoreSearchSource"]
 
 _RUN_COLUMNS = [
     "run_id", "experiment_id", "run_name", "status", "user_id", "start_time", "end_time",
@@ -33,10 +47,19 @@ _RUN_COLUMNS = [
 ]
 _TABLES = (RUNS.name, PARAMS.name, TAGS.name, METRIC_SUMMARIES.name)
 _AGGREGATE_COLUMN = {"latest": "latest_value", "min": "min_value", "max": "max_value"}
+_SPECS = {spec.name: spec for spec in (RUNS, PARAMS, TAGS, METRIC_SUMMARIES)}
+_TABLE_OF_KIND = {"metric": METRIC_SUMMARIES, "param": PARAMS, "tag": TAGS}
+
+
+class _Candidates(NamedTuple):
+    """The runs of one experiment a search considers."""
+
+    kept: np.ndarray | None  # their positions in the runs snapshot's rows (None: all rows)
+    rows: pa.Table  # their rows, artifact URIs resolved
 
 
 class StoreSearchSource:
-    """A :class:`sparktrack._search.SearchSource` over some experiments of a store."""
+    """A :class:`sparktrack._search.AlignedSource` over some experiments of a store."""
 
     def __init__(
         self, store: TrackingStore, experiment_ids: Sequence[str], *, view_type: ViewType
@@ -45,22 +68,23 @@ class StoreSearchSource:
         # Every search reads all four tables' state (the page needs params, metrics and tags);
         # the search then sees one version of each table.
         self._views = store.current_views(_TABLES, self._experiment_ids)
-        rows = self._views[RUNS.name].rows()
-        if view_type is not ViewType.ALL:
-            stage = (LifecycleStage.ACTIVE if view_type is ViewType.ACTIVE_ONLY
-                     else LifecycleStage.DELETED)
-            rows = rows.filter(pc.equal(rows.column("lifecycle_stage"), stage.value))
+        runs_view = self._views[RUNS.name]
+        self._run_snapshots = runs_view.snapshots
+        self._candidates = [_candidates(snapshot, view_type, runs_view.resolved)
+                            for snapshot in self._run_snapshots]
+        rows = _concat([part.rows for part in self._candidates], RUNS.schema)
         self._run_rows = rows
         self._runs = rows.select(_RUN_COLUMNS).append_column(
             ROW, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
 
     def runs(self) -> pa.Table:
-        """The candidate columns of the runs, with each run's position in :meth:`run_rows`
-        (column ``ROW``): a page takes its full rows by position, not by a join on run ids."""
+        """The candidate columns of the runs, numbered by the ``ROW`` column: a page takes its
+        full rows by position (:meth:`page_rows`), not by a join on run ids."""
         return self._runs
 
-    def run_rows(self) -> pa.Table:
-        return self._run_rows
+    def page_rows(self, page: pa.Table) -> pa.Table:
+        """The full run rows of ``page`` (rows of :meth:`runs`), in its order."""
+        return self._run_rows.take(page.column(ROW))
 
     def _current(self, table: str, key: str | None = None) -> pa.Table:
         view = self._views[table]
@@ -77,6 +101,19 @@ class StoreSearchSource:
     def tag(self, key: str) -> pa.Table:
         return without_deleted_tags(self._current(TAGS.name, key)).select(["run_id", "value"])
 
+    def aligned(self, ident: Identifier) -> pa.ChunkedArray | None:
+        """The value of a metric, param or tag for each row of :meth:`runs` (null: none)."""
+        spec = _TABLE_OF_KIND.get(ident.kind)
+        if spec is None:
+            return None
+        column = _AGGREGATE_COLUMN[ident.aggregate] if ident.kind == "metric" else "value"
+        pieces = []
+        for runs, values, part in zip(self._run_snapshots, self._views[spec.name].snapshots,
+                                      self._candidates, strict=True):
+            piece = _aligned(runs, values, kind=ident.kind, key=ident.key, column=column)
+            pieces.append(piece if part.kept is None else piece.take(pa.array(part.kept)))
+        return pa.chunked_array(pieces, type=spec.schema.field(column).type)
+
     def current_values(self) -> tuple[pa.Table, pa.Table, pa.Table]:
         """(params, merged metric summaries, live tags) of every run of the experiments."""
         tags = without_deleted_tags(self._current(TAGS.name))
@@ -84,13 +121,15 @@ class StoreSearchSource:
 
     def page_values(self, run_rows: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table]:
         """(params, merged metric summaries, live tags) of the runs in ``run_rows``."""
-        ids = run_rows.column("run_id")
-        params, summaries, tags = self.current_values()
+        ids = run_rows.column("run_id").combine_chunks()
 
-        def of_page(rows: pa.Table) -> pa.Table:
-            return rows.filter(pc.is_in(rows.column("run_id"), value_set=ids))
+        def of_page(table: str) -> pa.Table:
+            view = self._views[table]
+            return _concat([_rows_of_runs(snapshot, ids) for snapshot in view.snapshots],
+                           _SPECS[table].schema)
 
-        return of_page(params), of_page(summaries), of_page(tags)
+        tags = without_deleted_tags(of_page(TAGS.name))
+        return of_page(PARAMS.name), of_page(METRIC_SUMMARIES.name), tags
 
     def load_runs(self, run_rows: pa.Table) -> list[Run]:
         """Complete a page of run rows with their params, latest metrics and tags."""
@@ -109,6 +148,69 @@ class StoreSearchSource:
             data[run_id].tags[key] = value
         return [Run(info=run_info_from_row(row), data=data[row["run_id"]])
                 for row in run_rows.to_pylist()]
+
+
+def _candidates(snapshot: Snapshot, view_type: ViewType,
+                resolve: Callable[[pa.Table], pa.Table]) -> _Candidates:
+    """The runs of ``snapshot`` a search of ``view_type`` considers (kept in its memo)."""
+    memo_key = ("search candidates", view_type)
+    found = snapshot.memo.get(memo_key)
+    if found is None:
+        rows, kept = snapshot.rows, None
+        if view_type is not ViewType.ALL:
+            stage = (LifecycleStage.ACTIVE if view_type is ViewType.ACTIVE_ONLY
+                     else LifecycleStage.DELETED)
+            at_stage = pc.equal(rows.column("lifecycle_stage"), stage.value)
+            if pc.sum(at_stage).as_py() != rows.num_rows:  # all at the stage: no copy
+                kept = np.flatnonzero(_numpy_mask(at_stage))
+                rows = rows.take(pa.array(kept))
+        found = snapshot.memo[memo_key] = _Candidates(kept, resolve(rows))
+    return found
+
+
+def _aligned(runs: Snapshot, values: Snapshot, *, kind: str, key: str,
+             column: str) -> pa.Array:
+    """``column`` of the ``key`` rows of ``values`` for each row of ``runs`` (null: none).
+
+    Kept in the memo of ``values`` for as long as ``runs`` is the same snapshot (both belong
+    to one experiment; a commit to either makes new ones)."""
+    memo_key = ("aligned", kind, key, column)
+    found = values.memo.get(memo_key)
+    if found is not None and found[0] is runs.rows:
+        return found[1]
+    rows = values.rows_with_key(key)
+    if kind == "tag":
+        rows = without_deleted_tags(rows)
+    at = positions(rows.column("run_id"), runs.rows.column("run_id").combine_chunks())
+    row_of_run = np.full(runs.rows.num_rows, -1, dtype=np.int64)
+    present = at >= 0  # a row of a run missing from the runs table matches no run, as a join
+    row_of_run[at[present]] = np.flatnonzero(present)
+    aligned = rows.column(column).combine_chunks().take(
+        pa.array(row_of_run, mask=row_of_run < 0))
+    values.memo[memo_key] = (runs.rows, aligned)
+    return aligned
+
+
+def _rows_of_runs(snapshot: Snapshot, run_ids: pa.Array) -> pa.Table:
+    """The rows of ``snapshot`` whose run is one of ``run_ids``."""
+    if "bucket codes" not in snapshot.memo:  # None (ids of other lengths) is kept too
+        snapshot.memo["bucket codes"] = bucket_codes(snapshot.rows.column("run_id"))
+    codes = snapshot.memo["bucket codes"]
+    mask = members(snapshot.rows.column("run_id"), run_ids, codes=codes)
+    # A filter works chunk by chunk; a take from many chunks would copy them into one first.
+    return snapshot.rows.filter(pa.array(mask))
+
+
+def _numpy_mask(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks()
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+
+def _concat(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    if not parts:
+        return schema.empty_table()
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
 def _triples(table: pa.Table, value_column: str):

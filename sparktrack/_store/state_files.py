@@ -8,6 +8,13 @@ are a cache: deleting them is always safe, a file that cannot be read is ignored
 replaced, and the Delta tables stay the only source of truth. Local stores only; on object
 stores the state lives in memory alone.
 
+Saving happens on one background thread per process (:meth:`StateFiles.save` returns at
+once): encoding and compressing a state costs about as much as reading the tables it comes
+from, and the search that made the state need not wait for other processes' cache. Saves run
+in the order they were asked for; loading or removing a state first waits for its pending
+save, and a process waits for all of them before it exits (:func:`wait_for_saves` waits on
+demand).
+
 The layout of a file (:func:`write_file`, :func:`read_file`)::
 
     SPARKTRACK-STATE-2\n | header length (8 bytes, little-endian) | header (JSON) | padding
@@ -33,7 +40,9 @@ import json
 import logging
 import os
 import struct
+import threading
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
 import pyarrow as pa
@@ -42,7 +51,7 @@ import pyarrow.ipc as ipc
 from sparktrack._store.atomic_file import replace_file
 from sparktrack._store.schemas import SCHEMA_VERSION
 
-__all__ = ["SavedState", "StateFiles", "read_file", "write_file"]
+__all__ = ["SavedState", "StateFiles", "read_file", "wait_for_saves", "write_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +62,44 @@ COMPRESS_FROM_BYTES = 1 << 20
 _WINDOW_ROWS = 1 << 20  # rows encoded at a time when saving
 _ALIGNMENT = 64  # the rows start at a multiple of it: Arrow reads them in place
 _ARROW_FILE_MAGIC = b"ARROW1"  # how the files of older sparktracks (an Arrow IPC file) begin
+
+
+# The background saver: one thread, so saves of one file land in the order they were made.
+_saver: ThreadPoolExecutor | None = None
+_pending: dict[str, Future] = {}  # path -> its latest save not known to be done
+_saver_lock = threading.Lock()
+
+
+def wait_for_saves() -> None:
+    """Wait until every state save asked for so far is on disk (or has failed and been logged)."""
+    with _saver_lock:
+        pending = list(_pending.values())
+    for future in pending:
+        future.result()
+
+
+def _wait_for_save(path: str) -> None:
+    with _saver_lock:
+        pending = _pending.get(path)
+    if pending is not None:
+        pending.result()
+
+
+def _save_in_background(path: str, save) -> None:
+    global _saver
+    with _saver_lock:
+        if _saver is None:
+            # Its worker is joined at interpreter exit after the queued saves ran.
+            _saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparktrack-state-save")
+        future = _saver.submit(save)
+        _pending[path] = future
+
+    def forget(done: Future) -> None:
+        with _saver_lock:
+            if _pending.get(path) is done:
+                del _pending[path]
+
+    future.add_done_callback(forget)
 
 
 class SavedState(NamedTuple):
@@ -84,7 +131,10 @@ class StateFiles:
         """The saved state of an experiment, or None (none saved, unreadable, other schema, or
         its checksum does not match)."""
         path = self._path(experiment_id)
-        if path is None or not os.path.exists(path):
+        if path is None:
+            return None
+        _wait_for_save(path)
+        if not os.path.exists(path):
             return None
         try:
             header, stored = _read_parts(path)
@@ -111,10 +161,13 @@ class StateFiles:
             return None
 
     def save(self, experiment_id: str, state: SavedState) -> None:
-        """Replace the saved state of an experiment (atomically; a failure is only logged)."""
+        """Replace the saved state of an experiment, in the background (atomically; a failure
+        is only logged): ``state`` must not change afterwards."""
         path = self._path(experiment_id)
-        if path is None:
-            return
+        if path is not None:
+            _save_in_background(path, lambda: self._save_now(path, experiment_id, state))
+
+    def _save_now(self, path: str, experiment_id: str, state: SavedState) -> None:
         try:
             stored = _stored_rows(state.rows)
             header = {
@@ -125,7 +178,7 @@ class StateFiles:
             }
             os.makedirs(self._folder, exist_ok=True)  # type: ignore[arg-type]
             _write_parts(path, header, stored)
-        except OSError as exc:
+        except Exception as exc:  # a cache: nothing may escape a background thread unseen
             logger.warning("Could not save search state %s: %s", path, exc)
 
     def _checksum(self, experiment_id: str, version: int, files: frozenset[str],
@@ -144,8 +197,10 @@ class StateFiles:
     def remove(self, experiment_id: str) -> None:
         """Delete the saved state of an experiment (gc: removed runs must not linger in it)."""
         path = self._path(experiment_id)
-        if path is not None and os.path.exists(path):
-            os.remove(path)
+        if path is not None:
+            _wait_for_save(path)  # or the pending save would bring the removed runs back
+            if os.path.exists(path):
+                os.remove(path)
 
 
 def write_file(path: str, header: dict, rows: pa.Table) -> None:

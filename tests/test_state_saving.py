@@ -1,0 +1,104 @@
+"""The search state is saved on a background thread: a search does not wait for it, and no
+save is lost at exit, lands after its state was removed, or escapes as an exception."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+
+import pyarrow as pa
+
+from sparktrack import TrackingClient
+from sparktrack._store import state_files
+from sparktrack._store.schemas import TABLES
+from sparktrack._store.state_files import SavedState, StateFiles, wait_for_saves
+
+STATE_TABLES = ("runs", "params", "tags", "metric_summaries")
+
+SEARCH_THEN_EXIT = """
+import sys
+from sparktrack._run_search import search_run_page
+from sparktrack._store import TrackingStore
+search_run_page(TrackingStore(sys.argv[1]), [sys.argv[2]], max_results=10)
+"""
+
+
+def _blocked_saver() -> threading.Event:
+    """Hold the background saver busy until the returned event is set."""
+    release = threading.Event()
+    state_files._save_in_background("(blocker)", lambda: release.wait(30))
+    return release
+
+
+def _tags(values: list[str]) -> pa.Table:
+    count = len(values)
+    return pa.table({
+        "run_id": [f"r{i}" for i in range(count)], "experiment_id": ["1"] * count,
+        "key": ["k"] * count, "value": values, "deleted": [False] * count,
+        "updated_at": list(range(count)),
+    }, schema=TABLES["tags"].schema)
+
+
+def test_a_process_that_exits_right_after_its_first_search_leaves_every_state_saved(tmp_path):
+    client = TrackingClient(str(tmp_path / "store"))
+    experiment_id = client.create_experiment("exit")
+    run = client.create_run(experiment_id)
+    client.log_param(run.info.run_id, "p", "1")
+    client.log_metric(run.info.run_id, "m", 0.5)
+    client.set_tag(run.info.run_id, "t", "x")
+    client.flush()
+
+    subprocess.run([sys.executable, "-c", SEARCH_THEN_EXIT, client.store_root, experiment_id],
+                   check=True, timeout=120)
+
+    for table in STATE_TABLES:
+        saved = StateFiles.for_table(client.store_root, table, TABLES[table].schema)
+        loaded = saved.load(experiment_id)  # None if missing or not intact
+        assert loaded is not None, table
+        assert set(loaded.rows.column("run_id").to_pylist()) == {run.info.run_id}, table
+
+
+def test_saves_land_in_the_order_they_were_asked_for(tmp_path):
+    state = StateFiles(str(tmp_path / "tags"), TABLES["tags"].schema)
+    release = _blocked_saver()
+    try:
+        for version, values in enumerate([["old"], ["older", "x"], ["newest", "y", "z"]]):
+            state.save("1", SavedState(version, frozenset({f"f{version}"}), _tags(values)))
+    finally:
+        release.set()
+    loaded = state.load("1")  # waits for the pending saves
+    assert loaded.version == 2 and loaded.rows.column("value").to_pylist() == ["newest", "y", "z"]
+
+
+def test_removing_a_state_waits_for_its_pending_save_so_removed_runs_do_not_come_back(tmp_path):
+    state = StateFiles(str(tmp_path / "tags"), TABLES["tags"].schema)
+    release = _blocked_saver()
+    state.save("1", SavedState(3, frozenset({"f"}), _tags(["removed run's tag"])))
+    remover = threading.Thread(target=state.remove, args=("1",))
+    remover.start()
+    remover.join(0.2)
+    assert remover.is_alive()  # waiting for the save, which waits for the blocker
+    release.set()
+    remover.join(30)
+    wait_for_saves()
+    assert not os.path.exists(state._path("1"))
+    assert state.load("1") is None
+
+
+def test_a_save_that_fails_in_the_background_is_logged_and_the_next_one_still_works(
+        tmp_path, caplog):
+    blocker = tmp_path / "tags"
+    blocker.write_text("a file where the state folder should be")
+    state = StateFiles(str(blocker), TABLES["tags"].schema)
+    with caplog.at_level(logging.WARNING, logger="sparktrack._store.state_files"):
+        state.save("1", SavedState(1, frozenset(), _tags(["a"])))
+        wait_for_saves()
+    assert "Could not save search state" in caplog.text
+    assert state.load("1") is None
+
+    blocker.unlink()
+    state.save("1", SavedState(2, frozenset(), _tags(["b"])))
+    assert state.load("1").rows.column("value").to_pylist() == ["b"]
