@@ -187,14 +187,20 @@ def test_eight_processes_changing_one_model_at_once_lose_no_change(store_uri):
     assert sum(e["event"] == "SET_REGISTERED_MODEL_TAG" for e in events) == len(expected)
 
 
-def _without_events(root: str, operation: str, then: str) -> None:
+def _without_events(root: str, operation: str, then: str, *, held: str = "dropped") -> None:
     """Run one registry operation whose events never get committed by this process, then die
-    (SIGKILL) or stay alive without committing them (a stalled writer)."""
+    (SIGKILL) or stay alive without committing them (a stalled writer). ``held``: "dropped"
+    (never handed to the background writer) or "queued" (handed to it, which waits a minute
+    before committing: the process dies with them queued)."""
     import signal
 
+    from sparktrack._registry import event_ledger
     from sparktrack._registry.event_ledger import EventLedger
 
-    EventLedger.record = lambda self, table, version, events: None
+    if held == "queued":
+        event_ledger._BATCH_SECONDS = 60.0
+    else:
+        EventLedger.record = lambda self, table, version, events: None
     client = TrackingClient(root)
     if operation == "create":
         client.create_registered_model("killed")
@@ -225,17 +231,19 @@ def _store_with_a_watcher(store_uri: str) -> Registry:
     return watching
 
 
+@pytest.mark.parametrize("held", ["dropped", "queued"])
 @pytest.mark.parametrize("operation, event", [
     ("create", "CREATE_REGISTERED_MODEL"), ("register", "CREATE_MODEL_VERSION"),
     ("transition", "TRANSITION_STAGE")])
 def test_a_change_whose_writer_died_before_its_events_gets_them_once(store_uri, operation,
-                                                                     event):
-    """The writer is killed between its change's commit and its events': a process that was
-    running and one that starts afterwards each find the events missing and commit them from
-    the change's commit, and they are recorded once."""
+                                                                     event, held):
+    """The writer is killed between its change's commit and its events' (also with them
+    queued for its background writer): a process that was running and one that starts
+    afterwards each find the events missing and commit them from the change's commit, and
+    they are recorded once."""
     watching = _store_with_a_watcher(store_uri)
     child = multiprocessing.get_context("spawn").Process(
-        target=_without_events, args=(store_uri, operation, "die"))
+        target=_without_events, args=(store_uri, operation, "die"), kwargs={"held": held})
     child.start()
     child.join(120)
     assert child.exitcode == -9

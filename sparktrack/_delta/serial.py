@@ -22,6 +22,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
@@ -75,9 +76,12 @@ class Tail:
 class SerialLog:
     """Serial commits to, and incremental reads of, one unpartitioned table."""
 
-    def __init__(self, handle: DeltaTableHandle, *, fast_local_path: bool = True) -> None:
+    def __init__(self, handle: DeltaTableHandle, *, fast_local_path: bool = True,
+                 checkpoint_later: Callable[[SerialLog], None] | None = None) -> None:
         """``fast_local_path=False`` commits through deltalake on local tables too, as on
-        object stores."""
+        object stores. ``checkpoint_later`` takes the checkpoints that fall due (every 100th
+        commit) to write them off the committer's path (it calls :meth:`checkpoint`); without
+        it the commit that falls due writes the checkpoint."""
         if handle.spec.partition_by:
             raise ValueError(f"serial commits need an unpartitioned table, not {handle.uri}")
         self.handle = handle
@@ -87,6 +91,7 @@ class SerialLog:
         self._next_free = 0  # a guess at the next version :meth:`append` can take
         self._empty = self.schema.empty_table()
         self._looked_at = -float("inf")  # when :meth:`since` last read the log
+        self._checkpoint_later = checkpoint_later
 
     # -- reading ---------------------------------------------------------------------------
     def load(self) -> tuple[int, pa.Table]:
@@ -202,7 +207,10 @@ class SerialLog:
         else:
             committed = self._commit_with_deltalake(version, rows, metadata or {}, name)
         if committed and (version + 1) % _CHECKPOINT_INTERVAL == 0:
-            self._checkpoint()
+            if self._checkpoint_later is not None:
+                self._checkpoint_later(self)
+            else:
+                self.checkpoint()
         return committed
 
     def append(self, rows: pa.Table, *, metadata: dict[str, str] | None = None,
@@ -236,12 +244,13 @@ class SerialLog:
         log_folder = os.path.join(self._local, "_delta_log")
         aside = os.path.join(log_folder, f"_commit_{uuid.uuid4()}.json.tmp")
         try:
+            encoded = _parquet_bytes(rows)
             if named:
-                _write_once(rows, data)
+                _write_once(encoded, data)
             else:
-                _write_small_parquet(rows, data)
+                _write_new(encoded, data)
             with open(aside, "w", encoding="utf-8") as out:
-                out.write(_log_entry(name, os.path.getsize(data), rows, metadata))
+                out.write(_log_entry(name, len(encoded), rows, metadata))
             try:
                 # Atomic, and fails if the entry exists: the race for this version is lost.
                 os.link(aside, os.path.join(log_folder, f"{number:020d}.json"))
@@ -280,9 +289,9 @@ class SerialLog:
                 return False
         return True
 
-    def _checkpoint(self) -> None:
-        # A checkpoint only speeds up opening the table: failing to write one loses nothing,
-        # and maintenance writes one later.
+    def checkpoint(self) -> None:
+        """Write a checkpoint of the log (it only speeds up opening the table: failing to write
+        one loses nothing, and maintenance writes one later)."""
         try:
             ops.checkpoint(self.handle)
         except StoreError:
@@ -310,18 +319,32 @@ def _write_small_parquet(rows: pa.Table, where) -> None:
                    write_statistics=False)
 
 
+def _parquet_bytes(rows: pa.Table) -> bytes:
+    """``rows`` as a small Parquet file (:func:`_write_small_parquet`) in memory: written then
+    with one system call, instead of through Arrow's file system (0.3 ms instead of 0.4)."""
+    sink = pa.BufferOutputStream()
+    _write_small_parquet(rows, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _write_new(data: bytes, path: str) -> None:
+    """Write ``data`` as a new file (no reader looks at it before a log entry names it)."""
+    with open(path, "xb") as out:
+        out.write(data)
+
+
 def _stats(rows: pa.Table) -> str:
     # Only the row count: min/max statistics serve file pruning, which tables of a few
     # thousand rows do not need.
     return json.dumps({"numRecords": rows.num_rows})
 
 
-def _write_once(rows: pa.Table, path: str) -> None:
-    """Write ``rows`` at ``path`` unless a file is there (written aside, then linked)."""
+def _write_once(data: bytes, path: str) -> None:
+    """Write ``data`` at ``path`` unless a file is there (written aside, then linked)."""
     if os.path.exists(path):
         return
     aside = f"{path}.{uuid.uuid4().hex}.tmp"
-    _write_small_parquet(rows, aside)
+    _write_new(data, aside)
     try:
         os.link(aside, path)
     except FileExistsError:

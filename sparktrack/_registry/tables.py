@@ -7,6 +7,10 @@ to date from the Delta log before each operation: reading the few commits since 
 not the table. Changes are serial commits (:mod:`sparktrack._delta.serial`): a change decided
 on version N of a table lands as version N + 1 or not at all, so no two processes can both
 claim a version number or both overwrite the same row from the same state.
+
+The events of the changes are committed by the event ledger's background writer
+(:mod:`.event_ledger`); :attr:`RegistryTables.events` is the ``registry_events`` table as a
+reader must see it, complete before each read (:meth:`RegistryTables.complete_history`).
 """
 
 from __future__ import annotations
@@ -46,10 +50,14 @@ class TableMirror:
     """
 
     def __init__(self, handle: DeltaTableHandle, keys: Sequence[str], ledger: EventLedger, *,
-                 on_row: Callable[[dict], None] | None = None) -> None:
+                 on_row: Callable[[dict], None] | None = None,
+                 checkpoint_handle: DeltaTableHandle | None = None) -> None:
+        """``checkpoint_handle``: the table opened for the ledger's background writer, which
+        writes the checkpoints the commits fall due for (None: the commit writes them)."""
         self.handle = handle
         self.name = handle.spec.name
-        self.log = SerialLog(handle)
+        self.log = SerialLog(handle, checkpoint_later=None if checkpoint_handle is None else (
+            lambda _log: ledger.checkpoint_later(checkpoint_handle)))
         self.keys = tuple(keys)
         self.version: int | None = None  # None: not read yet
         self.current: dict[tuple, dict] = {}
@@ -110,6 +118,24 @@ class TableMirror:
                 self._on_row(row)
 
 
+class HistoryTable(DeltaTableHandle):
+    """The ``registry_events`` table, complete before each read: ``complete`` commits the
+    events this process queued and those of the changes it has seen (see
+    :meth:`RegistryTables.complete_history`)."""
+
+    def __init__(self, *args, complete: Callable[[], None], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._complete = complete
+
+    def read(self, **options) -> pa.Table:
+        self._complete()
+        return super().read(**options)
+
+    def read_versioned(self) -> tuple[int, pa.Table]:
+        self._complete()
+        return super().read_versioned()
+
+
 class RegistryTables:
     """The four registry tables of one store root, the three state tables mirrored.
 
@@ -126,14 +152,23 @@ class RegistryTables:
         self.models = handle(REGISTERED_MODELS)
         self.versions = handle(MODEL_VERSIONS)
         self.aliases = handle(MODEL_ALIASES)
-        self.events = handle(REGISTRY_EVENTS)
-        self.ledger = EventLedger(self.events, grace_seconds=event_grace_seconds,
-                                  checkpoint_path=ledger_checkpoint(root))
+        self.events = HistoryTable(root, REGISTRY_EVENTS, storage_options=storage_options,
+                                   commit_retries=commit_retries,
+                                   complete=self.complete_history)
+        # The ledger reads the events through a handle of its own, and its background writer
+        # commits and checkpoints through others: a thread never shares a snapshot it updates.
+        self.ledger = EventLedger(handle(REGISTRY_EVENTS), grace_seconds=event_grace_seconds,
+                                  checkpoint_path=ledger_checkpoint(root),
+                                  writer_events=handle(REGISTRY_EVENTS))
         self._generations: dict[str, int] = {}
-        self.model_state = TableMirror(self.models, ["model_id"], self.ledger,
-                                       on_row=self._saw_model)
-        self.version_state = TableMirror(self.versions, ["model_id", "version"], self.ledger)
-        self.alias_state = TableMirror(self.aliases, ["model_id", "alias"], self.ledger)
+
+        def mirror(table: DeltaTableHandle, keys: list[str], **options) -> TableMirror:
+            return TableMirror(table, keys, self.ledger, checkpoint_handle=handle(table.spec),
+                               **options)
+
+        self.model_state = mirror(self.models, ["model_id"], on_row=self._saw_model)
+        self.version_state = mirror(self.versions, ["model_id", "version"])
+        self.alias_state = mirror(self.aliases, ["model_id", "alias"])
         self.lock = threading.RLock()
 
     def refresh(self) -> None:
@@ -141,6 +176,16 @@ class RegistryTables:
         for mirror in (self.model_state, self.version_state, self.alias_state):
             mirror.refresh()
         self.ledger.settle()
+
+    def complete_history(self) -> None:
+        """Make ``registry_events`` hold the events of every change this process knows of:
+        its own (queued for the background writer), those of writers gone or stalled past
+        the grace period (repaired), and those live writers are committing (waited for
+        briefly)."""
+        with self.lock:
+            self.refresh()
+            self.ledger.await_writers()
+            self.ledger.flush()
 
     def _saw_model(self, row: dict) -> None:
         name = row["name"]
@@ -174,5 +219,7 @@ class RegistryTables:
             lambda r: not r["deleted"] and (wanted is None or r["model_id"] in wanted))
 
     def release(self) -> None:
+        """Commit the queued events, then drop the open snapshots."""
+        self.ledger.flush()
         for handle in (self.models, self.versions, self.aliases, self.events):
             handle.release()

@@ -1,0 +1,166 @@
+"""The events of registry changes are committed by a background writer, off the caller's path
+(one Delta commit per change instead of two), without losing what the synchronous commit
+guaranteed: the history read in the process holds every change made, a process that exits
+normally leaves its events committed, a killed one gets them repaired
+(tests/test_registry_serial.py), another process's history read waits for a live writer's
+events, and no event is ever recorded twice. State tables' checkpoints are written off the
+caller's path too."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from sparktrack import TrackingClient
+from sparktrack._delta import DeltaTableHandle
+from sparktrack._delta.serial import SerialLog
+from sparktrack._registry import Registry
+from sparktrack._registry.tables import RegistryTables
+from sparktrack._store import open_store
+from sparktrack._store.schemas import MODEL_ALIASES
+
+
+def _raw_events(store_uri: str, kind: str) -> list[dict]:
+    """The committed rows of registry_events of one kind, read with deltalake alone (no
+    repair, no flush by this process)."""
+    path = os.path.join(store_uri, "registry_events")
+    if not os.path.isdir(os.path.join(path, "_delta_log")):
+        return []
+    rows = DeltaTable(path).to_pyarrow_table().to_pylist()
+    return [row for row in rows if row["event"] == kind]
+
+
+def _fresh_registry(store_uri: str) -> Registry:
+    """A registry with mirrors and a ledger of its own, as another process would have."""
+    store = open_store(store_uri)
+    tables = RegistryTables(store.root, storage_options=store.storage_options,
+                            commit_retries=store.settings.commit_retries)
+    return Registry(tables, store.settings, lambda run_id: store.get_run_info(run_id).artifact_uri)
+
+
+def _model_with_a_version(store_uri: str) -> TrackingClient:
+    client = TrackingClient(store_uri)
+    client.create_registered_model("m")
+    client.create_model_version("m", "/v1")
+    return client
+
+
+@pytest.mark.parametrize("operation, event", [
+    (lambda c: c.transition_model_version_stage("m", 1, "Production"), "TRANSITION_STAGE"),
+    (lambda c: c.set_registered_model_alias("m", "champion", 1), "SET_ALIAS"),
+    (lambda c: c.set_model_version_tag("m", 1, "k", "v"), "SET_MODEL_VERSION_TAG"),
+    (lambda c: c.create_model_version("m", "/v2"), "CREATE_MODEL_VERSION"),
+], ids=["transition", "alias", "tag", "register"])
+def test_a_changes_events_are_in_the_history_right_after_the_call(store_uri, operation, event):
+    """Read in the same process at once, through the API and then with deltalake alone."""
+    from sparktrack._registry import event_ledger
+
+    held, event_ledger._BATCH_SECONDS = event_ledger._BATCH_SECONDS, 30.0  # writer waits
+    try:
+        client = _model_with_a_version(store_uri)
+        operation(client)
+        assert [e["event"] for e in client.get_registry_history("m")][-1] == event
+    finally:
+        event_ledger._BATCH_SECONDS = held
+    assert len(_raw_events(store_uri, event)) == 1 + (event == "CREATE_MODEL_VERSION")
+
+
+def _change_then(root: str, then: str, batch_seconds: float) -> None:
+    """Transition m/1 to Production, its events held by the background writer for
+    ``batch_seconds``, then exit normally ("exit") or print and wait ("wait")."""
+    from sparktrack._registry import event_ledger
+
+    event_ledger._BATCH_SECONDS = batch_seconds
+    TrackingClient(root).transition_model_version_stage("m", 1, "Production")
+    if then == "wait":
+        print("committed", flush=True)
+        time.sleep(30)
+
+
+def test_a_process_that_exits_right_after_a_change_leaves_its_events_committed(store_uri):
+    _model_with_a_version(store_uri)
+    child = multiprocessing.get_context("spawn").Process(
+        target=_change_then, args=(store_uri, "exit", 60.0))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0
+    assert len(_raw_events(store_uri, "TRANSITION_STAGE")) == 1  # committed at exit
+
+
+def _waiting_child(store_uri: str, batch_seconds: float) -> subprocess.Popen:
+    script = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
+              "from test_registry_speed_events import _change_then; "
+              f"_change_then({store_uri!r}, 'wait', {batch_seconds!r})")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "committed"
+    return child
+
+
+def test_another_process_reading_the_history_waits_for_a_live_writers_events(store_uri):
+    """The change is committed and the writer alive, its events a tenth of a second away:
+    the history read in another process has them (a reader waits up to half a second for
+    the events of the changes it sees, instead of reading the history without them)."""
+    watching = _model_with_a_version(store_uri)._registry
+    child = _waiting_child(store_uri, 0.1)
+    try:
+        events = [e for e in watching.history("m") if e["event"] == "TRANSITION_STAGE"]
+        assert len(events) == 1
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_writer_that_commits_after_the_repair_of_its_events_records_nothing_twice(
+        store_uri):
+    """A writer stalled past the grace period: another process repairs its events; when the
+    writer's own commit comes, it finds them there and adds nothing."""
+    watching = _model_with_a_version(store_uri)._registry
+    child = _waiting_child(store_uri, 3.0)  # past the grace period (2 s)
+    try:
+        assert watching.get_model_version("m", 1).current_stage == "Production"
+        time.sleep(2.2)
+        assert len([e for e in watching.history("m")
+                    if e["event"] == "TRANSITION_STAGE"]) == 1  # repaired
+        time.sleep(1.5)  # the writer's own commit comes 3 s after its change
+    finally:
+        child.kill()
+        child.wait()
+    assert len(_raw_events(store_uri, "TRANSITION_STAGE")) == 1
+    assert len([e for e in _fresh_registry(store_uri).history("m")
+                if e["event"] == "TRANSITION_STAGE"]) == 1
+
+
+def test_a_due_checkpoint_can_be_handed_to_someone_else(tmp_path):
+    """With ``checkpoint_later``, the 100th commit hands its checkpoint over instead of
+    writing it; :meth:`SerialLog.checkpoint` writes it."""
+    handle = DeltaTableHandle(str(tmp_path), MODEL_ALIASES)
+    handed: list[SerialLog] = []
+    log = SerialLog(handle, checkpoint_later=handed.append)
+    handle.ensure_created()
+    row = {"model_id": "m", "name": "n", "alias": "a", "version": 1, "deleted": False,
+           "updated_at": 0}
+    for version in range(100):
+        assert log.commit_next(version, pa.Table.from_pylist([row | {"updated_at": version}],
+                                                             schema=MODEL_ALIASES.schema))
+    log_folder = os.path.join(handle.uri, "_delta_log")
+    assert handed == [log]
+    assert not any(name.endswith("checkpoint.parquet") for name in os.listdir(log_folder))
+    handed[0].checkpoint()
+    assert f"{100:020d}.checkpoint.parquet" in os.listdir(log_folder)
+
+
+def test_the_registry_still_checkpoints_its_state_tables(store_uri):
+    """The background writer writes the checkpoints the state tables fall due for."""
+    client = _model_with_a_version(store_uri)
+    for number in range(100):
+        client.set_registered_model_alias("m", f"a{number}", 1)
+    client._registry.tables.ledger.flush(checkpoints=True)
+    log_folder = os.path.join(store_uri, "model_aliases", "_delta_log")
+    assert f"{100:020d}.checkpoint.parquet" in os.listdir(log_folder)
