@@ -35,6 +35,7 @@ from sparktrack.errors import InvalidInputError
 from sparktrack._experiment_search import search_experiment_page
 from sparktrack._names import random_run_name
 from sparktrack._paging import PagedList
+from sparktrack._registry import flush_registry_events
 from sparktrack._registry.client_methods import RegistryMethods
 from sparktrack._run_search import MAX_RESULTS_LIMIT, search_run_frame, search_run_page
 from sparktrack._store import TrackingStore, open_store
@@ -132,9 +133,10 @@ class TrackingClient(RegistryMethods):
 
     def flush(self) -> None:
         """Wait for the process's background work (autologged model saves), then commit every
-        buffered row of this store."""
+        buffered row of this store and the registry events queued for it."""
         pending.wait_all()
         self._store.flush()
+        flush_registry_events(self._store)
 
     # -- experiments -------------------------------------------------------------------------
     @checked

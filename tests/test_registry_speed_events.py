@@ -72,6 +72,21 @@ def test_a_changes_events_are_in_the_history_right_after_the_call(store_uri, ope
     assert len(_raw_events(store_uri, event)) == 1 + (event == "CREATE_MODEL_VERSION")
 
 
+def test_flush_commits_the_queued_events_at_once(store_uri):
+    """``client.flush()`` (and ``sparktrack.flush()``) leave nothing queued for other readers,
+    such as a Spark job reading registry_events, even while the background writer waits."""
+    from sparktrack._registry import event_ledger
+
+    held, event_ledger._BATCH_SECONDS = event_ledger._BATCH_SECONDS, 30.0  # writer waits
+    try:
+        client = _model_with_a_version(store_uri)
+        client.set_registered_model_alias("m", "champion", 1)
+        client.flush()
+        assert len(_raw_events(store_uri, "SET_ALIAS")) == 1
+    finally:
+        event_ledger._BATCH_SECONDS = held
+
+
 def _change_then(root: str, then: str, batch_seconds: float) -> None:
     """Transition m/1 to Production, its events held by the background writer for
     ``batch_seconds``, then exit normally ("exit") or print and wait ("wait")."""

@@ -20,7 +20,7 @@ from sparktrack._registry.tables import RegistryTables
 if TYPE_CHECKING:
     from sparktrack._store import TrackingStore
 
-__all__ = ["Registry", "registry_for"]
+__all__ = ["Registry", "flush_registry_events", "registry_for"]
 
 _registries: dict[str, Registry] = {}
 _lock = threading.Lock()
@@ -38,3 +38,12 @@ def registry_for(store: TrackingStore) -> Registry:
                                 lambda run_id: store.get_run_info(run_id).artifact_uri)
             _registries[store.root] = registry
         return registry
+
+
+def flush_registry_events(store: TrackingStore) -> None:
+    """Commit now the registry events this process has queued for ``store``'s root (their
+    background writer would commit them within milliseconds)."""
+    with _lock:
+        registry = _registries.get(store.root)
+    if registry is not None:
+        registry.tables.ledger.flush()
