@@ -10,6 +10,7 @@ import sys
 import threading
 
 import pyarrow as pa
+import pytest
 
 from sparktrack import TrackingClient
 from sparktrack._store import state_files
@@ -102,3 +103,26 @@ def test_a_save_that_fails_in_the_background_is_logged_and_the_next_one_still_wo
     blocker.unlink()
     state.save("1", SavedState(2, frozenset(), _tags(["b"])))
     assert state.load("1").rows.column("value").to_pylist() == ["b"]
+
+
+def test_a_save_pending_when_its_store_is_moved_or_deleted_does_not_bring_it_back(tmp_path):
+    root = tmp_path / "store"
+    root.mkdir()
+    state = StateFiles.for_table(str(root), "tags", TABLES["tags"].schema)
+    release = _blocked_saver()
+    state.save("1", SavedState(1, frozenset(), _tags(["a"])))
+    os.rename(root, tmp_path / "moved")
+    release.set()
+    wait_for_saves()
+    assert not root.exists()
+    assert os.listdir(tmp_path / "moved") == []  # the save did not land in the moved one
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux")
+def test_the_saver_runs_below_the_searching_threads():
+    seen = []
+    state_files._save_in_background(
+        "(priority)", lambda: seen.append(os.getpriority(os.PRIO_PROCESS,
+                                                         threading.get_native_id())))
+    wait_for_saves()
+    assert seen[0] > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

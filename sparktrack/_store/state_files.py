@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import struct
+import sys
 import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -90,7 +91,8 @@ def _save_in_background(path: str, save) -> None:
     with _saver_lock:
         if _saver is None:
             # Its worker is joined at interpreter exit after the queued saves ran.
-            _saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparktrack-state-save")
+            _saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparktrack-state-save",
+                                        initializer=_below_other_threads)
         future = _saver.submit(save)
         _pending[path] = future
 
@@ -100,6 +102,16 @@ def _save_in_background(path: str, save) -> None:
                 del _pending[path]
 
     future.add_done_callback(forget)
+
+
+def _below_other_threads() -> None:
+    """Run the saver at a lower CPU priority than the process's other threads (Linux): a
+    search that reads tables while an earlier one's state is saved should not wait for it."""
+    if sys.platform.startswith("linux"):  # elsewhere it would apply to the whole process
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except OSError:
+            pass
 
 
 class SavedState(NamedTuple):
@@ -169,6 +181,11 @@ class StateFiles:
 
     def _save_now(self, path: str, experiment_id: str, state: SavedState) -> None:
         try:
+            if not self._make_folder():
+                # The store was moved or deleted since the search: saving must not bring its
+                # folder back.
+                logger.debug("Not saving search state %s: its store is gone", path)
+                return
             stored = _stored_rows(state.rows)
             header = {
                 "version": state.version,
@@ -176,10 +193,22 @@ class StateFiles:
                 "schema_version": SCHEMA_VERSION,
                 "checksum": self._checksum(experiment_id, state.version, state.files, stored),
             }
-            os.makedirs(self._folder, exist_ok=True)  # type: ignore[arg-type]
             _write_parts(path, header, stored)
         except Exception as exc:  # a cache: nothing may escape a background thread unseen
             logger.warning("Could not save search state %s: %s", path, exc)
+
+    def _make_folder(self) -> bool:
+        """Create ``<store>/_search_state/<table>`` but never the store's own folder: False
+        if that is gone."""
+        folder_of_table = str(self._folder)
+        for folder in (os.path.dirname(folder_of_table), folder_of_table):
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                return False
+        return True
 
     def _checksum(self, experiment_id: str, version: int, files: frozenset[str],
                   stored: pa.Buffer) -> str:
@@ -223,7 +252,9 @@ def read_file(path: str) -> tuple[dict, pa.Table]:
 def _stored_rows(rows: pa.Table) -> pa.Buffer:
     """``rows`` as stored: strings dictionary-encoded, compressed if large, as an IPC stream."""
     compressed = rows.nbytes >= COMPRESS_FROM_BYTES
-    options = ipc.IpcWriteOptions(compression=pa.Codec("zstd", 1) if compressed else None)
+    # On the calling thread only (Arrow's pool would compress at normal priority).
+    options = ipc.IpcWriteOptions(compression=pa.Codec("zstd", 1) if compressed else None,
+                                  use_threads=False)
     schema = pa.schema([pa.field(field.name, pa.dictionary(pa.int32(), field.type))
                         if pa.types.is_string(field.type) else field for field in rows.schema])
     sink = pa.BufferOutputStream()
