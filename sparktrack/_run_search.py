@@ -17,6 +17,7 @@ from sparktrack.entities import Run, ViewType
 from sparktrack._paging import check_max_results, offset_from_token, token_for
 from sparktrack._search import filter_runs, order_runs, parse_filter, parse_order_by
 from sparktrack._store import TrackingStore
+from sparktrack._store.run_ids import positions as run_positions
 from sparktrack._store.search_source import StoreSearchSource
 
 __all__ = ["MAX_RESULTS_LIMIT", "runs_to_frame", "search_run_frame", "search_run_page"]
@@ -120,11 +121,12 @@ def _pivot(
 ) -> pd.DataFrame:
     """One ``<prefix>.<key>`` column per key a run of ``run_ids`` has, aligned with
     ``run_ids`` (NaN or None where a run lacks the key); ``values`` may hold other runs."""
-    positions = pc.index_in(values.column("run_id"), value_set=run_ids)
-    values = values.filter(pc.is_valid(positions))
+    positions = run_positions(values.column("run_id"), run_ids)
+    on_page = positions >= 0
+    values = values.filter(pa.array(on_page))
     if values.num_rows == 0:
         return pd.DataFrame(index=range(len(run_ids)))
-    positions = positions.filter(pc.is_valid(positions)).to_numpy(zero_copy_only=False)
+    positions = positions[on_page]
     # Group rows by key with integers: dictionary codes ranked by key name.
     encoded = pc.dictionary_encode(values.column("key")).combine_chunks()
     names = encoded.dictionary.to_numpy(zero_copy_only=False)

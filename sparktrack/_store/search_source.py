@@ -45,9 +45,9 @@ _RUN_COLUMNS = [
     "run_id", "experiment_id", "run_name", "status", "user_id", "start_time", "end_time",
     "artifact_uri", "lifecycle_stage",
 ]
-_TABLES = (RUNS.name, PARAMS.name, TAGS.name, METRIC_SUMMARIES.name)
 _AGGREGATE_COLUMN = {"latest": "latest_value", "min": "min_value", "max": "max_value"}
 _SPECS = {spec.name: spec for spec in (RUNS, PARAMS, TAGS, METRIC_SUMMARIES)}
+_TABLES = tuple(_SPECS)
 _TABLE_OF_KIND = {"metric": METRIC_SUMMARIES, "param": PARAMS, "tag": TAGS}
 
 
