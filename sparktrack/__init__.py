@@ -9,6 +9,7 @@ The module-level functions are MLflow's fluent API (``start_run``, ``log_metric`
 
 from sparktrack import artifacts  # noqa: F401  (mlflow.artifacts.load_dict and friends)
 from sparktrack import exceptions  # noqa: F401 - `mlflow.exceptions` after `import mlflow`
+from sparktrack._arrow_pool import use_preferred_pool
 from sparktrack._autolog import autolog
 from sparktrack.client import MlflowClient, TrackingClient
 from sparktrack.entities import (
@@ -76,6 +77,9 @@ from sparktrack._fluent import (
 )
 
 __version__ = "0.1.0"
+
+# Before any table is read: jemalloc, not mimalloc, as Arrow's allocator (see the module).
+use_preferred_pool()
 
 __all__ = [
     "ActiveRun",

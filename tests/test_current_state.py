@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from datetime import timedelta
 
 import pyarrow as pa
@@ -340,3 +341,39 @@ def test_saving_the_state_can_be_turned_off(store_uri, monkeypatch):
     client.flush()
     assert len(_snapshot(store, experiment_id)) == 1
     assert not os.path.exists(os.path.join(store_uri, "_search_state"))
+
+
+def test_rows_to_build_counts_the_rows_of_experiments_neither_held_nor_saved(client, store_uri):
+    experiments = [client.create_experiment(name) for name in ("built", "other")]
+    for i in range(3):
+        _new_run(client, experiments[0], f"a{i}", params={"p": "1", "q": "2"})
+    _new_run(client, experiments[1], "b", params={"p": "1"})
+    client.flush()
+    params = TrackingStore(store_uri).current["params"]
+    assert params.rows_to_build(experiments) == 3 * 2 + 1  # read from the files' statistics
+    assert params.rows_to_build(experiments[1:]) == 1
+    params.view(experiments[:1])
+    assert params.rows_to_build(experiments) == 1  # held in memory
+    wait_for_saves()
+    fresh = TrackingStore(store_uri).current["params"]
+    assert fresh.rows_to_build(experiments) == 1  # saved beside the table
+    assert fresh.rows_to_build([]) == 0
+
+
+def test_a_search_that_builds_many_rows_reads_its_tables_one_at_a_time(
+        client, store_uri, monkeypatch):
+    from sparktrack._store import run_reads
+
+    experiment_id = client.create_experiment("alone")
+    _new_run(client, experiment_id, "r", params={"p": "1"}, metrics={"m": 1.0})
+    client.flush()
+    monkeypatch.setattr(run_reads, "READ_ONE_AT_A_TIME_ROWS", 3)  # the store has 4+ rows
+    monkeypatch.setattr(run_reads.os, "cpu_count", lambda: 2)
+    store = TrackingStore(store_uri, settings=Settings(save_search_state=False))
+    readers = set()
+    for state in store.current.values():
+        view = state.view
+        monkeypatch.setattr(state, "view", lambda ids, view=view: (
+            readers.add(threading.current_thread().name), view(ids))[1])
+    store.current_views(["runs", "params", "tags", "metric_summaries"], [experiment_id])
+    assert len(readers) == 1

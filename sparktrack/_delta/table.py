@@ -356,6 +356,21 @@ class DeltaTableHandle:
             fragments = self._dataset(table, prune).get_fragments()
             return table.version(), {fragment.path: fragment for fragment in fragments}
 
+    def rows_per_partition(self, column: str) -> dict[str, int]:
+        """Rows of the newest version per value of the partition ``column``, from the log's
+        file statistics (no data read); files without statistics count as empty."""
+        table = self.snapshot()
+        if table is None:
+            return {}
+        with translated("reading the file statistics of Delta table", self.uri):
+            actions = pa.table(table.get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return {}
+        counts = actions.group_by(f"partition.{column}").aggregate([("num_records", "sum")])
+        return {value: int(rows or 0) for value, rows in zip(
+            counts.column(f"partition.{column}").to_pylist(),
+            counts.column("num_records_sum").to_pylist(), strict=True)}
+
     def read_files(self, fragments: Sequence[Any]) -> pa.Table:
         """Rows of the given fragments of :meth:`data_files` (partition columns filled in).
 

@@ -106,6 +106,17 @@ class CurrentState:
         with self._lock:
             return experiment_id in self._snapshots
 
+    def rows_to_build(self, experiment_ids: Sequence[str]) -> int:
+        """Rows a view of ``experiment_ids`` would resolve from the table's files: those of the
+        experiments neither held here nor saved beside the table (an estimate: a saved state
+        can still turn out unusable)."""
+        missing = [e for e in experiment_ids if not self.holds(e)
+                   and not (self._saved is not None and self._saved.exists(e))]
+        if not missing:
+            return 0
+        rows = self._handle.rows_per_partition("experiment_id")
+        return sum(rows.get(e, 0) for e in missing)
+
     def cached_row(self, key: str, value: str) -> dict | None:
         """The current row whose ``key`` column is ``value``, if an experiment held here has
         one: that experiment is brought up to date first. None otherwise (read the table)."""

@@ -172,6 +172,16 @@ class StateFiles:
             logger.warning("Ignoring unreadable search state %s (it is rebuilt): %s", path, exc)
             return None
 
+    def exists(self, experiment_id: str) -> bool:
+        """Whether a state of the experiment is saved (or being saved); not whether it loads."""
+        path = self._path(experiment_id)
+        if path is None:
+            return False
+        with _saver_lock:
+            if path in _pending:
+                return True
+        return os.path.exists(path)
+
     def save(self, experiment_id: str, state: SavedState) -> None:
         """Replace the saved state of an experiment, in the background (atomically; a failure
         is only logged): ``state`` must not change afterwards."""
