@@ -3,8 +3,11 @@
 pyarrow's default allocator (mimalloc) keeps memory it has freed. Search at scale allocates and
 frees large tables in turn (a table's raw rows, then its resolved state, then the next table),
 and with mimalloc the process's peak memory grew with every one of them. Measured on a store of
-1,000,000 runs: a first search peaked at 4.8 GB with mimalloc and at 3.6 GB with jemalloc (and
-took 12.7 s against 7.6 s); a new process starting from the saved state, 3.4 GB against 3.1 GB.
+1,000,000 runs: a first search peaked at 4.2 to 4.8 GB with mimalloc and at 3.6 to 3.9 GB with
+jemalloc (and took 7.4 to 12.7 s against 7.6 to 9.8 s); a new process starting from the saved
+state, 3.4 GB against 3.1 GB. The price: a warm search there takes 0.27 s instead of 0.13 to
+0.16 s (jemalloc hands large freed blocks back to the system, and taking them again costs
+page faults). Under the 4 GB a search process should stay within at that size, memory wins.
 So sparktrack makes jemalloc Arrow's default where pyarrow has it (Linux and macOS wheels),
 unless the user chose an allocator: ``ARROW_DEFAULT_MEMORY_POOL`` (Arrow's own variable) is
 respected, and ``SPARKTRACK_ARROW_MEMORY_POOL=default`` leaves Arrow's default as it is.
