@@ -74,6 +74,25 @@ def test_saves_land_in_the_order_they_were_asked_for(tmp_path):
     assert loaded.version == 2 and loaded.rows.column("value").to_pylist() == ["newest", "y", "z"]
 
 
+def test_a_save_with_a_newer_one_of_the_same_file_queued_is_skipped(tmp_path, monkeypatch):
+    encoded = []
+    stored_rows = state_files._stored_rows
+    monkeypatch.setattr(state_files, "_stored_rows",
+                        lambda rows: encoded.append(rows.num_rows) or stored_rows(rows))
+    state = StateFiles(str(tmp_path / "tags"), TABLES["tags"].schema)
+    other = StateFiles(str(tmp_path / "other"), TABLES["tags"].schema)
+    release = _blocked_saver()
+    try:
+        for count in (1, 2, 3):
+            state.save("1", SavedState(count, frozenset(), _tags(["v"] * count)))
+        other.save("1", SavedState(9, frozenset(), _tags(["w"])))  # another file: kept
+    finally:
+        release.set()
+    wait_for_saves()
+    assert encoded == [3, 1]
+    assert state.load("1").version == 3 and other.load("1").version == 9
+
+
 def test_removing_a_state_waits_for_its_pending_save_so_removed_runs_do_not_come_back(tmp_path):
     state = StateFiles(str(tmp_path / "tags"), TABLES["tags"].schema)
     release = _blocked_saver()

@@ -93,7 +93,7 @@ def _save_in_background(path: str, save) -> None:
             # Its worker is joined at interpreter exit after the queued saves ran.
             _saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparktrack-state-save",
                                         initializer=_below_other_threads)
-        future = _saver.submit(save)
+        future = _saver.submit(_unless_superseded, path, save)
         _pending[path] = future
 
     def forget(done: Future) -> None:
@@ -102,6 +102,16 @@ def _save_in_background(path: str, save) -> None:
                 del _pending[path]
 
     future.add_done_callback(forget)
+
+
+def _unless_superseded(path: str, save) -> None:
+    """Run ``save`` unless a newer save of the same file is queued (it would replace it)."""
+    with _saver_lock:
+        newest = _pending.get(path)
+    # This save is the one running: a newer one still queued would replace what it writes.
+    if newest is not None and not newest.running():
+        return
+    save()
 
 
 def _below_other_threads() -> None:
