@@ -37,6 +37,7 @@ from sparktrack._names import random_run_name
 from sparktrack._paging import PagedList
 from sparktrack._registry import flush_registry_events
 from sparktrack._registry.client_methods import RegistryMethods
+from sparktrack._store.state_files import wait_for_saves
 from sparktrack._run_search import MAX_RESULTS_LIMIT, search_run_frame, search_run_page
 from sparktrack._store import TrackingStore, open_store
 from sparktrack._store.rows import now_millis
@@ -132,11 +133,13 @@ class TrackingClient(RegistryMethods):
         return self._store.settings
 
     def flush(self) -> None:
-        """Wait for the process's background work (autologged model saves), then commit every
-        buffered row of this store and the registry events queued for it."""
+        """Wait for the process's background work (autologged model saves, search state
+        saves), then commit every buffered row of this store and the registry events queued
+        for it."""
         pending.wait_all()
         self._store.flush()
         flush_registry_events(self._store)
+        wait_for_saves()
 
     # -- experiments -------------------------------------------------------------------------
     @checked

@@ -48,6 +48,7 @@ def original(tmp_path):
     client.log_param(active, "lr", "0.1")
     client.flush()
     assert len(client.search_runs([experiment])) == 2
+    client.flush()  # waits for the search state, saved in the background
     return root, experiment, finished, active
 
 

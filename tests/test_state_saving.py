@@ -145,3 +145,18 @@ def test_the_saver_runs_below_the_searching_threads():
                                                          threading.get_native_id())))
     wait_for_saves()
     assert seen[0] > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_client_flush_waits_for_pending_state_saves(tmp_path):
+    client = TrackingClient(str(tmp_path / "store"))
+    state = StateFiles(str(tmp_path / "tags"), TABLES["tags"].schema)
+    release = _blocked_saver()
+    state.save("1", SavedState(1, frozenset(), _tags(["a"])))
+    flusher = threading.Thread(target=client.flush)
+    flusher.start()
+    flusher.join(0.2)
+    assert flusher.is_alive()  # waiting for the save behind the blocker
+    release.set()
+    flusher.join(30)
+    assert not flusher.is_alive()
+    assert os.path.exists(state._path("1"))
