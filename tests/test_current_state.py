@@ -298,6 +298,7 @@ def test_an_unreadable_saved_state_is_ignored_and_replaced(client, store_uri, ca
     run_id = _new_run(client, experiment_id, "r", params={"p": "1"})
     client.flush()
     _snapshot(open_store(client.store_root), experiment_id)
+    wait_for_saves()  # in the background: it would replace the broken file below
     path = _saved_state_file(store_uri, "params", experiment_id)
     with open(path, "wb") as broken:
         broken.write(b"not arrow at all")
