@@ -10,7 +10,6 @@ import sys
 import threading
 
 import pyarrow as pa
-import pytest
 
 from sparktrack import TrackingClient
 from sparktrack._store import state_files
@@ -135,16 +134,6 @@ def test_a_save_pending_when_its_store_is_moved_or_deleted_does_not_bring_it_bac
     wait_for_saves()
     assert not root.exists()
     assert os.listdir(tmp_path / "moved") == []  # the save did not land in the moved one
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux")
-def test_the_saver_runs_below_the_searching_threads():
-    seen = []
-    state_files._save_in_background(
-        "(priority)", lambda: seen.append(os.getpriority(os.PRIO_PROCESS,
-                                                         threading.get_native_id())))
-    wait_for_saves()
-    assert seen[0] > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
 def test_client_flush_waits_for_pending_state_saves(tmp_path):

@@ -40,7 +40,6 @@ import json
 import logging
 import os
 import struct
-import sys
 import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -91,8 +90,9 @@ def _save_in_background(path: str, save) -> None:
     with _saver_lock:
         if _saver is None:
             # Its worker is joined at interpreter exit after the queued saves ran.
-            _saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparktrack-state-save",
-                                        initializer=_below_other_threads)
+            # At normal priority: a process that exits (or flushes) waits for it, and a niced
+            # thread starved by other busy processes kept a test waiting 110 s for 1 s of work.
+            _saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparktrack-state-save")
         future = _saver.submit(_unless_superseded, path, save)
         _pending[path] = future
 
@@ -112,16 +112,6 @@ def _unless_superseded(path: str, save) -> None:
     if newest is not None and not newest.running():
         return
     save()
-
-
-def _below_other_threads() -> None:
-    """Run the saver at a lower CPU priority than the process's other threads (Linux): a
-    search that reads tables while an earlier one's state is saved should not wait for it."""
-    if sys.platform.startswith("linux"):  # elsewhere it would apply to the whole process
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        except OSError:
-            pass
 
 
 class SavedState(NamedTuple):
@@ -272,7 +262,7 @@ def read_file(path: str) -> tuple[dict, pa.Table]:
 def _stored_rows(rows: pa.Table) -> pa.Buffer:
     """``rows`` as stored: strings dictionary-encoded, compressed if large, as an IPC stream."""
     compressed = rows.nbytes >= COMPRESS_FROM_BYTES
-    # On the calling thread only (Arrow's pool would compress at normal priority).
+    # On the calling thread only: the saver is one background thread, not a pool's worth.
     options = ipc.IpcWriteOptions(compression=pa.Codec("zstd", 1) if compressed else None,
                                   use_threads=False)
     schema = pa.schema([pa.field(field.name, pa.dictionary(pa.int32(), field.type))
