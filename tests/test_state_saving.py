@@ -149,3 +149,28 @@ def test_client_flush_waits_for_pending_state_saves(tmp_path):
     flusher.join(30)
     assert not flusher.is_alive()
     assert os.path.exists(state._path("1"))
+
+
+REMOVE_ELSEWHERE = """
+import sys
+from sparktrack._store.schemas import TABLES
+from sparktrack._store.state_files import StateFiles
+StateFiles.for_table(sys.argv[1], "tags", TABLES["tags"].schema).remove("1", table_version=5)
+"""
+
+
+def test_a_save_made_before_another_process_removed_the_runs_is_not_written(tmp_path):
+    """gc in another process removes the experiment's state while this process still has a
+    save of an older table version queued: the removed runs' rows must not come back."""
+    root = tmp_path / "store"
+    root.mkdir()
+    state = StateFiles.for_table(str(root), "tags", TABLES["tags"].schema)
+    release = _blocked_saver()
+    state.save("1", SavedState(4, frozenset(), _tags(["the removed run's tag"])))
+    subprocess.run([sys.executable, "-c", REMOVE_ELSEWHERE, str(root)], check=True, timeout=120)
+    release.set()
+    wait_for_saves()
+    assert state.load("1") is None
+
+    state.save("1", SavedState(5, frozenset(), _tags(["after the removal"])))  # not older
+    assert state.load("1").rows.column("value").to_pylist() == ["after the removal"]

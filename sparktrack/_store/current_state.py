@@ -140,7 +140,7 @@ class CurrentState:
         with self._lock:
             self._snapshots.pop(experiment_id, None)
             if self._saved is not None:
-                self._saved.remove(experiment_id)
+                self._saved.remove(experiment_id, table_version=self._handle.version())
 
     def _schema(self) -> pa.Schema:
         return self._handle.spec.schema

@@ -203,6 +203,9 @@ class StateFiles:
                 "schema_version": SCHEMA_VERSION,
                 "checksum": self._checksum(experiment_id, state.version, state.files, stored),
             }
+            if self._removed_after(path, state.version):
+                logger.debug("Not saving search state %s: runs were removed since", path)
+                return
             _write_parts(path, header, stored)
         except Exception as exc:  # a cache: nothing may escape a background thread unseen
             logger.warning("Could not save search state %s: %s", path, exc)
@@ -233,13 +236,39 @@ class StateFiles:
         crc = zlib.crc32(covered.encode())
         return f"{zlib.crc32(stored, crc):08x}"  # the stored (mapped) bytes, no copy
 
-    def remove(self, experiment_id: str) -> None:
-        """Delete the saved state of an experiment (gc: removed runs must not linger in it)."""
+    def remove(self, experiment_id: str, *, table_version: int | None = None) -> None:
+        """Delete the saved state of an experiment (gc: removed runs must not linger in it).
+
+        Args:
+            table_version: the table's version once the runs were removed. No process saves
+                a state of an older version of the experiment afterwards: one that searched
+                before the removal and saves in the background would bring the runs back.
+        """
         path = self._path(experiment_id)
-        if path is not None:
-            _wait_for_save(path)  # or the pending save would bring the removed runs back
-            if os.path.exists(path):
-                os.remove(path)
+        if path is None:
+            return
+        _wait_for_save(path)  # this process's pending save
+        if table_version is not None and self._make_folder():
+            # Other processes' saves check it just before they write (only a save between
+            # that check and its write when the marker lands slips through: microseconds).
+            replace_file(self._removed_path(path), str(table_version).encode())
+        if os.path.exists(path):
+            os.remove(path)
+
+    @staticmethod
+    def _removed_path(path: str) -> str:
+        return f"{path[:-len('.arrow')]}.removed"
+
+    def _removed_after(self, path: str, version: int) -> bool:
+        """Whether rows were removed from the table after ``version`` (a state of it may hold
+        them)."""
+        try:
+            with open(self._removed_path(path), "rb") as marker:
+                return int(marker.read()) > version
+        except (FileNotFoundError, NotADirectoryError):
+            return False  # none (a broken folder fails the write itself, with a warning)
+        except (OSError, ValueError):
+            return True  # unreadable: do not risk saving removed rows
 
 
 def write_file(path: str, header: dict, rows: pa.Table) -> None:
