@@ -59,6 +59,14 @@ def _log_runs(store: str, options: dict[str, str], experiment_id: str, worker: i
     client.flush()
 
 
+def _raw_params(store: str, options: dict[str, str], run_id: str) -> dict[str, str]:
+    """The run's rows of the params table read with deltalake alone (no sparktrack)."""
+    from deltalake import DeltaTable
+
+    rows = DeltaTable(f"{store}/params", storage_options=options).to_pyarrow_table()
+    return {row["key"]: row["value"] for row in rows.to_pylist() if row["run_id"] == run_id}
+
+
 @pytest.mark.slow
 def test_concurrent_writers_lose_nothing(s3, s3_store):
     options = s3.storage_options()
@@ -84,7 +92,9 @@ def test_concurrent_writers_lose_nothing(s3, s3_store):
     for run in runs:
         worker, index = run.info.run_name[1:].split("-r")
         assert run.info.status == "FINISHED"
-        assert run.data.params == {"worker": worker, "index": index}
+        assert run.data.params == {"worker": worker, "index": index}, (
+            f"{run.info.run_name}: {_raw_params(s3_store, options, run.info.run_id)} in the "
+            "params table itself")  # a lost write or a wrong read
         assert run.data.metrics == {"loss": float(index) / 2}
     history = reader.get_metric_history(runs[0].info.run_id, "loss")
     assert [point.step for point in history] == [0, 1]
