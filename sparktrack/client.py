@@ -37,10 +37,10 @@ from sparktrack._names import random_run_name
 from sparktrack._paging import PagedList
 from sparktrack._registry import flush_registry_events
 from sparktrack._registry.client_methods import RegistryMethods
-from sparktrack._store.state_files import wait_for_saves
 from sparktrack._run_search import MAX_RESULTS_LIMIT, search_run_frame, search_run_page
 from sparktrack._store import TrackingStore, open_store
 from sparktrack._store.rows import now_millis
+from sparktrack._store.state_files import wait_for_saves
 from sparktrack._validation import quoted, validate_key, validate_run_name
 
 if TYPE_CHECKING:

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparktrack._delta import DeltaTableHandle
+from sparktrack._store.rows import concat_tables
 from sparktrack._store.state_files import SavedState, StateFiles
 
 __all__ = ["CurrentState", "Snapshot", "StateView"]
@@ -215,7 +216,7 @@ class CurrentState:
         in_touched = pc.is_in(known.rows.column("run_id"), value_set=touched)
         untouched = known.rows.filter(pc.invert(in_touched))
         merged = self._resolve(pa.concat_tables([known.rows.filter(in_touched), fresh]))
-        rows = _concat([untouched, merged], self._schema())
+        rows = concat_tables([untouched, merged], self._schema())
         return Snapshot(version, paths, rows, known.saved_files), False
 
 
@@ -228,22 +229,14 @@ class StateView:
 
     def rows(self) -> pa.Table:
         """All current rows."""
-        return _concat([snapshot.rows for snapshot in self._snapshots], self._schema)
+        return concat_tables([snapshot.rows for snapshot in self._snapshots], self._schema)
 
     def rows_with_key(self, key: str) -> pa.Table:
         """The current rows whose ``key`` column equals ``key`` (params, tags, summaries)."""
-        return _concat([snapshot.rows_with_key(key) for snapshot in self._snapshots],
-                       self._schema)
+        return concat_tables([snapshot.rows_with_key(key) for snapshot in self._snapshots],
+                             self._schema)
 
     @property
     def snapshots(self) -> list[Snapshot]:
         """One snapshot per experiment, in the order the view was asked for."""
         return list(self._snapshots)
-
-
-def _concat(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    if not parts:
-        return schema.empty_table()
-    if len(parts) == 1:
-        return parts[0]
-    return pa.concat_tables(parts)

@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
+    "bool_mask",
+    "concat_tables",
     "group_codes",
     "repeated_codes",
     "newest_rows",
@@ -38,6 +40,20 @@ def next_version() -> int:
     with _clock_lock:
         _last_version = max(time.time_ns() // 1000, _last_version + 1)
         return _last_version
+
+
+def concat_tables(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    """``parts`` as one table (no copy): the only part itself, or ``schema``'s empty table."""
+    if not parts:
+        return schema.empty_table()
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+
+def bool_mask(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An Arrow boolean column as a numpy bool array, null as False."""
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks()
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
 
 
 def group_codes(table: pa.Table, keys: Sequence[str]) -> np.ndarray | None:

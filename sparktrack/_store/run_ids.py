@@ -18,6 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sparktrack._store.rows import bool_mask
+
 __all__ = ["BUCKET_BITS", "bucket_codes", "members", "positions"]
 
 _ID_BYTES = 32
@@ -50,7 +52,7 @@ def members(column: Column, run_ids: pa.Array, *, codes: np.ndarray | None = Non
     wanted = bucket_codes(run_ids)
     codes = bucket_codes(column) if codes is None else codes
     if wanted is None or codes is None:
-        return _to_numpy_bool(pc.is_in(column, value_set=run_ids))
+        return bool_mask(pc.is_in(column, value_set=run_ids))
     flags = np.zeros(1 << BUCKET_BITS, dtype=bool)
     flags[wanted] = True
     candidates = np.flatnonzero(flags[codes])
@@ -61,7 +63,7 @@ def members(column: Column, run_ids: pa.Array, *, codes: np.ndarray | None = Non
         suggested[candidates] = True
         # A filter works chunk by chunk; a take from many chunks would copy them into one.
         exact = pc.is_in(column.filter(pa.array(suggested)), value_set=run_ids)
-        result[candidates[_to_numpy_bool(exact)]] = True
+        result[candidates[bool_mask(exact)]] = True
     return result
 
 
@@ -126,9 +128,3 @@ def _words(column: Column, *, count: int) -> np.ndarray | None:
     if not parts:
         return np.zeros((0, count), dtype=np.uint64)
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def _to_numpy_bool(mask: Column) -> np.ndarray:
-    if isinstance(mask, pa.ChunkedArray):
-        mask = mask.combine_chunks()
-    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)

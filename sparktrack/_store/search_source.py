@@ -34,6 +34,7 @@ from sparktrack.entities import LifecycleStage, Run, RunData, ViewType
 from sparktrack._search import ROW, Identifier
 from sparktrack._store.current_rules import without_deleted_tags
 from sparktrack._store.current_state import Snapshot
+from sparktrack._store.rows import bool_mask, concat_tables
 from sparktrack._store.run_ids import bucket_codes, members, positions
 from sparktrack._store.run_reads import run_info_from_row
 from sparktrack._store.schemas import METRIC_SUMMARIES, PARAMS, RUNS, TAGS
@@ -72,7 +73,7 @@ class StoreSearchSource:
         self._run_snapshots = runs_view.snapshots
         self._candidates = [_candidates(snapshot, view_type, runs_view.resolved)
                             for snapshot in self._run_snapshots]
-        rows = _concat([part.rows for part in self._candidates], RUNS.schema)
+        rows = concat_tables([part.rows for part in self._candidates], RUNS.schema)
         self._run_rows = rows
         self._runs = rows.select(_RUN_COLUMNS).append_column(
             ROW, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
@@ -125,8 +126,8 @@ class StoreSearchSource:
 
         def of_page(table: str) -> pa.Table:
             view = self._views[table]
-            return _concat([_rows_of_runs(snapshot, ids) for snapshot in view.snapshots],
-                           _SPECS[table].schema)
+            return concat_tables([_rows_of_runs(snapshot, ids) for snapshot in view.snapshots],
+                                 _SPECS[table].schema)
 
         tags = without_deleted_tags(of_page(TAGS.name))
         return of_page(PARAMS.name), of_page(METRIC_SUMMARIES.name), tags
@@ -162,7 +163,7 @@ def _candidates(snapshot: Snapshot, view_type: ViewType,
                      else LifecycleStage.DELETED)
             at_stage = pc.equal(rows.column("lifecycle_stage"), stage.value)
             if pc.sum(at_stage).as_py() != rows.num_rows:  # all at the stage: no copy
-                kept = np.flatnonzero(_numpy_mask(at_stage))
+                kept = np.flatnonzero(bool_mask(at_stage))
                 rows = rows.take(pa.array(kept))
         found = snapshot.memo[memo_key] = _Candidates(kept, resolve(rows))
     return found
@@ -199,18 +200,6 @@ def _rows_of_runs(snapshot: Snapshot, run_ids: pa.Array) -> pa.Table:
     mask = members(snapshot.rows.column("run_id"), run_ids, codes=codes)
     # A filter works chunk by chunk; a take from many chunks would copy them into one first.
     return snapshot.rows.filter(pa.array(mask))
-
-
-def _numpy_mask(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    if isinstance(mask, pa.ChunkedArray):
-        mask = mask.combine_chunks()
-    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
-
-
-def _concat(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    if not parts:
-        return schema.empty_table()
-    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
 def _triples(table: pa.Table, value_column: str):

@@ -13,7 +13,10 @@ once): encoding and compressing a state costs about as much as reading the table
 from, and the search that made the state need not wait for other processes' cache. Saves run
 in the order they were asked for; loading or removing a state first waits for its pending
 save, and a process waits for all of them before it exits (:func:`wait_for_saves` waits on
-demand).
+demand). A save that a newer one of the same file follows in the queue is skipped. When gc
+removes runs, :meth:`StateFiles.remove` leaves a marker of the table version it reached
+(``experiment_id=<id>.removed``), and no process writes a state of an older version after it:
+a save queued before the gc would bring the removed runs' rows back to disk.
 
 The layout of a file (:func:`write_file`, :func:`read_file`)::
 
