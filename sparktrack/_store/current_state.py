@@ -140,7 +140,7 @@ class CurrentState:
         """Forget an experiment here and on disk (its runs were removed for good)."""
         with self._lock:
             self._snapshots.pop(experiment_id, None)
-            if self._saved is not None:
+            if self._saved is not None and self._saved.enabled:
                 self._saved.remove(experiment_id, table_version=self._handle.version())
 
     def _schema(self) -> pa.Schema:

@@ -132,6 +132,11 @@ class StateFiles:
         # Part of every checksum: a state copied under another table's name does not verify.
         self._table = os.path.basename(folder) if folder is not None else ""
 
+    @property
+    def enabled(self) -> bool:
+        """Whether states are saved (a local store); on object stores nothing is."""
+        return self._folder is not None
+
     @classmethod
     def for_table(cls, root: str, table: str, schema: pa.Schema) -> StateFiles:
         local = "://" not in root
