@@ -23,7 +23,6 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -32,6 +31,7 @@ import pyarrow.compute as pc
 from sparktrack._delta import DeltaTableHandle
 from sparktrack._store.rows import concat_tables
 from sparktrack._store.state_files import SavedState, StateFiles
+from sparktrack._store.stored_rows import StoredRows
 
 __all__ = ["CurrentState", "Snapshot", "StateView"]
 
@@ -44,26 +44,63 @@ logger = logging.getLogger(__name__)
 _RESAVE_AFTER_FILES = 32
 
 
-@dataclass(eq=False)
 class Snapshot:
     """The current rows of one experiment at one table version; never changed once made, so
-    what is derived from it can be kept with it (``memo``) for as long as it is current."""
+    what is derived from it can be kept with it (``memo``) for as long as it is current.
 
-    version: int
-    files: frozenset[str]
-    rows: pa.Table
-    saved_files: frozenset[str] = frozenset()  # the files the saved state covers
-    by_key: dict[str, pa.Table] = field(default_factory=dict)
-    #: Values derived from ``rows`` by their readers (e.g. search's per-run alignments).
-    memo: dict[Any, Any] = field(default_factory=dict)
+    A snapshot loaded from a saved state holds its rows as stored (``stored``) and decodes
+    them when they are first read: all of them (:attr:`rows`), or a key's
+    (:meth:`rows_with_key`), and search reads parts of ``stored`` directly.
+    """
+
+    def __init__(self, version: int, files: frozenset[str], rows: pa.Table | None = None, *,
+                 stored: StoredRows | None = None,
+                 saved_files: frozenset[str] = frozenset()) -> None:
+        if rows is None and stored is None:
+            raise ValueError("a snapshot needs its rows, decoded or stored")
+        self.version = version
+        self.files = files
+        self.saved_files = saved_files  # the files the saved state covers
+        self.stored = stored
+        self._rows = rows
+        self.by_key: dict[str, pa.Table] = {}
+        #: Values derived from the rows by their readers (e.g. search's per-run alignments).
+        self.memo: dict[Any, Any] = {}
+        self._decoding = threading.Lock()
+
+    @property
+    def rows(self) -> pa.Table:
+        """Every current row (decoded from ``stored`` on first use)."""
+        if self._rows is None:
+            with self._decoding:  # two threads reading at once decode once
+                if self._rows is None:
+                    self._rows = self.stored.all()
+        return self._rows
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the snapshot holds (its decoded rows, or its stored rows and decoded keys)."""
+        if self._rows is not None:
+            return self._rows.nbytes
+        return self.stored.nbytes + sum(rows.nbytes for rows in self.by_key.values())
 
     def rows_with_key(self, key: str) -> pa.Table:
         """The rows whose ``key`` column equals ``key`` (params, tags, summaries)."""
         cached = self.by_key.get(key)
         if cached is None:
-            cached = self.rows.filter(pc.equal(self.rows.column("key"), key))
+            if self._rows is None and self.stored.keyed:
+                cached = self.stored.with_key(key)  # without decoding the other keys
+            else:
+                cached = self.rows.filter(pc.equal(self.rows.column("key"), key))
             self.by_key[key] = cached  # safe to share: the rows never change
         return cached
+
+    def at(self, version: int, files: frozenset[str]) -> Snapshot:
+        """The same rows, current at a later ``version`` whose new ``files`` added none."""
+        same = Snapshot(version, files, self._rows, stored=self.stored,
+                        saved_files=self.saved_files)
+        same.by_key, same.memo = self.by_key, self.memo
+        return same
 
 
 class CurrentState:
@@ -178,12 +215,12 @@ class CurrentState:
         (never this one, nor the others of the view being read, ``together``)."""
         self._snapshots[experiment_id] = snapshot
         self._snapshots.move_to_end(experiment_id)
-        held = sum(kept.rows.nbytes for kept in self._snapshots.values())
+        held = sum(kept.nbytes for kept in self._snapshots.values())
         for other in list(self._snapshots):
             if held <= self._max_bytes:
                 break
             if other != experiment_id and other not in together:
-                held -= self._snapshots.pop(other).rows.nbytes
+                held -= self._snapshots.pop(other).nbytes
         return snapshot
 
     def _load_saved(self, experiment_id: str, table_version: int) -> Snapshot | None:
@@ -197,7 +234,7 @@ class CurrentState:
                 experiment_id, self._handle.uri, saved.version, table_version,
             )
             return None
-        return Snapshot(saved.version, saved.files, saved.rows, saved_files=saved.files)
+        return Snapshot(saved.version, saved.files, stored=saved.stored, saved_files=saved.files)
 
     def _updated(
         self, known: Snapshot | None, version: int, files: dict[str, Any]
@@ -210,14 +247,13 @@ class CurrentState:
         added = [files[path] for path in paths - known.files]
         fresh = self._handle.read_files(added) if added else None
         if fresh is None or fresh.num_rows == 0:
-            return Snapshot(version, paths, known.rows, known.saved_files, known.by_key,
-                            known.memo), False
+            return known.at(version, paths), False
         touched = pc.unique(fresh.column("run_id"))
         in_touched = pc.is_in(known.rows.column("run_id"), value_set=touched)
         untouched = known.rows.filter(pc.invert(in_touched))
         merged = self._resolve(pa.concat_tables([known.rows.filter(in_touched), fresh]))
         rows = concat_tables([untouched, merged], self._schema())
-        return Snapshot(version, paths, rows, known.saved_files), False
+        return Snapshot(version, paths, rows, saved_files=known.saved_files), False
 
 
 class StateView:

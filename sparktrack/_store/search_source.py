@@ -50,6 +50,12 @@ _AGGREGATE_COLUMN = {"latest": "latest_value", "min": "min_value", "max": "max_v
 _SPECS = {spec.name: spec for spec in (RUNS, PARAMS, TAGS, METRIC_SUMMARIES)}
 _TABLES = tuple(_SPECS)
 _TABLE_OF_KIND = {"metric": METRIC_SUMMARIES, "param": PARAMS, "tag": TAGS}
+# What a page of runs shows of each table.
+_PAGE_COLUMNS = {
+    PARAMS.name: ("run_id", "key", "value"),
+    METRIC_SUMMARIES.name: ("run_id", "key", "latest_value"),
+    TAGS.name: ("run_id", "key", "value", "deleted"),
+}
 
 
 class _Candidates(NamedTuple):
@@ -121,13 +127,15 @@ class StoreSearchSource:
         return self._current(PARAMS.name), self._current(METRIC_SUMMARIES.name), tags
 
     def page_values(self, run_rows: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table]:
-        """(params, merged metric summaries, live tags) of the runs in ``run_rows``."""
+        """(params, latest metric values, live tags) of the runs in ``run_rows``: the columns
+        ``run_id``, ``key`` and ``value`` (``latest_value`` for metrics)."""
         ids = run_rows.column("run_id").combine_chunks()
 
         def of_page(table: str) -> pa.Table:
-            view = self._views[table]
-            return concat_tables([_rows_of_runs(snapshot, ids) for snapshot in view.snapshots],
-                                 _SPECS[table].schema)
+            columns = _PAGE_COLUMNS[table]
+            schema = pa.schema([_SPECS[table].schema.field(name) for name in columns])
+            return concat_tables([_rows_of_runs(snapshot, ids, columns)
+                                  for snapshot in self._views[table].snapshots], schema)
 
         tags = without_deleted_tags(of_page(TAGS.name))
         return of_page(PARAMS.name), of_page(METRIC_SUMMARIES.name), tags
@@ -179,27 +187,52 @@ def _aligned(runs: Snapshot, values: Snapshot, *, kind: str, key: str,
     found = values.memo.get(memo_key)
     if found is not None and found[0] is runs.rows:
         return found[1]
-    rows = values.rows_with_key(key)
-    if kind == "tag":
-        rows = without_deleted_tags(rows)
-    at = positions(rows.column("run_id"), runs.rows.column("run_id").combine_chunks())
+    run_ids = runs.rows.column("run_id").combine_chunks()
+    if values.stored is not None and kind != "tag":
+        # Straight from the stored rows: their run ids are indices into the stored
+        # dictionary of run ids, whose positions among the runs are found once.
+        indices, column_values = values.stored.key_column(key, column)
+        at = _dictionary_positions(runs, values)[indices]
+    else:
+        rows = values.rows_with_key(key)
+        if kind == "tag":
+            rows = without_deleted_tags(rows)
+        at = positions(rows.column("run_id"), run_ids)
+        column_values = rows.column(column).combine_chunks()
     row_of_run = np.full(runs.rows.num_rows, -1, dtype=np.int64)
     present = at >= 0  # a row of a run missing from the runs table matches no run, as a join
     row_of_run[at[present]] = np.flatnonzero(present)
-    aligned = rows.column(column).combine_chunks().take(
-        pa.array(row_of_run, mask=row_of_run < 0))
+    aligned = column_values.take(pa.array(row_of_run, mask=row_of_run < 0))
     values.memo[memo_key] = (runs.rows, aligned)
     return aligned
 
 
-def _rows_of_runs(snapshot: Snapshot, run_ids: pa.Array) -> pa.Table:
-    """The rows of ``snapshot`` whose run is one of ``run_ids``."""
+def _dictionary_positions(runs: Snapshot, values: Snapshot) -> np.ndarray:
+    """For each run id of the stored rows of ``values``, its position in ``runs`` (or -1)."""
+    found = values.memo.get("dictionary positions")
+    if found is not None and found[0] is runs.rows:
+        return found[1]
+    dictionary = values.stored.run_ids()
+    run_ids = runs.rows.column("run_id").combine_chunks()
+    if dictionary.equals(run_ids):
+        # Saved states of the same runs: both in the order of their sorted ids.
+        at = np.arange(len(dictionary), dtype=np.int64)
+    else:
+        at = positions(dictionary, run_ids)
+    values.memo["dictionary positions"] = (runs.rows, at)
+    return at
+
+
+def _rows_of_runs(snapshot: Snapshot, run_ids: pa.Array, columns: Sequence[str]) -> pa.Table:
+    """``columns`` of the rows of ``snapshot`` whose run is one of ``run_ids``."""
+    if snapshot.stored is not None:
+        return snapshot.stored.of_runs(run_ids, columns)
     if "bucket codes" not in snapshot.memo:  # None (ids of other lengths) is kept too
         snapshot.memo["bucket codes"] = bucket_codes(snapshot.rows.column("run_id"))
     codes = snapshot.memo["bucket codes"]
     mask = members(snapshot.rows.column("run_id"), run_ids, codes=codes)
     # A filter works chunk by chunk; a take from many chunks would copy them into one first.
-    return snapshot.rows.filter(pa.array(mask))
+    return snapshot.rows.select(list(columns)).filter(pa.array(mask))
 
 
 def _triples(table: pa.Table, value_column: str):

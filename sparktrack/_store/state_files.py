@@ -20,13 +20,16 @@ a save queued before the gc would bring the removed runs' rows back to disk.
 
 The layout of a file (:func:`write_file`, :func:`read_file`)::
 
-    SPARKTRACK-STATE-2\n | header length (8 bytes, little-endian) | header (JSON) | padding
-    | the rows as an Arrow IPC stream
+    SPARKTRACK-STATE-3\n | header length (8 bytes, little-endian) | header (JSON) | padding
+    | the rows as an Arrow IPC file
 
-The rows are stored small: string columns dictionary-encoded (a run id once per run, not once
-per param), and states of more than ``COMPRESS_FROM_BYTES`` compressed with zstd. At 100,000
-runs with 10 params and 10 metrics that is about 35 MB, less than the tables it summarizes,
-where the rows in memory take 220 MB; decoding it takes about 0.1 s.
+The rows are stored small and in parts (:mod:`sparktrack._store.stored_rows`): string columns
+dictionary-encoded (a run id once per run, not once per param), rows grouped by key, and states
+of more than ``COMPRESS_FROM_BYTES`` compressed with zstd. At 100,000 runs with 10 params and
+10 metrics that is about 35 MB, less than the tables it summarizes, where the rows in memory
+take 220 MB. A loaded state is decoded a part at a time as a search asks for it: the keys it
+names and the rows of its page, all rows only when they are needed (an update, an all-runs
+frame). The header lists the key of each part (``batches``).
 
 A file that still parses can still be wrong (one changed byte changes a metric), so the header
 holds a CRC-32 checksum of what the file covers (its table, experiment, table version and data
@@ -49,17 +52,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
 import pyarrow as pa
-import pyarrow.ipc as ipc
 
 from sparktrack._store.atomic_file import replace_file
 from sparktrack._store.schemas import SCHEMA_VERSION
+from sparktrack._store.stored_rows import StoredRows, decoded, encode, read_all
 
-__all__ = ["SavedState", "StateFiles", "read_file", "wait_for_saves", "write_file"]
+__all__ = ["LoadedState", "SavedState", "StateFiles", "read_file", "wait_for_saves",
+           "write_file"]
 
 logger = logging.getLogger(__name__)
 
 FOLDER = "_search_state"
-MAGIC = b"SPARKTRACK-STATE-2\n"
+MAGIC = b"SPARKTRACK-STATE-3\n"
+_OLDER_MAGIC = b"SPARKTRACK-STATE-"  # how the files of other layouts of this header begin
 # States this big (in memory) are compressed; smaller ones are stored as they are.
 COMPRESS_FROM_BYTES = 1 << 20
 _WINDOW_ROWS = 1 << 20  # rows encoded at a time when saving
@@ -118,9 +123,24 @@ def _unless_superseded(path: str, save) -> None:
 
 
 class SavedState(NamedTuple):
+    """A state to save: the rows resolved from ``files`` at table version ``version``."""
+
     version: int
     files: frozenset[str]
     rows: pa.Table
+
+
+class LoadedState(NamedTuple):
+    """A saved state as loaded: its rows are decoded on demand."""
+
+    version: int
+    files: frozenset[str]
+    stored: StoredRows
+
+    @property
+    def rows(self) -> pa.Table:
+        """Every row, decoded."""
+        return self.stored.all()
 
 
 class StateFiles:
@@ -147,7 +167,7 @@ class StateFiles:
             return None
         return os.path.join(self._folder, f"experiment_id={experiment_id}.arrow")
 
-    def load(self, experiment_id: str) -> SavedState | None:
+    def load(self, experiment_id: str) -> LoadedState | None:
         """The saved state of an experiment, or None (none saved, unreadable, other schema, or
         its checksum does not match)."""
         path = self._path(experiment_id)
@@ -165,16 +185,15 @@ class StateFiles:
             if int(header["schema_version"]) != SCHEMA_VERSION:
                 return None
             version, files = int(header["version"]), frozenset(header["files"])
-            if header["checksum"] != self._checksum(experiment_id, version, files, stored):
+            batches = [None if key is None else str(key) for key in header["batches"]]
+            if header["checksum"] != self._checksum(experiment_id, version, files, batches,
+                                                    stored):
                 logger.warning(
                     "Ignoring search state %s: its content or the table version it covers does "
                     "not match its checksum (it is rebuilt from the tables)", path,
                 )
                 return None
-            rows = _decoded(ipc.open_stream(stored).read_all(), self._schema)
-            if rows is None:
-                return None
-            return SavedState(version, files, rows)
+            return LoadedState(version, files, StoredRows(stored, batches, self._schema))
         except (OSError, KeyError, ValueError, TypeError, pa.ArrowException) as exc:
             # TypeError: a header that parses as JSON of the wrong shape (files not strings).
             logger.warning("Ignoring unreadable search state %s (it is rebuilt): %s", path, exc)
@@ -204,12 +223,14 @@ class StateFiles:
                 # folder back.
                 logger.debug("Not saving search state %s: its store is gone", path)
                 return
-            stored = _stored_rows(state.rows)
+            stored, batches = _stored_rows(state.rows)
             header = {
                 "version": state.version,
                 "files": sorted(state.files),
                 "schema_version": SCHEMA_VERSION,
-                "checksum": self._checksum(experiment_id, state.version, state.files, stored),
+                "batches": batches,
+                "checksum": self._checksum(experiment_id, state.version, state.files, batches,
+                                           stored),
             }
             if self._removed_after(path, state.version):
                 logger.debug("Not saving search state %s: runs were removed since", path)
@@ -232,14 +253,16 @@ class StateFiles:
         return True
 
     def _checksum(self, experiment_id: str, version: int, files: frozenset[str],
-                  stored: pa.Buffer) -> str:
-        """CRC-32 (8 hex digits) of what a state covers and of the stored bytes of its rows."""
+                  batches: list[str | None], stored: pa.Buffer) -> str:
+        """CRC-32 (8 hex digits) of what a state covers, the key of each stored part and the
+        stored bytes of its rows."""
         covered = json.dumps({
             "table": self._table,
             "experiment_id": experiment_id,
             "schema_version": SCHEMA_VERSION,
             "version": version,
             "files": sorted(files),
+            "batches": batches,
         })
         crc = zlib.crc32(covered.encode())
         return f"{zlib.crc32(stored, crc):08x}"  # the stored (mapped) bytes, no copy
@@ -280,8 +303,10 @@ class StateFiles:
 
 
 def write_file(path: str, header: dict, rows: pa.Table) -> None:
-    """Write a state file of ``rows`` with ``header`` as it is (no checksum is computed)."""
-    _write_parts(path, header, _stored_rows(rows))
+    """Write a state file of ``rows`` with ``header`` as it is (no checksum is computed), but
+    for the key of each part, which is that of ``rows`` as stored."""
+    stored, batches = _stored_rows(rows)
+    _write_parts(path, {**header, "batches": batches}, stored)
 
 
 def read_file(path: str) -> tuple[dict, pa.Table]:
@@ -293,43 +318,17 @@ def read_file(path: str) -> tuple[dict, pa.Table]:
     header, stored = _read_parts(path)
     if header is None:
         raise ValueError(f"{path} is not a sparktrack search state file of this version")
-    return header, ipc.open_stream(stored).read_all()
+    return header, read_all(stored)
 
 
-def _stored_rows(rows: pa.Table) -> pa.Buffer:
-    """``rows`` as stored: strings dictionary-encoded, compressed if large, as an IPC stream."""
-    compressed = rows.nbytes >= COMPRESS_FROM_BYTES
-    # On the calling thread only: the saver is one background thread, not a pool's worth.
-    options = ipc.IpcWriteOptions(compression=pa.Codec("zstd", 1) if compressed else None,
-                                  use_threads=False)
-    schema = pa.schema([pa.field(field.name, pa.dictionary(pa.int32(), field.type))
-                        if pa.types.is_string(field.type) else field for field in rows.schema])
-    sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, schema, options=options) as writer:
-        # A window at a time, each with its own dictionaries (a stream may replace them), so
-        # saving a large state copies one window, not all of it.
-        for start in range(0, rows.num_rows, _WINDOW_ROWS):
-            window = rows.slice(start, _WINDOW_ROWS).combine_chunks()
-            writer.write_table(pa.table(
-                [column.dictionary_encode() if pa.types.is_string(column.type) else column
-                 for column in window.columns], schema=schema))
-    return sink.getvalue()
+def _stored_rows(rows: pa.Table) -> tuple[pa.Buffer, list[str | None]]:
+    """``rows`` as stored (compressed if large), and the key of each stored part."""
+    return encode(rows, window_rows=_WINDOW_ROWS, compress=rows.nbytes >= COMPRESS_FROM_BYTES)
 
 
 def _decoded(rows: pa.Table, schema: pa.Schema) -> pa.Table | None:
     """Stored rows back in ``schema`` (dictionaries decoded); None if they do not fit it."""
-    if rows.column_names != schema.names:
-        return None
-    columns = []
-    for column, field in zip(rows.columns, schema, strict=True):
-        if pa.types.is_dictionary(column.type):
-            if column.type.value_type != field.type:
-                return None
-            column = column.cast(field.type)
-        elif column.type != field.type:
-            return None
-        columns.append(column)
-    return pa.Table.from_arrays(columns, schema=schema)
+    return decoded(rows, schema)
 
 
 def _write_parts(path: str, header: dict, stored: pa.Buffer) -> None:
@@ -340,14 +339,17 @@ def _write_parts(path: str, header: dict, stored: pa.Buffer) -> None:
 
 
 def _read_parts(path: str) -> tuple[dict | None, pa.Buffer]:
-    """(header, stored rows) of a state file, header None for a file of the older layout.
+    """(header, stored rows) of a state file, header None for a file of an older layout.
 
     Raises:
         ValueError: neither layout, or a truncated header.
     """
-    content = pa.memory_map(path).read_buffer()
+    # Read, not mapped: the rows are decoded later, from the bytes the checksum was checked on
+    # (a mapped file changed or truncated in place meanwhile would change them, or crash).
+    with pa.OSFile(path, "rb") as source:
+        content = source.read_buffer()
     head = content.slice(0, len(MAGIC)).to_pybytes()
-    if head.startswith(_ARROW_FILE_MAGIC):
+    if head.startswith(_ARROW_FILE_MAGIC) or (head.startswith(_OLDER_MAGIC) and head != MAGIC):
         return None, content
     if head != MAGIC or content.size < len(MAGIC) + 8:
         raise ValueError("not a search state file")

@@ -1,0 +1,285 @@
+"""The rows of a saved search state as stored, and read a part at a time.
+
+A new process's first search needs, of each table's saved state, only the rows of the keys its
+filter and order name and the rows of the one page of runs it returns. Decoding every row of
+a million runs' params and metric summaries (20 million rows) took most of such a search, so
+the rows are stored as an Arrow IPC *file* (random access to its record batches) laid out for
+reading parts:
+
+* Every string column is dictionary-encoded with one dictionary for the whole file, so a run id
+  is stored once however many rows it has. The run ids' dictionary is in the order the rows
+  first name them (rows come in the order they were logged, and that order compresses best),
+  so the dictionary of the runs table's state is its run ids in row order, and that of
+  another table's state is often the same.
+* The rows of tables with a key (params, tags, metric summaries) are grouped by key (and in
+  the order of their run ids within a key), each group in record batches of its own: one key's rows are read without the others
+  (:meth:`StoredRows.with_key`, :meth:`StoredRows.key_column`).
+* A page of runs finds its rows by their run ids' dictionary indices, reading only the
+  columns the page shows (:meth:`StoredRows.of_runs`).
+* Within a key, rows are in the order of their run ids' dictionary indices, and those are
+  stored as steps from the row before (:func:`_with_run_steps`): mostly 1, they compress to
+  almost nothing.
+
+Reading all rows (:meth:`StoredRows.all`) gives the rows that were saved, grouped as above.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from sparktrack._store.rows import bool_mask
+
+__all__ = ["StoredRows", "decoded", "encode", "read_all"]
+
+RUN_ID = "run_id"
+KEY = "key"
+
+
+def encode(rows: pa.Table, *, window_rows: int, compress: bool
+           ) -> tuple[pa.Buffer, list[str | None]]:
+    """``rows`` as stored (an Arrow IPC file), and the key of each of its record batches (None
+    for a table without a key column)."""
+    rows = _plain(rows)
+    names = rows.column_names
+    columns = [_dictionary_encoded(rows.column(field.name), sort=field.name == KEY)
+               if pa.types.is_string(field.type) else rows.column(field.name).combine_chunks()
+               for field in rows.schema]
+    del rows  # a large state is not held twice while it is saved
+    group_by = KEY if KEY in names else RUN_ID
+    grouping = columns[names.index(group_by)].indices.to_numpy(zero_copy_only=False)
+    run_ids = columns[names.index(RUN_ID)]
+    # Rows in the order of their run ids, within each key: the stored run id indices then
+    # rise (they compress to a fraction of random ones), and one key's rows are together.
+    order_by = run_ids.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    if group_by == KEY:
+        order_by += grouping.astype(np.int64) * max(len(run_ids.dictionary), 1)
+    order = np.argsort(order_by, kind="stable")
+    del order_by
+    grouped = grouping[order]
+    if not len(order):
+        groups, keys = [], None
+    elif group_by == KEY:
+        starts = np.flatnonzero(np.diff(grouped)) + 1
+        groups = list(zip([0, *starts.tolist()], [*starts.tolist(), len(order)], strict=True))
+        keys = columns[names.index(KEY)].dictionary
+    else:
+        groups, keys = [(0, len(order))], None
+    encoded = pa.Table.from_arrays(columns, names=names)
+    # On the calling thread only: the saver is one background thread, not a pool's worth.
+    options = ipc.IpcWriteOptions(compression=pa.Codec("zstd", 1) if compress else None,
+                                  use_threads=False)
+    batch_keys: list[str | None] = []
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, encoded.schema, options=options) as writer:
+        for start, end in groups:
+            key = keys[int(grouped[start])].as_py() if keys is not None else None
+            # A window of rows at a time: saving a large state copies one window, not all.
+            for window in range(start, end, window_rows):
+                taken = encoded.take(pa.array(order[window:min(window + window_rows, end)]))
+                writer.write_batch(_with_run_steps(taken.combine_chunks().to_batches()[0]))
+                batch_keys.append(key)
+    return sink.getvalue(), batch_keys
+
+
+class StoredRows:
+    """The stored rows of one state (see the module's docstring), decoded on demand.
+
+    Raises:
+        ValueError: ``stored`` is not an IPC file whose batches match ``batch_keys`` and whose
+            columns are those of ``schema`` (strings dictionary-encoded).
+    """
+
+    def __init__(self, stored: pa.Buffer, batch_keys: Sequence[str | None],
+                 schema: pa.Schema) -> None:
+        self._stored = stored
+        self._schema = schema
+        self._reader = ipc.open_file(stored)
+        if self._reader.num_record_batches != len(batch_keys):
+            raise ValueError(f"{self._reader.num_record_batches} record batches, "
+                             f"{len(batch_keys)} listed")
+        if not _fits(self._reader.schema, schema):
+            raise ValueError("the stored columns are not those of the table")
+        self._batches_of_key: dict[str | None, list[int]] = {}
+        for index, key in enumerate(batch_keys):
+            self._batches_of_key.setdefault(key, []).append(index)
+        self._keyed = KEY in schema.names
+        self._readers: dict[tuple[str, ...], ipc.RecordBatchFileReader] = {}
+        self._run_ids: pa.Array | None = None
+        self._lock = threading.Lock()  # a file reader is not shared between threads
+
+    @property
+    def nbytes(self) -> int:
+        """The stored size (what holding it costs until parts are decoded)."""
+        return self._stored.size
+
+    @property
+    def keyed(self) -> bool:
+        """Whether rows are grouped by a key column (:meth:`with_key` reads one key's)."""
+        return self._keyed
+
+    def all(self) -> pa.Table:
+        """Every row, decoded in the table's schema."""
+        return self._decoded(range(len(self)), self._schema.names)
+
+    def with_key(self, key: str) -> pa.Table:
+        """The rows whose key is ``key``, decoded in the table's schema."""
+        return self._decoded(self._batches_of_key.get(key, []), self._schema.names)
+
+    def key_column(self, key: str, column: str) -> tuple[np.ndarray, pa.Array]:
+        """For the rows whose key is ``key``: the index of each row's run id in
+        :meth:`run_ids` and its value of ``column`` (decoded)."""
+        batches = self._batches(self._batches_of_key.get(key, []), (RUN_ID, column))
+        if not batches:
+            return (np.empty(0, dtype=np.int32),
+                    pa.array([], type=self._schema.field(column).type))
+        table = pa.Table.from_batches(batches)
+        indices = pa.chunked_array([chunk.indices for chunk in table.column(RUN_ID).chunks])
+        values = _decoded_column(table.column(column), self._schema.field(column).type)
+        return (indices.combine_chunks().to_numpy(zero_copy_only=False),
+                values.combine_chunks())
+
+    def run_ids(self) -> pa.Array:
+        """The distinct run ids of the rows, in the order the rows first name them (the run id
+        column's dictionary)."""
+        if self._run_ids is None:
+            if len(self) == 0:
+                self._run_ids = pa.array([], type=pa.string())
+            else:
+                (batch,) = self._batches([0], (RUN_ID,))
+                self._run_ids = batch.column(0).dictionary
+        return self._run_ids
+
+    def of_runs(self, run_ids: pa.Array, columns: Sequence[str]) -> pa.Table:
+        """``columns`` (decoded) of the rows whose run is one of ``run_ids``."""
+        wanted = bool_mask(pc.is_in(self.run_ids(), value_set=run_ids))
+        if not wanted.any():
+            return self._decoded([], columns)
+        projected = tuple(dict.fromkeys([RUN_ID, *columns]))
+        kept = []
+        for batch in self._batches(range(len(self)), projected):
+            of_runs = wanted[batch.column(0).indices.to_numpy(zero_copy_only=False)]
+            if of_runs.any():
+                kept.append(batch.filter(pa.array(of_runs)))
+        return self._table(kept, projected).select(list(columns))
+
+    def __len__(self) -> int:
+        return self._reader.num_record_batches
+
+    def _decoded(self, indices: Sequence[int], columns: Sequence[str]) -> pa.Table:
+        return self._table(self._batches(indices, tuple(columns)), tuple(columns))
+
+    def _table(self, batches: list[pa.RecordBatch], columns: tuple[str, ...]) -> pa.Table:
+        fields = [self._schema.field(name) for name in columns]
+        if not batches:
+            return pa.schema(fields).empty_table()
+        table = pa.Table.from_batches(batches)
+        return pa.Table.from_arrays(
+            [_decoded_column(table.column(field.name), field.type) for field in fields],
+            schema=pa.schema(fields))
+
+    def _batches(self, indices: Sequence[int], columns: tuple[str, ...]
+                 ) -> list[pa.RecordBatch]:
+        with self._lock:
+            reader = self._readers.get(columns)
+            if reader is None:
+                if list(columns) == self._schema.names:
+                    reader = self._reader
+                else:
+                    # Only the buffers of these columns are read (and decompressed).
+                    included = [self._schema.get_field_index(name) for name in columns]
+                    reader = ipc.open_file(self._stored,
+                                           options=ipc.IpcReadOptions(included_fields=included))
+                self._readers[columns] = reader
+            batches = [_with_run_indices(reader.get_batch(index)) for index in indices]
+        if list(columns) != self._schema.names:
+            # included_fields keeps the file's column order: put them in the order asked for.
+            batches = [pa.RecordBatch.from_arrays(
+                [batch.column(name) for name in columns], names=list(columns))
+                for batch in batches]
+        return batches
+
+
+def read_all(stored: pa.Buffer) -> pa.Table:
+    """Every stored row as it is stored (strings dictionary-encoded), for inspection."""
+    reader = ipc.open_file(stored)
+    batches = [_with_run_indices(reader.get_batch(index))
+               for index in range(reader.num_record_batches)]
+    return pa.Table.from_batches(batches, schema=reader.schema)
+
+
+def _with_run_steps(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with the run ids' dictionary indices stored as steps from the row before.
+
+    The rows are in the order of these indices within a key, so the steps are small and
+    mostly 1 and compress to almost nothing, where the indices themselves (a few MB per key
+    at a million runs) compress poorly. A step is never negative nor above the largest
+    index, so the column is still a valid dictionary column.
+    """
+    column = batch.column(RUN_ID)
+    indices = column.indices.to_numpy(zero_copy_only=False)
+    steps = np.diff(indices, prepend=np.int32(0)).astype(np.int32)
+    return batch.set_column(batch.schema.get_field_index(RUN_ID), RUN_ID,
+                            pa.DictionaryArray.from_arrays(pa.array(steps), column.dictionary))
+
+
+def _with_run_indices(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The stored ``batch`` with its run id steps (:func:`_with_run_steps`) back as indices."""
+    at = batch.schema.get_field_index(RUN_ID)
+    if at < 0:
+        return batch
+    column = batch.column(at)
+    indices = np.cumsum(column.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return batch.set_column(at, RUN_ID, pa.DictionaryArray.from_arrays(
+        pa.array(indices.astype(np.int32)), column.dictionary))
+
+
+def decoded(rows: pa.Table, schema: pa.Schema) -> pa.Table | None:
+    """Stored rows back in ``schema`` (dictionaries decoded); None if they do not fit it."""
+    if not _fits(rows.schema, schema):
+        return None
+    return pa.Table.from_arrays(
+        [_decoded_column(rows.column(field.name), field.type) for field in schema],
+        schema=schema)
+
+
+def _fits(stored: pa.Schema, schema: pa.Schema) -> bool:
+    if stored.names != schema.names:
+        return False
+    for column, field in zip(stored, schema, strict=True):
+        value_type = (column.type.value_type if pa.types.is_dictionary(column.type)
+                      else column.type)
+        if value_type != field.type:
+            return False
+    return True
+
+
+def _decoded_column(column: pa.ChunkedArray, value_type: pa.DataType) -> pa.ChunkedArray:
+    return column.cast(value_type) if pa.types.is_dictionary(column.type) else column
+
+
+def _plain(rows: pa.Table) -> pa.Table:
+    """``rows`` with dictionary-encoded columns (a state read back as it is) decoded."""
+    if not any(pa.types.is_dictionary(field.type) for field in rows.schema):
+        return rows
+    return pa.Table.from_arrays(
+        [_decoded_column(rows.column(field.name), field.type.value_type)
+         if pa.types.is_dictionary(field.type) else rows.column(field.name)
+         for field in rows.schema], names=rows.column_names)
+
+
+def _dictionary_encoded(column: pa.ChunkedArray, *, sort: bool) -> pa.DictionaryArray:
+    """``column`` dictionary-encoded with one dictionary (sorted if ``sort``); nulls stay
+    null."""
+    values = pc.unique(column).drop_null()
+    if sort:
+        values = values.take(pc.array_sort_indices(values))
+    indices = pc.index_in(column, value_set=values)
+    if isinstance(indices, pa.ChunkedArray):
+        indices = indices.combine_chunks()
+    return pa.DictionaryArray.from_arrays(indices, values)
