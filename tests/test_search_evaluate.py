@@ -424,3 +424,19 @@ def test_filter_and_order_scale_to_100k_runs():
     seconds, ordered = _best_of(2, lambda: order_runs(result, order, source))
     assert ordered.num_rows == result.num_rows
     assert seconds < 0.5, f"order over {result.num_rows} runs took {seconds:.3f}s of CPU"
+
+
+@pytest.mark.parametrize("chunks", [[5], [2, 3], [1, 0, 3, 1], [0, 5]])
+def test_take_rows_takes_what_a_take_takes_from_any_chunks(chunks):
+    from sparktrack._search import take_rows
+
+    values = [f"run-{i}" for i in range(sum(chunks))]
+    starts = np.cumsum([0, *chunks])
+    schema = pa.schema([("run_id", pa.string()), ("n", pa.int64())])
+    table = pa.Table.from_batches(
+        [pa.record_batch([pa.array(values[start:end], pa.string()),
+                          pa.array(range(start, end), pa.int64())], schema=schema)
+         for start, end in zip(starts[:-1], starts[1:], strict=True)], schema=schema)
+    for indices in ([], [0], [4, 0, 3], [1, 1, 2], [4, 3, 2, 1, 0], list(range(5)) * 2):
+        taken = take_rows(table, pa.array(indices, type=pa.int64()))
+        assert taken.to_pylist() == table.take(pa.array(indices, type=pa.int64())).to_pylist()

@@ -61,6 +61,7 @@ def test_public_names_are_exactly_these_and_sorted():
         "order_to_spark",
         "parse_filter",
         "parse_order_by",
+        "take_rows",
         "to_spark_predicate",
     ]
     assert sparktrack._search.__all__ == sorted(expected)

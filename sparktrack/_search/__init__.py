@@ -15,6 +15,7 @@ from sparktrack._search.evaluate import (
     SearchSource,
     filter_runs,
     order_runs,
+    take_rows,
 )
 from sparktrack._search.nodes import And, Comparison, Identifier, Node, Not, Or, OrderKey
 from sparktrack._search.parser import parse_filter, parse_order_by
@@ -36,5 +37,6 @@ __all__ = [
     "order_to_spark",
     "parse_filter",
     "parse_order_by",
+    "take_rows",
     "to_spark_predicate",
 ]

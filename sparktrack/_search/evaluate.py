@@ -25,13 +25,14 @@ from __future__ import annotations
 from functools import reduce
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparktrack._search.like import like_regex
 from sparktrack._search.nodes import And, Comparison, Identifier, Node, Not, Or, OrderKey
 
-__all__ = ["ROW", "AlignedSource", "SearchSource", "filter_runs", "order_runs"]
+__all__ = ["ROW", "AlignedSource", "SearchSource", "filter_runs", "order_runs", "take_rows"]
 
 #: The column of an :class:`AlignedSource`'s runs numbering them 0, 1, 2, ...
 ROW = "__row"
@@ -233,8 +234,34 @@ def order_runs(
         # A page of a large result: select its runs (linear), then sort just those. The
         # keys end with run_id, unique, so which runs are first is fully determined.
         first = pc.select_k_unstable(keys, k=limit, sort_keys=sort_keys)
-        keys, runs = keys.take(first), runs.take(first)
-    return runs.take(pc.sort_indices(keys, sort_keys=sort_keys))
+        keys, runs = keys.take(first), take_rows(runs, first)
+    return take_rows(runs, pc.sort_indices(keys, sort_keys=sort_keys))
+
+
+def take_rows(table: pa.Table, indices: pa.Array) -> pa.Table:
+    """``table.take(indices)``, taking from each chunk of ``table`` apart.
+
+    Arrow's take from a column of several chunks first joins them into one: a page of 100
+    runs out of a million (one chunk per experiment) copied every run's strings.
+    """
+    batches = [batch for batch in table.to_batches() if batch.num_rows]
+    if len(batches) <= 1 or len(indices) >= table.num_rows // 2:
+        return table.take(indices)
+    wanted = np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    starts = np.cumsum([0] + [batch.num_rows for batch in batches])
+    batch_of = np.searchsorted(starts, wanted, side="right") - 1
+    parts, placed = [], []
+    for number in np.unique(batch_of):
+        at = np.flatnonzero(batch_of == number)
+        parts.append(batches[number].take(pa.array(wanted[at] - starts[number])))
+        placed.append(at)
+    taken = pa.Table.from_batches(parts, schema=table.schema)
+    if not placed:
+        return taken
+    # ``taken`` holds the rows batch by batch: put them back in the order asked for.
+    order = np.empty(len(wanted), dtype=np.int64)
+    order[np.concatenate(placed)] = np.arange(len(wanted))
+    return taken.take(pa.array(order))
 
 
 def _values_for(ident: Identifier, runs: pa.Table, lookup: _Lookup) -> pa.Array:

@@ -4,11 +4,12 @@ belong to some runs. Exact answers, faster than Arrow's string hashing.
 Search joins the current params, metrics and tags of an experiment (one row per run and key)
 to its runs by run id. Hashing the strings is most of a search at a million runs (about 0.2 s
 per 500,000 ids), so for ids of 32 characters (sparktrack's and MLflow's: a UUID's hex digits)
-each id is read as integers straight from Arrow's string buffer: ``_codes`` packs its first 16
-bytes into one int64 and ``bucket_codes`` its first 8 into a small bucket number. Equal ids
-always get equal numbers; different ids rarely do, so every match the numbers suggest is
-checked against the strings, and columns of other ids (other lengths, nulls) take Arrow's
-string path. Either way the answer is the one an exact string join gives.
+each id is read as integers straight from Arrow's string buffer: ``_code_of_words`` packs its
+first 16 bytes into one int64 and ``bucket_codes`` its first 8 into a small bucket number. Equal
+ids always get equal numbers; different ids rarely do, so every match the numbers suggest is
+checked (by :func:`positions` on all 32 bytes read as four integers, by :func:`members` against
+the strings), and columns of other ids (other lengths, nulls) take Arrow's string path. Either
+way the answer is the one an exact string join gives.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pyarrow.compute as pc
 
 from sparktrack._store.rows import bool_mask
 
-__all__ = ["BUCKET_BITS", "bucket_codes", "members", "positions"]
+__all__ = ["BUCKET_BITS", "IdIndex", "bucket_codes", "members", "positions"]
 
 _ID_BYTES = 32
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: spreads every input bit upward
@@ -30,15 +31,50 @@ BUCKET_BITS = 20
 Column = pa.Array | pa.ChunkedArray
 
 
-def positions(column: Column, run_ids: pa.Array) -> np.ndarray:
-    """For each row of ``column``, the position of its id in ``run_ids`` (unique), or -1."""
-    found = _positions_by_codes(column, run_ids)
+class IdIndex:
+    """Run ids (unique) prepared for :func:`positions` of many columns in them: built once
+    per list of runs and kept by its reader, it saves hashing the list again for each key."""
+
+    def __init__(self, run_ids: pa.Array) -> None:
+        self.run_ids = run_ids
+        self._words = _words(run_ids, count=_ID_BYTES // 8)
+        self._index: pd.Index | None = None
+        if self._words is not None:
+            index = pd.Index(_code_of_words(self._words))
+            # Two ids sharing a code (or a repeated id): only the strings tell them apart.
+            self._index = index if index.is_unique else None
+
+    def positions(self, column: Column) -> np.ndarray | None:
+        """For each row of ``column``, the position of its id here, or -1; None when the
+        codes cannot say (ids of other lengths, shared codes: use the strings)."""
+        if self._index is None:
+            return None
+        words = _words(column, count=_ID_BYTES // 8)
+        if words is None:
+            return None
+        found = self._index.get_indexer(_code_of_words(words)).astype(np.int64)
+        hit = found >= 0
+        # A code is two of an id's four words mixed: a hit is exact when all four are equal,
+        # which is comparing the two strings' 32 bytes.
+        if not np.array_equal(words[hit], self._words[found[hit]]):
+            return None  # an id shares a code with another run's: use the strings
+        return found
+
+
+def positions(column: Column, run_ids: pa.Array | IdIndex) -> np.ndarray:
+    """For each row of ``column``, the position of its id in ``run_ids`` (unique), or -1.
+
+    Args:
+        run_ids: the ids, or an :class:`IdIndex` of them kept by the caller.
+    """
+    index = run_ids if isinstance(run_ids, IdIndex) else IdIndex(run_ids)
+    found = index.positions(column)
     if found is not None:
         return found
-    index = pc.index_in(column, value_set=run_ids)
-    if isinstance(index, pa.ChunkedArray):
-        index = index.combine_chunks()
-    return pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    found = pc.index_in(column, value_set=index.run_ids)
+    if isinstance(found, pa.ChunkedArray):
+        found = found.combine_chunks()
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def members(column: Column, run_ids: pa.Array, *, codes: np.ndarray | None = None
@@ -76,30 +112,14 @@ def bucket_codes(column: Column) -> np.ndarray | None:
     return ((words[:, 0] * _MIX) >> np.uint64(64 - BUCKET_BITS)).astype(np.uint32)
 
 
-def _positions_by_codes(column: Column, run_ids: pa.Array) -> np.ndarray | None:
-    codes, wanted = _codes(column), _codes(run_ids)
-    if codes is None or wanted is None:
-        return None
-    index = pd.Index(wanted)
-    if not index.is_unique:  # two ids share a code (or an id is repeated): use the strings
-        return None
-    found = index.get_indexer(codes).astype(np.int64)
-    hit = np.flatnonzero(found >= 0)
-    if len(hit):
-        rows = column.take(pa.array(hit))
-        if isinstance(rows, pa.ChunkedArray):
-            rows = rows.combine_chunks()
-        same = pc.equal(run_ids.take(pa.array(found[hit])), rows)
-        if not pc.all(same).as_py():
-            return None  # a row's id shares a code with another run's: use the strings
-    return found
-
-
 def _codes(column: Column) -> np.ndarray | None:
     """One int64 per id from its first 16 bytes; None unless all are strings of 32 bytes."""
     words = _words(column, count=2)
-    if words is None:
-        return None
+    return None if words is None else _code_of_words(words)
+
+
+def _code_of_words(words: np.ndarray) -> np.ndarray:
+    """One int64 per id from its first two 8-byte words."""
     return ((words[:, 0] * _MIX) ^ words[:, 1]).view(np.int64)
 
 

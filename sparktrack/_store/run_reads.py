@@ -246,12 +246,21 @@ class RunReads:
                        else max(1, min(len(tables), os.cpu_count() or 1)))
             with ThreadPoolExecutor(max_workers=workers,
                                     thread_name_prefix="sparktrack-read") as pool:
-                futures = {table: pool.submit(self._current[table].view, experiment_ids)
+                futures = {table: pool.submit(self._loaded_view, table, experiment_ids)
                            for table in tables}
                 views = {table: future.result() for table, future in futures.items()}
         if RUNS.name in views:
             views[RUNS.name] = _RunsView(views[RUNS.name], self._root)
         return views
+
+    def _loaded_view(self, table: str, experiment_ids: Sequence[str]) -> StateView:
+        view = self._current[table].view(experiment_ids)
+        if table == RUNS.name:
+            # Every reader of the runs reads all their rows: a state loaded from its saved
+            # file is decoded now, beside the other tables.
+            for snapshot in view.snapshots:
+                snapshot.rows  # noqa: B018 (decoded on first use)
+        return view
 
     def run_rows(
         self, experiment_ids: Iterable[str] | None, *, view_type: ViewType = ViewType.ALL

@@ -23,19 +23,22 @@ derived again on the next search that needs them.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparktrack.entities import LifecycleStage, Run, RunData, ViewType
-from sparktrack._search import ROW, Identifier
+from sparktrack._search import ROW, Identifier, take_rows
 from sparktrack._store.current_rules import without_deleted_tags
 from sparktrack._store.current_state import Snapshot
 from sparktrack._store.rows import bool_mask, concat_tables
-from sparktrack._store.run_ids import bucket_codes, members, positions
+from sparktrack._store.run_ids import IdIndex, bucket_codes, members, positions
 from sparktrack._store.run_reads import run_info_from_row
 from sparktrack._store.schemas import METRIC_SUMMARIES, PARAMS, RUNS, TAGS
 from sparktrack._store.tracking_store import TrackingStore
@@ -77,8 +80,9 @@ class StoreSearchSource:
         self._views = store.current_views(_TABLES, self._experiment_ids)
         runs_view = self._views[RUNS.name]
         self._run_snapshots = runs_view.snapshots
-        self._candidates = [_candidates(snapshot, view_type, runs_view.resolved)
-                            for snapshot in self._run_snapshots]
+        self._candidates = _each(
+            lambda snapshot: _candidates(snapshot, view_type, runs_view.resolved),
+            self._run_snapshots)
         rows = concat_tables([part.rows for part in self._candidates], RUNS.schema)
         self._run_rows = rows
         self._runs = rows.select(_RUN_COLUMNS).append_column(
@@ -91,7 +95,7 @@ class StoreSearchSource:
 
     def page_rows(self, page: pa.Table) -> pa.Table:
         """The full run rows of ``page`` (rows of :meth:`runs`), in its order."""
-        return self._run_rows.take(page.column(ROW))
+        return take_rows(self._run_rows, page.column(ROW).combine_chunks())
 
     def _current(self, table: str, key: str | None = None) -> pa.Table:
         view = self._views[table]
@@ -114,11 +118,14 @@ class StoreSearchSource:
         if spec is None:
             return None
         column = _AGGREGATE_COLUMN[ident.aggregate] if ident.kind == "metric" else "value"
-        pieces = []
-        for runs, values, part in zip(self._run_snapshots, self._views[spec.name].snapshots,
-                                      self._candidates, strict=True):
-            piece = _aligned(runs, values, kind=ident.kind, key=ident.key, column=column)
-            pieces.append(piece if part.kept is None else piece.take(pa.array(part.kept)))
+
+        def piece(runs: Snapshot, values: Snapshot, part: _Candidates) -> pa.Array:
+            aligned = _aligned(runs, values, kind=ident.kind, key=ident.key, column=column)
+            return aligned if part.kept is None else aligned.take(pa.array(part.kept))
+
+        pieces = _each(lambda parts: piece(*parts), list(zip(
+            self._run_snapshots, self._views[spec.name].snapshots, self._candidates,
+            strict=True)))
         return pa.chunked_array(pieces, type=spec.schema.field(column).type)
 
     def current_values(self) -> tuple[pa.Table, pa.Table, pa.Table]:
@@ -131,11 +138,16 @@ class StoreSearchSource:
         ``run_id``, ``key`` and ``value`` (``latest_value`` for metrics)."""
         ids = run_rows.column("run_id").combine_chunks()
 
+        tables = (PARAMS.name, METRIC_SUMMARIES.name, TAGS.name)
+        parts = [(table, snapshot) for table in tables
+                 for snapshot in self._views[table].snapshots]
+        found = _each(lambda part: _rows_of_runs(part[1], ids, _PAGE_COLUMNS[part[0]]), parts)
+
         def of_page(table: str) -> pa.Table:
-            columns = _PAGE_COLUMNS[table]
-            schema = pa.schema([_SPECS[table].schema.field(name) for name in columns])
-            return concat_tables([_rows_of_runs(snapshot, ids, columns)
-                                  for snapshot in self._views[table].snapshots], schema)
+            schema = pa.schema([_SPECS[table].schema.field(name)
+                                for name in _PAGE_COLUMNS[table]])
+            return concat_tables([rows for (name, _), rows in zip(parts, found, strict=True)
+                                  if name == table], schema)
 
         tags = without_deleted_tags(of_page(TAGS.name))
         return of_page(PARAMS.name), of_page(METRIC_SUMMARIES.name), tags
@@ -157,6 +169,24 @@ class StoreSearchSource:
             data[run_id].tags[key] = value
         return [Run(info=run_info_from_row(row), data=data[row["run_id"]])
                 for row in run_rows.to_pylist()]
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _each(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """``function`` of each item, the items on all cores when there are several (one per
+    experiment searched, or per table and experiment): Arrow and numpy release the GIL while
+    they decode, compare and take, so two experiments take about the time of one."""
+    global _pool
+    if len(items) < 2 or (os.cpu_count() or 1) < 2:
+        return [function(item) for item in items]
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=os.cpu_count(),
+                                       thread_name_prefix="sparktrack-search")
+    return list(_pool.map(function, items))
 
 
 def _candidates(snapshot: Snapshot, view_type: ViewType,
@@ -187,7 +217,6 @@ def _aligned(runs: Snapshot, values: Snapshot, *, kind: str, key: str,
     found = values.memo.get(memo_key)
     if found is not None and found[0] is runs.rows:
         return found[1]
-    run_ids = runs.rows.column("run_id").combine_chunks()
     if values.stored is not None and kind != "tag":
         # Straight from the stored rows: their run ids are indices into the stored
         # dictionary of run ids, whose positions among the runs are found once.
@@ -197,7 +226,7 @@ def _aligned(runs: Snapshot, values: Snapshot, *, kind: str, key: str,
         rows = values.rows_with_key(key)
         if kind == "tag":
             rows = without_deleted_tags(rows)
-        at = positions(rows.column("run_id"), run_ids)
+        at = positions(rows.column("run_id"), _id_index(runs))
         column_values = rows.column(column).combine_chunks()
     row_of_run = np.full(runs.rows.num_rows, -1, dtype=np.int64)
     present = at >= 0  # a row of a run missing from the runs table matches no run, as a join
@@ -213,14 +242,22 @@ def _dictionary_positions(runs: Snapshot, values: Snapshot) -> np.ndarray:
     if found is not None and found[0] is runs.rows:
         return found[1]
     dictionary = values.stored.run_ids()
-    run_ids = runs.rows.column("run_id").combine_chunks()
-    if dictionary.equals(run_ids):
-        # Saved states of the same runs: both in the order of their sorted ids.
-        at = np.arange(len(dictionary), dtype=np.int64)
+    index = _id_index(runs)
+    if dictionary.equals(index.run_ids):
+        at = np.arange(len(dictionary), dtype=np.int64)  # the same runs in the same order
     else:
-        at = positions(dictionary, run_ids)
+        at = positions(dictionary, index)
     values.memo["dictionary positions"] = (runs.rows, at)
     return at
+
+
+def _id_index(runs: Snapshot) -> IdIndex:
+    """The run ids of ``runs`` prepared for finding the positions of other tables' ids (kept
+    in its memo: every key searched looks them up)."""
+    found = runs.memo.get("id index")
+    if found is None:
+        found = runs.memo["id index"] = IdIndex(runs.rows.column("run_id").combine_chunks())
+    return found
 
 
 def _rows_of_runs(snapshot: Snapshot, run_ids: pa.Array, columns: Sequence[str]) -> pa.Table:

@@ -105,6 +105,7 @@ class StoredRows:
                              f"{len(batch_keys)} listed")
         if not _fits(self._reader.schema, schema):
             raise ValueError("the stored columns are not those of the table")
+        self._batch_keys = list(batch_keys)
         self._batches_of_key: dict[str | None, list[int]] = {}
         for index, key in enumerate(batch_keys):
             self._batches_of_key.setdefault(key, []).append(index)
@@ -151,22 +152,26 @@ class StoredRows:
             if len(self) == 0:
                 self._run_ids = pa.array([], type=pa.string())
             else:
-                (batch,) = self._batches([0], (RUN_ID,))
-                self._run_ids = batch.column(0).dictionary
+                self._batches([0], (RUN_ID,))  # keeps the dictionary
         return self._run_ids
 
     def of_runs(self, run_ids: pa.Array, columns: Sequence[str]) -> pa.Table:
         """``columns`` (decoded) of the rows whose run is one of ``run_ids``."""
+        # A batch's key is listed in the header: its column is not read.
+        read = tuple(dict.fromkeys(
+            [RUN_ID, *(name for name in columns if name != KEY or not self._keyed)]))
+        batches = self._batches(range(len(self)), read)
         wanted = bool_mask(pc.is_in(self.run_ids(), value_set=run_ids))
-        if not wanted.any():
-            return self._decoded([], columns)
-        projected = tuple(dict.fromkeys([RUN_ID, *columns]))
         kept = []
-        for batch in self._batches(range(len(self)), projected):
+        for batch, key in zip(batches, self._batch_keys, strict=True):
             of_runs = wanted[batch.column(0).indices.to_numpy(zero_copy_only=False)]
             if of_runs.any():
-                kept.append(batch.filter(pa.array(of_runs)))
-        return self._table(kept, projected).select(list(columns))
+                batch = batch.filter(pa.array(of_runs))
+                if read.count(KEY) == 0 and KEY in columns:
+                    batch = batch.append_column(KEY, pa.array([key] * batch.num_rows,
+                                                              type=pa.string()))
+                kept.append(batch)
+        return self._table(kept, tuple(columns))
 
     def __len__(self) -> int:
         return self._reader.num_record_batches
@@ -197,6 +202,8 @@ class StoredRows:
                                            options=ipc.IpcReadOptions(included_fields=included))
                 self._readers[columns] = reader
             batches = [_with_run_indices(reader.get_batch(index)) for index in indices]
+            if batches and self._run_ids is None and RUN_ID in columns:
+                self._run_ids = batches[0].column(RUN_ID).dictionary
         if list(columns) != self._schema.names:
             # included_fields keeps the file's column order: put them in the order asked for.
             batches = [pa.RecordBatch.from_arrays(
