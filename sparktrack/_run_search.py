@@ -19,6 +19,7 @@ from sparktrack._search import filter_runs, order_runs, parse_filter, parse_orde
 from sparktrack._store import TrackingStore
 from sparktrack._store.run_ids import positions as run_positions
 from sparktrack._store.search_source import StoreSearchSource
+from sparktrack._store.state_files import saves_held
 
 __all__ = ["MAX_RESULTS_LIMIT", "runs_to_frame", "search_run_frame", "search_run_page"]
 
@@ -64,11 +65,12 @@ def search_run_page(
     page_token: str | None = None,
 ) -> tuple[list[Run], str | None]:
     """One page of matching runs and the token of the next page (None on the last)."""
-    source, rows, token = _matching_page(
-        store, experiment_ids, filter_string=filter_string, view_type=view_type,
-        max_results=max_results, order_by=order_by, page_token=page_token,
-    )
-    return source.load_runs(rows), token
+    with saves_held():
+        source, rows, token = _matching_page(
+            store, experiment_ids, filter_string=filter_string, view_type=view_type,
+            max_results=max_results, order_by=order_by, page_token=page_token,
+        )
+        return source.load_runs(rows), token
 
 
 def search_run_frame(
@@ -85,11 +87,12 @@ def search_run_frame(
     Built column by column from Arrow instead of through ``Run`` objects: the same frame,
     without a Python object per param, metric and tag (100,000 runs in about a second).
     """
-    source, rows, _ = _matching_page(
-        store, experiment_ids, filter_string=filter_string, view_type=view_type,
-        max_results=max_results, order_by=order_by, page_token=None,
-    )
-    params, metrics, tags = source.current_values()
+    with saves_held():
+        source, rows, _ = _matching_page(
+            store, experiment_ids, filter_string=filter_string, view_type=view_type,
+            max_results=max_results, order_by=order_by, page_token=None,
+        )
+        params, metrics, tags = source.current_values()
     run_ids = rows.column("run_id").combine_chunks()
     frame = pd.DataFrame({
         "run_id": pd.Series(run_ids.to_pylist(), dtype=object),

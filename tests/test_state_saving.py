@@ -174,3 +174,46 @@ def test_a_save_made_before_another_process_removed_the_runs_is_not_written(tmp_
 
     state.save("1", SavedState(5, frozenset(), _tags(["after the removal"])))  # not older
     assert state.load("1").rows.column("value").to_pylist() == ["after the removal"]
+
+
+def test_saves_asked_for_during_a_search_start_when_it_is_done(tmp_path):
+    """A search's saves wait for the search (it keeps the cores); the last held block to end
+    starts them, also when it raises."""
+    state = StateFiles(str(tmp_path / "tags"), TABLES["tags"].schema)
+    path = state._path("1")
+    with state_files.saves_held():
+        with state_files.saves_held():
+            state.save("1", SavedState(1, frozenset({"f"}), _tags(["a"])))
+        wait_for_saves()
+        assert not os.path.exists(path) and not state.exists("1")  # held by the outer block
+    wait_for_saves()
+    assert state.load("1").rows.column("value").to_pylist() == ["a"]
+
+    try:
+        with state_files.saves_held():
+            state.save("1", SavedState(2, frozenset({"f"}), _tags(["b"])))
+            raise KeyError("the search failed after its state was built")
+    except KeyError:
+        pass
+    wait_for_saves()
+    assert state.load("1").version == 2
+
+
+def test_a_search_saves_its_state_once_it_is_done(tmp_path, monkeypatch):
+    from sparktrack._store.search_source import StoreSearchSource
+
+    client = TrackingClient(str(tmp_path / "store"))
+    experiment_id = client.create_experiment("held")
+    run = client.create_run(experiment_id)
+    client.log_param(run.info.run_id, "p", "1")
+    client.flush()
+    events = []
+    save_in_background, load_runs = state_files._save_in_background, StoreSearchSource.load_runs
+    monkeypatch.setattr(state_files, "_save_in_background", lambda path, save: (
+        events.append("save"), save_in_background(path, save)))
+    monkeypatch.setattr(StoreSearchSource, "load_runs", lambda self, rows: (
+        events.append("page"), load_runs(self, rows))[1])
+
+    assert len(client.search_runs([experiment_id], "params.p = '1'")) == 1
+    wait_for_saves()
+    assert events == ["page"] + ["save"] * len(STATE_TABLES)  # after the search, not during

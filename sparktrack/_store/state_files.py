@@ -10,7 +10,8 @@ stores the state lives in memory alone.
 
 Saving happens on one background thread per process (:meth:`StateFiles.save` returns at
 once): encoding and compressing a state costs about as much as reading the tables it comes
-from, and the search that made the state need not wait for other processes' cache. Saves run
+from, and the search that made the state need not wait for other processes' cache. A search
+holds its saves until it is done (:func:`saves_held`), so it has every core to itself. Saves run
 in the order they were asked for; loading or removing a state first waits for its pending
 save, and a process waits for all of them before it exits (:func:`wait_for_saves` waits on
 demand). A save that a newer one of the same file follows in the queue is skipped. When gc
@@ -48,7 +49,9 @@ import os
 import struct
 import threading
 import zlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import pyarrow as pa
@@ -57,8 +60,8 @@ from sparktrack._store.atomic_file import replace_file
 from sparktrack._store.schemas import SCHEMA_VERSION
 from sparktrack._store.stored_rows import StoredRows, decoded, encode, read_all
 
-__all__ = ["LoadedState", "SavedState", "StateFiles", "read_file", "wait_for_saves",
-           "write_file"]
+__all__ = ["LoadedState", "SavedState", "StateFiles", "read_file", "saves_held",
+           "wait_for_saves", "write_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,32 @@ _ARROW_FILE_MAGIC = b"ARROW1"  # how the files of older sparktracks (an Arrow IP
 _saver: ThreadPoolExecutor | None = None
 _pending: dict[str, Future] = {}  # path -> its latest save not known to be done
 _saver_lock = threading.Lock()
+
+
+_held_depth = 0  # how many saves_held blocks are open in this process
+_held_saves: list[tuple[str, Callable[[], None]]] = []
+
+
+@contextmanager
+def saves_held() -> Iterator[None]:
+    """Start the saves asked for during this block when it ends, not at once.
+
+    A first search builds its state and asks for it to be saved before it is done: encoding
+    the state in the background while the search still filters and pages would take half of
+    the cores from it. The hold is the process's (a search builds its tables' states on
+    threads of its own); blocks may nest and overlap, and the last one to end starts the
+    saves, also when it raises (the states are complete)."""
+    global _held_depth, _held_saves
+    with _saver_lock:
+        _held_depth += 1
+    try:
+        yield
+    finally:
+        with _saver_lock:
+            _held_depth -= 1
+            saves, _held_saves = (_held_saves, []) if _held_depth == 0 else ([], _held_saves)
+        for path, save in saves:
+            _save_in_background(path, save)
 
 
 def wait_for_saves() -> None:
@@ -213,8 +242,14 @@ class StateFiles:
         """Replace the saved state of an experiment, in the background (atomically; a failure
         is only logged): ``state`` must not change afterwards."""
         path = self._path(experiment_id)
-        if path is not None:
-            _save_in_background(path, lambda: self._save_now(path, experiment_id, state))
+        if path is None:
+            return
+        save = lambda: self._save_now(path, experiment_id, state)  # noqa: E731
+        with _saver_lock:
+            if _held_depth:
+                _held_saves.append((path, save))
+                return
+        _save_in_background(path, save)
 
     def _save_now(self, path: str, experiment_id: str, state: SavedState) -> None:
         try:

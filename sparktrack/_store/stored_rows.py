@@ -53,14 +53,15 @@ def encode(rows: pa.Table, *, window_rows: int, compress: bool
     del rows  # a large state is not held twice while it is saved
     group_by = KEY if KEY in names else RUN_ID
     grouping = columns[names.index(group_by)].indices.to_numpy(zero_copy_only=False)
-    run_ids = columns[names.index(RUN_ID)]
     # Rows in the order of their run ids, within each key: the stored run id indices then
-    # rise (they compress to a fraction of random ones), and one key's rows are together.
-    order_by = run_ids.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    # rise (stored as steps, they compress to almost nothing), and one key's rows are together.
+    # Two stable sorts, each cheap: the run ids' indices are in the order the rows first name
+    # them, so mostly sorted already, and the keys are few (a radix sort).
+    order = np.argsort(columns[names.index(RUN_ID)].indices.to_numpy(zero_copy_only=False),
+                       kind="stable")
     if group_by == KEY:
-        order_by += grouping.astype(np.int64) * max(len(run_ids.dictionary), 1)
-    order = np.argsort(order_by, kind="stable")
-    del order_by
+        key_type = np.int16 if len(columns[names.index(KEY)].dictionary) < (1 << 15) else np.int32
+        order = order[np.argsort(grouping[order].astype(key_type), kind="stable")]
     grouped = grouping[order]
     if not len(order):
         groups, keys = [], None
@@ -281,12 +282,13 @@ def _plain(rows: pa.Table) -> pa.Table:
 
 
 def _dictionary_encoded(column: pa.ChunkedArray, *, sort: bool) -> pa.DictionaryArray:
-    """``column`` dictionary-encoded with one dictionary (sorted if ``sort``); nulls stay
-    null."""
-    values = pc.unique(column).drop_null()
-    if sort:
-        values = values.take(pc.array_sort_indices(values))
-    indices = pc.index_in(column, value_set=values)
-    if isinstance(indices, pa.ChunkedArray):
-        indices = indices.combine_chunks()
-    return pa.DictionaryArray.from_arrays(indices, values)
+    """``column`` dictionary-encoded with one dictionary, in the order the rows first name its
+    values or sorted (``sort``); nulls stay null."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    if not sort or len(encoded.dictionary) < 2:
+        return encoded
+    order = pc.array_sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return pa.DictionaryArray.from_arrays(pc.take(pa.array(rank), encoded.indices),
+                                          encoded.dictionary.take(pa.array(order)))
