@@ -182,3 +182,56 @@ def test_a_new_search_decodes_only_the_keys_it_names(saved_store):
                                   order_by=["metrics.m DESC"], max_results=2)
     assert page.column("run_id").to_pylist() == [run.info.run_id for run in expected]
     assert np.all(np.array([run.data.params["p"] for run in expected]) == "b")
+
+
+CHANGES = ["new run", "new run without values", "run ended", "new metric value",
+           "deleted tag", "deleted run", "restored run", "new param", "two changes"]
+
+
+def _change(client, experiments, change: str) -> None:
+    runs = {run.info.run_name: run.info.run_id
+            for run in client.search_runs(experiments, run_view_type=ViewType.ALL)}
+    if change in ("new run", "two changes"):
+        run = client.create_run(experiments[0], run_name="late", start_time=5000)
+        client.log_batch(run.info.run_id, metrics=[Metric("m", 0.01, 1, 0)],
+                         params=[Param("p", "b")], tags=[RunTag("t", "x-late")])
+    if change == "new run without values":
+        client.create_run(experiments[1], run_name="bare", start_time=5000)
+    if change == "run ended":
+        client.set_terminated(runs["run-0"], status="FAILED")
+    if change in ("new metric value", "two changes"):
+        client.log_metric(runs["run-0"], "m", 0.99, step=9)
+    if change == "deleted tag":
+        client.delete_tag(runs["run-1"], "t")
+    if change == "deleted run":
+        client.delete_run(runs["run-2"])
+    if change == "restored run":
+        client.restore_run(runs["run-3"])
+    if change in ("new param", "two changes"):
+        client.log_param(runs["run-1"], "q", "late")
+    client.flush()
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_loaded_state_brought_up_to_date_answers_as_the_tables(saved_store, change):
+    """A new process finds the saved state older than the tables: it leaves the changed
+    runs' stored rows out and keeps their current rows apart, never decoding the rest."""
+    client, experiments = saved_store
+    _change(client, experiments, change)
+    store = open_store(client.store_root)
+    store.release_caches()
+    brought_up, pages_brought_up, _ = _every_answer(store, experiments)
+    source = StoreSearchSource(store, experiments, view_type=ViewType.ALL)
+    apart = 0
+    for table in ("params", "tags", "metric_summaries"):
+        for snapshot in source._views[table].snapshots:
+            assert snapshot.stored is not None and not snapshot.decoded, (table, change)
+            apart += snapshot.extra is not None
+    runs_only = {"run ended", "deleted run", "restored run"}  # a new run has tags
+    assert (apart > 0) == (change not in runs_only)
+
+    shutil.rmtree(os.path.join(client.store_root, "_search_state"))
+    store.release_caches()
+    from_tables, pages_from_tables, _ = _every_answer(store, experiments)
+    assert brought_up == from_tables
+    assert pages_brought_up == pages_from_tables

@@ -50,11 +50,13 @@ class Snapshot:
 
     A snapshot loaded from a saved state holds its rows as stored (``stored``) and decodes
     them when they are first read: all of them (:attr:`rows`), or a key's
-    (:meth:`rows_with_key`), and search reads parts of ``stored`` directly.
+    (:meth:`rows_with_key`), and search reads parts of ``stored`` directly. Brought up to date
+    with newer files, it keeps the stored rows but those of the runs the files touch, and
+    those runs' current rows apart (``extra``): its rows are both.
     """
 
     def __init__(self, version: int, files: frozenset[str], rows: pa.Table | None = None, *,
-                 stored: StoredRows | None = None,
+                 stored: StoredRows | None = None, extra: pa.Table | None = None,
                  saved_files: frozenset[str] = frozenset()) -> None:
         if rows is None and stored is None:
             raise ValueError("a snapshot needs its rows, decoded or stored")
@@ -62,6 +64,7 @@ class Snapshot:
         self.files = files
         self.saved_files = saved_files  # the files the saved state covers
         self.stored = stored
+        self.extra = extra  # with ``stored``: current rows not in it
         self._rows = rows
         self.by_key: dict[str, pa.Table] = {}
         #: Values derived from the rows by their readers (e.g. search's per-run alignments).
@@ -74,30 +77,49 @@ class Snapshot:
         if self._rows is None:
             with self._decoding:  # two threads reading at once decode once
                 if self._rows is None:
-                    self._rows = self.stored.all()
+                    self._rows = self._with_extra(self.stored.all(), key=None)
         return self._rows
+
+    @property
+    def decoded(self) -> bool:
+        """Whether :attr:`rows` were built (reading them is free)."""
+        return self._rows is not None
 
     @property
     def nbytes(self) -> int:
         """Memory the snapshot holds (its decoded rows, or its stored rows and decoded keys)."""
         if self._rows is not None:
             return self._rows.nbytes
-        return self.stored.nbytes + sum(rows.nbytes for rows in self.by_key.values())
+        extra = self.extra.nbytes if self.extra is not None else 0
+        return self.stored.nbytes + extra + sum(rows.nbytes for rows in self.by_key.values())
 
     def rows_with_key(self, key: str) -> pa.Table:
         """The rows whose ``key`` column equals ``key`` (params, tags, summaries)."""
         cached = self.by_key.get(key)
         if cached is None:
             if self._rows is None and self.stored.keyed:
-                cached = self.stored.with_key(key)  # without decoding the other keys
+                # Without decoding the other keys.
+                cached = self._with_extra(self.stored.with_key(key), key=key)
             else:
                 cached = self.rows.filter(pc.equal(self.rows.column("key"), key))
             self.by_key[key] = cached  # safe to share: the rows never change
         return cached
 
+    def extra_with_key(self, key: str) -> pa.Table | None:
+        """The rows of ``extra`` whose ``key`` column equals ``key`` (None: no extra rows)."""
+        if self.extra is None:
+            return None
+        return self.extra.filter(pc.equal(self.extra.column("key"), key))
+
+    def _with_extra(self, stored: pa.Table, *, key: str | None) -> pa.Table:
+        extra = self.extra if key is None else self.extra_with_key(key)
+        if extra is None:
+            return stored
+        return concat_tables([stored, extra], stored.schema)
+
     def at(self, version: int, files: frozenset[str]) -> Snapshot:
         """The same rows, current at a later ``version`` whose new ``files`` added none."""
-        same = Snapshot(version, files, self._rows, stored=self.stored,
+        same = Snapshot(version, files, self._rows, stored=self.stored, extra=self.extra,
                         saved_files=self.saved_files)
         same.by_key, same.memo = self.by_key, self.memo
         return same
@@ -249,11 +271,31 @@ class CurrentState:
         if fresh is None or fresh.num_rows == 0:
             return known.at(version, paths), False
         touched = pc.unique(fresh.column("run_id"))
+        if not known.decoded:
+            return self._updated_apart(known, version, paths, fresh, touched), False
         in_touched = pc.is_in(known.rows.column("run_id"), value_set=touched)
         untouched = known.rows.filter(pc.invert(in_touched))
         merged = self._resolve(pa.concat_tables([known.rows.filter(in_touched), fresh]))
         rows = concat_tables([untouched, merged], self._schema())
         return Snapshot(version, paths, rows, saved_files=known.saved_files), False
+
+    def _updated_apart(self, known: Snapshot, version: int, paths: frozenset[str],
+                       fresh: pa.Table, touched: pa.Array) -> Snapshot:
+        """``known`` (stored, not decoded) brought up to date with ``fresh`` rows without
+        decoding it: the stored rows of the ``touched`` runs are left out of it, and their
+        current rows kept apart (a new process's first search after others' commits reads
+        as few rows as one without them)."""
+        schema = self._schema()
+        prior = [known.stored.of_runs(touched, schema.names)]
+        kept = None
+        if known.extra is not None:
+            in_touched = pc.is_in(known.extra.column("run_id"), value_set=touched)
+            prior.append(known.extra.filter(in_touched))
+            kept = known.extra.filter(pc.invert(in_touched))
+        merged = self._resolve(concat_tables([*prior, fresh], schema))
+        extra = merged if kept is None else concat_tables([kept, merged], schema)
+        return Snapshot(version, paths, stored=known.stored.without_runs(touched), extra=extra,
+                        saved_files=known.saved_files)
 
 
 class StateView:

@@ -222,6 +222,11 @@ def _aligned(runs: Snapshot, values: Snapshot, *, kind: str, key: str,
         # dictionary of run ids, whose positions among the runs are found once.
         indices, column_values = values.stored.key_column(key, column)
         at = _dictionary_positions(runs, values)[indices]
+        extra = values.extra_with_key(key)  # rows of runs changed since the state was saved
+        if extra is not None and extra.num_rows:
+            at = np.concatenate([at, positions(extra.column("run_id"), _id_index(runs))])
+            column_values = pa.concat_arrays(
+                [column_values, extra.column(column).combine_chunks()])
     else:
         rows = values.rows_with_key(key)
         if kind == "tag":
@@ -263,7 +268,13 @@ def _id_index(runs: Snapshot) -> IdIndex:
 def _rows_of_runs(snapshot: Snapshot, run_ids: pa.Array, columns: Sequence[str]) -> pa.Table:
     """``columns`` of the rows of ``snapshot`` whose run is one of ``run_ids``."""
     if snapshot.stored is not None:
-        return snapshot.stored.of_runs(run_ids, columns)
+        found = snapshot.stored.of_runs(run_ids, columns)
+        if snapshot.extra is None:
+            return found
+        extra = snapshot.extra.select(list(columns))
+        return concat_tables(
+            [found, extra.filter(pc.is_in(extra.column("run_id"), value_set=run_ids))],
+            found.schema)
     if "bucket codes" not in snapshot.memo:  # None (ids of other lengths) is kept too
         snapshot.memo["bucket codes"] = bucket_codes(snapshot.rows.column("run_id"))
     codes = snapshot.memo["bucket codes"]

@@ -21,10 +21,13 @@ reading parts:
   almost nothing.
 
 Reading all rows (:meth:`StoredRows.all`) gives the rows that were saved, grouped as above.
+Rows of some runs can be left out of every read (:meth:`StoredRows.without_runs`): a state
+loaded and then brought up to date keeps the newer rows of the runs that changed apart.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Sequence
 
@@ -114,6 +117,17 @@ class StoredRows:
         self._readers: dict[tuple[str, ...], ipc.RecordBatchFileReader] = {}
         self._run_ids: pa.Array | None = None
         self._lock = threading.Lock()  # a file reader is not shared between threads
+        self._hidden: np.ndarray | None = None  # per run id of the dictionary: rows left out
+
+    def without_runs(self, run_ids: pa.Array) -> StoredRows:
+        """These rows but those of ``run_ids`` (their newer rows are kept elsewhere). Shares
+        the stored file, its readers and what was read of it."""
+        hidden = bool_mask(pc.is_in(self.run_ids(), value_set=run_ids))
+        if self._hidden is not None:
+            hidden |= self._hidden
+        masked = copy.copy(self)
+        masked._hidden = hidden
+        return masked
 
     @property
     def nbytes(self) -> int:
@@ -205,6 +219,10 @@ class StoredRows:
             batches = [_with_run_indices(reader.get_batch(index)) for index in indices]
             if batches and self._run_ids is None and RUN_ID in columns:
                 self._run_ids = batches[0].column(RUN_ID).dictionary
+        if self._hidden is not None and RUN_ID in columns:
+            batches = [batch.filter(pa.array(np.logical_not(self._hidden[
+                batch.column(RUN_ID).indices.to_numpy(zero_copy_only=False)])))
+                for batch in batches]
         if list(columns) != self._schema.names:
             # included_fields keeps the file's column order: put them in the order asked for.
             batches = [pa.RecordBatch.from_arrays(
