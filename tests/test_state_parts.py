@@ -235,3 +235,36 @@ def test_a_loaded_state_brought_up_to_date_answers_as_the_tables(saved_store, ch
     from_tables, pages_from_tables, _ = _every_answer(store, experiments)
     assert brought_up == from_tables
     assert pages_brought_up == pages_from_tables
+
+
+def test_a_loaded_state_saved_again_is_decoded_by_the_saver_not_the_search(saved_store,
+                                                                           monkeypatch):
+    import threading
+
+    from sparktrack._store import current_state, state_files
+
+    client, experiments = saved_store
+    monkeypatch.setattr(current_state, "_RESAVE_AFTER_FILES", 2)
+    runs = {run.info.run_name: run.info.run_id for run in client.search_runs(experiments)}
+    for name in ("run-0", "run-1"):  # one of each experiment, two commits each
+        for key in ("late-1", "late-2"):
+            client.log_param(runs[name], key, "x")
+            client.flush()
+    store = open_store(client.store_root)
+    store.release_caches()
+    release = threading.Event()
+    state_files._save_in_background("(blocker)", lambda: release.wait(30))
+    try:
+        source = StoreSearchSource(store, experiments, view_type=ViewType.ALL)
+        source.load_runs(source.page_rows(source.runs()))
+        snapshots = source._views["params"].snapshots
+        assert not any(snapshot.decoded for snapshot in snapshots)  # the saver will
+    finally:
+        release.set()
+    wait_for_saves()
+    version = store.tables["params"].version()
+    for experiment_id, snapshot in zip(experiments, snapshots, strict=True):
+        saved = state_files.StateFiles.for_table(
+            client.store_root, "params", PARAMS.schema).load(experiment_id)
+        assert saved.version == snapshot.version == version
+        assert _sorted(saved.rows) == _sorted(snapshot.rows)

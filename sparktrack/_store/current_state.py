@@ -225,9 +225,8 @@ class CurrentState:
                         raise
             unsaved = len(snapshot.files - snapshot.saved_files)
             if self._saved is not None and (rebuilt or unsaved >= _RESAVE_AFTER_FILES):
-                self._saved.save(
-                    experiment_id, SavedState(snapshot.version, snapshot.files, snapshot.rows)
-                )
+                self._saved.save(experiment_id, SavedState(snapshot.version, snapshot.files,
+                                                           _rows_of(snapshot)))
                 snapshot.saved_files = snapshot.files
             return self._keep(experiment_id, snapshot, together)
 
@@ -296,6 +295,11 @@ class CurrentState:
         extra = merged if kept is None else concat_tables([kept, merged], schema)
         return Snapshot(version, paths, stored=known.stored.without_runs(touched), extra=extra,
                         saved_files=known.saved_files)
+
+
+def _rows_of(snapshot: Snapshot) -> pa.Table | Callable[[], pa.Table]:
+    """The rows of ``snapshot`` to save: themselves, or how to decode them (on the saver)."""
+    return snapshot.rows if snapshot.decoded else (lambda: snapshot.rows)
 
 
 class StateView:

@@ -152,11 +152,13 @@ def _unless_superseded(path: str, save) -> None:
 
 
 class SavedState(NamedTuple):
-    """A state to save: the rows resolved from ``files`` at table version ``version``."""
+    """A state to save: the rows resolved from ``files`` at table version ``version``, or a
+    function giving them (called on the saving thread: rows still to decode are decoded
+    there, not by the search that asked for the save)."""
 
     version: int
     files: frozenset[str]
-    rows: pa.Table
+    rows: pa.Table | Callable[[], pa.Table]
 
 
 class LoadedState(NamedTuple):
@@ -258,7 +260,7 @@ class StateFiles:
                 # folder back.
                 logger.debug("Not saving search state %s: its store is gone", path)
                 return
-            stored, batches = _stored_rows(state.rows)
+            stored, batches = _stored_rows(state.rows() if callable(state.rows) else state.rows)
             header = {
                 "version": state.version,
                 "files": sorted(state.files),
