@@ -24,6 +24,9 @@ from sparktrack._delta import DeltaTableHandle
 from sparktrack._store.buffer import CommitChecks, WriteBuffer
 from sparktrack._store.schemas import METRIC_SUMMARIES, METRICS, PARAMS, RUNS, TAGS
 
+# Which of the two waiting for the flush lock gets it first (the flusher, or close()'s commit
+# after the flush: the crash needs the latter) is up to the scheduler: about one attempt in
+# eight before the fix, so 20 attempts (a second or two) failed 6 runs out of 6.
 ATTEMPTS = 20
 
 
