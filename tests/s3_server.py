@@ -21,6 +21,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -219,14 +220,12 @@ def s3_store(s3: S3Endpoint) -> str:
 def _serve(port: int) -> None:
     """The server process: moto on 127.0.0.1:``port``, stopped and started by stdin lines."""
     import logging
-    import threading
 
-    from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     log_puts: list[tuple[str, str | None]] = []
-    app = _recording_log_puts(DomainDispatcherApplication(create_backend_app), log_puts)
+    app = _app(log_puts)
 
     def start():
         server = make_server("127.0.0.1", port, app, threaded=True)
@@ -251,6 +250,40 @@ def _serve(port: int) -> None:
             print(f"unknown or repeated command {command!r}", flush=True)
     if server is not None:  # stdin closed: the test session is over
         server.shutdown()
+
+
+def _app(log_puts: list[tuple[str, str | None]]):
+    """moto's S3 as the server serves it: writes one at a time, Delta log PUTs noted in
+    ``log_puts``."""
+    from moto.server import DomainDispatcherApplication, create_backend_app
+
+    return _one_write_at_a_time(
+        _recording_log_puts(DomainDispatcherApplication(create_backend_app), log_puts)
+    )
+
+
+_WRITES = frozenset({"PUT", "POST", "DELETE"})
+
+
+def _one_write_at_a_time(app):
+    """``app`` serving the requests that change objects one at a time.
+
+    moto decides a conditional PUT (``If-None-Match: *``, how deltalake writes every Delta log
+    entry) in two steps, "is the key free?" then "store the object", and the server answers
+    on several threads: two writers committing the same table version at the same moment could
+    both be told they won, the later PUT replacing the earlier one's log entry, so a commit
+    was lost without an error (a FINISHED run came back without its params once in CI). S3
+    decides a conditional write atomically; so does moto when writes do not overlap.
+    """
+    lock = threading.Lock()
+
+    def serve(environ, start_response):
+        if environ.get("REQUEST_METHOD") not in _WRITES:
+            return app(environ, start_response)
+        with lock:
+            return list(app(environ, start_response))  # the whole response under the lock
+
+    return serve
 
 
 def _recording_log_puts(app, puts: list[tuple[str, str | None]]):

@@ -323,13 +323,27 @@ class WriteBuffer:
             self.flush()
 
     def close(self) -> None:
-        """Commit what is left and stop the background thread; raise if rows are left."""
+        """Stop the background thread, then commit what is left; raise if rows are left.
+
+        Returns only once the thread has ended: the interpreter's exit hook calls this, and a
+        background commit still running when the interpreter finalizes is ended inside
+        deltalake's native code as it takes the GIL back, which crashes the process (SIGSEGV).
+        """
         self._closed = True
         self._wake.set()
+        self._stop_thread()
         self._commit()
         held = self._unconvertible_error()
         if held is not None:
             raise held
+
+    def _stop_thread(self) -> None:
+        # The thread may be waiting for the flush lock (it woke during a flush): it makes
+        # that commit, sees the buffer closed and ends. It must not commit after close()
+        # returns, so it is waited for here rather than merely told to stop.
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def _forget_after_fork(self) -> None:
         # The parent process owns the rows it buffered; the child starts empty.
