@@ -373,8 +373,8 @@ def test_a_search_that_builds_many_rows_reads_its_tables_one_at_a_time(
     store = TrackingStore(store_uri, settings=Settings(save_search_state=False))
     readers = set()
     for state in store.current.values():
-        view = state.view
-        monkeypatch.setattr(state, "view", lambda ids, view=view: (
-            readers.add(threading.current_thread().name), view(ids))[1])
+        snapshot = state.snapshot
+        monkeypatch.setattr(state, "snapshot", lambda e, snapshot=snapshot, **kw: (
+            readers.add(threading.current_thread().name), snapshot(e, **kw))[1])
     store.current_views(["runs", "params", "tags", "metric_summaries"], [experiment_id])
     assert len(readers) == 1

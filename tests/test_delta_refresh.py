@@ -50,3 +50,25 @@ def test_a_checkpoint_and_a_later_commit_are_seen(tmp_path):
     assert _values(reader) == [1]
     writer.append(_rows(2))
     assert _values(reader) == [1, 2]
+
+
+def test_data_paths_are_the_planned_files_of_every_partition_and_version(tmp_path):
+    """A search decides whether its state is current from the log's paths alone: they must be
+    exactly the paths of the files a read plan gives, for any partition value (spaces,
+    percent signs and non-ASCII are escaped in the log) and after every commit."""
+    spec = TableSpec(name="parts", schema=pa.schema([
+        pa.field("experiment_id", pa.string(), nullable=False), pa.field("value", pa.int64())]),
+        partition_by=("experiment_id",), description="a partitioned table")
+    reader, writer = DeltaTableHandle(str(tmp_path), spec), DeltaTableHandle(str(tmp_path), spec)
+    assert reader.data_paths(prune=[("experiment_id", "=", "1")]) == (-1, frozenset())
+    partitions = ["1", "2", "a b", "50%", "é"]
+    for value, experiment_id in enumerate(partitions * 2):
+        writer.append(pa.table({"experiment_id": [experiment_id], "value": [value]},
+                               schema=spec.schema))
+        for wanted in partitions:
+            prune = [("experiment_id", "=", wanted)]
+            version, files = reader.data_files(prune=prune)
+            assert reader.data_paths(prune=prune) == (version, frozenset(files)), wanted
+    assert len(reader.data_paths(prune=[("experiment_id", "=", "a b")])[1]) == 2
+    everything = reader.data_paths()[1]
+    assert everything == frozenset(reader.data_files()[1]) and len(everything) == 10

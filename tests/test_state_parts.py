@@ -268,3 +268,28 @@ def test_a_loaded_state_saved_again_is_decoded_by_the_saver_not_the_search(saved
             client.store_root, "params", PARAMS.schema).load(experiment_id)
         assert saved.version == snapshot.version == version
         assert _sorted(saved.rows) == _sorted(snapshot.rows)
+
+
+def test_run_ids_are_stored_in_the_order_given_then_in_the_order_first_named():
+    rows = _random_rows(PARAMS, runs=12, keys=3, seed=5)
+    named = list(dict.fromkeys(rows.column("run_id").to_pylist()))
+    order = pa.array(["not-here", *named[:5][::-1]])  # some of the runs, and one without rows
+    stored = StoredRows(*encode(rows, window_rows=4, compress=False, run_order=order),
+                        PARAMS.schema)
+    assert stored.run_ids().to_pylist() == named[:5][::-1] + named[5:]
+    assert _sorted(stored.all()) == _sorted(rows)
+
+
+def test_saved_states_store_run_ids_in_the_runs_order(saved_store):
+    """So a new process finds each row's run by its index: the params, tags and metric
+    summaries of runs that all have some share the runs' own order."""
+    client, experiments = saved_store
+    store = open_store(client.store_root)
+    store.release_caches()
+    source = StoreSearchSource(store, experiments, view_type=ViewType.ALL)
+    for index, experiment_id in enumerate(experiments):
+        runs = source._views["runs"].snapshots[index].rows.column("run_id").to_pylist()
+        for table in ("params", "tags", "metric_summaries"):
+            snapshot = source._views[table].snapshots[index]
+            having = set(snapshot.rows.column("run_id").to_pylist())
+            assert snapshot.stored.run_ids().to_pylist() == [r for r in runs if r in having]

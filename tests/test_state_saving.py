@@ -77,7 +77,7 @@ def test_a_save_with_a_newer_one_of_the_same_file_queued_is_skipped(tmp_path, mo
     encoded = []
     stored_rows = state_files._stored_rows
     monkeypatch.setattr(state_files, "_stored_rows",
-                        lambda rows: encoded.append(rows.num_rows) or stored_rows(rows))
+                        lambda rows, **kw: encoded.append(rows.num_rows) or stored_rows(rows, **kw))
     state = StateFiles(str(tmp_path / "tags"), TABLES["tags"].schema)
     other = StateFiles(str(tmp_path / "other"), TABLES["tags"].schema)
     release = _blocked_saver()

@@ -135,6 +135,8 @@ class CurrentState:
         max_bytes: memory the cached experiments may use; the least recently read are dropped
             first, the one just read never.
         saved: where the state is saved for other processes to start from (None: nowhere).
+        run_order: the run ids of an experiment in the order its saved state should store
+            them (the runs state's: :meth:`held_run_ids`), or None; a hint for speed only.
     """
 
     def __init__(
@@ -144,22 +146,43 @@ class CurrentState:
         *,
         max_bytes: int,
         saved: StateFiles | None = None,
+        run_order: Callable[[str], pa.Array | None] | None = None,
     ) -> None:
         self._handle = handle
         self._resolve = resolve
         self._max_bytes = max_bytes
         self._saved = saved
+        self._run_order = run_order
         self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the snapshots held
+        # One per experiment: its snapshot is read or updated by one thread at a time, while
+        # other experiments of the table load beside it.
+        self._loading: dict[str, threading.Lock] = {}
 
     def view(self, experiment_ids: Sequence[str]) -> StateView:
         """The current rows of the given experiments, as of now (later commits not seen)."""
+        return self.view_of([self.snapshot(e, together=experiment_ids)
+                             for e in experiment_ids])
+
+    def snapshot(self, experiment_id: str, *, together: Sequence[str] = ()) -> Snapshot:
+        """The current rows of one experiment, read as part of a view of ``together``."""
         # The experiments of one view are kept together: reading the second must not drop
         # the first (the view holds both anyway), or a search of several experiments larger
         # than the budget would reload one of them every time.
-        wanted = frozenset(experiment_ids)
-        return StateView([self._snapshot(e, together=wanted) for e in experiment_ids],
-                         self._schema())
+        return self._snapshot(experiment_id, together=frozenset(together))
+
+    def view_of(self, snapshots: list[Snapshot]) -> StateView:
+        """A view of snapshots of this table (from :meth:`snapshot`)."""
+        return StateView(snapshots, self._schema())
+
+    def held_run_ids(self, experiment_id: str) -> pa.Array | None:
+        """The run ids of ``experiment_id``'s rows held here, in their order, if they are
+        held decoded (None otherwise: nothing is read for it)."""
+        with self._lock:
+            snapshot = self._snapshots.get(experiment_id)
+        if snapshot is None or not snapshot.decoded:
+            return None
+        return snapshot.rows.column("run_id").combine_chunks()
 
     def holds(self, experiment_id: str) -> bool:
         """Whether this cache holds the state of ``experiment_id`` (reading it is cheap)."""
@@ -197,10 +220,15 @@ class CurrentState:
 
     def remove_saved(self, experiment_id: str) -> None:
         """Forget an experiment here and on disk (its runs were removed for good)."""
-        with self._lock:
-            self._snapshots.pop(experiment_id, None)
+        with self._loading_lock(experiment_id):
+            with self._lock:
+                self._snapshots.pop(experiment_id, None)
             if self._saved is not None and self._saved.enabled:
                 self._saved.remove(experiment_id, table_version=self._handle.version())
+
+    def _loading_lock(self, experiment_id: str) -> threading.Lock:
+        with self._lock:
+            return self._loading.setdefault(experiment_id, threading.Lock())
 
     def _schema(self) -> pa.Schema:
         return self._handle.spec.schema
@@ -208,14 +236,17 @@ class CurrentState:
     def _snapshot(self, experiment_id: str, *, together: frozenset[str] = frozenset()
                   ) -> Snapshot:
         prune = [("experiment_id", "=", experiment_id)]
-        with self._lock:
+        with self._loading_lock(experiment_id):
             for attempt in (1, 2):
-                version, files = self._handle.data_files(prune=prune)
-                known = self._snapshots.get(experiment_id) or self._load_saved(
-                    experiment_id, version
-                )
-                if known is not None and known.version == version and known.files == files.keys():
+                # Whether what is held or saved is current needs only the files' paths;
+                # reading new files needs a read plan.
+                version, paths = self._handle.data_paths(prune=prune)
+                with self._lock:
+                    held = self._snapshots.get(experiment_id)
+                known = held or self._load_saved(experiment_id, version)
+                if known is not None and known.version == version and known.files == paths:
                     return self._keep(experiment_id, known, together)
+                version, files = self._handle.data_files(prune=prune)
                 try:
                     snapshot, rebuilt = self._updated(known, version, files)
                     break
@@ -225,8 +256,11 @@ class CurrentState:
                         raise
             unsaved = len(snapshot.files - snapshot.saved_files)
             if self._saved is not None and (rebuilt or unsaved >= _RESAVE_AFTER_FILES):
-                self._saved.save(experiment_id, SavedState(snapshot.version, snapshot.files,
-                                                           _rows_of(snapshot)))
+                run_order = self._run_order
+                self._saved.save(experiment_id, SavedState(
+                    snapshot.version, snapshot.files, _rows_of(snapshot),
+                    run_order=(None if run_order is None
+                               else lambda: run_order(experiment_id))))
                 snapshot.saved_files = snapshot.files
             return self._keep(experiment_id, snapshot, together)
 
@@ -234,14 +268,15 @@ class CurrentState:
               together: frozenset[str]) -> Snapshot:
         """Hold ``snapshot`` as the most recent, dropping the least recent over the budget
         (never this one, nor the others of the view being read, ``together``)."""
-        self._snapshots[experiment_id] = snapshot
-        self._snapshots.move_to_end(experiment_id)
-        held = sum(kept.nbytes for kept in self._snapshots.values())
-        for other in list(self._snapshots):
-            if held <= self._max_bytes:
-                break
-            if other != experiment_id and other not in together:
-                held -= self._snapshots.pop(other).nbytes
+        with self._lock:
+            self._snapshots[experiment_id] = snapshot
+            self._snapshots.move_to_end(experiment_id)
+            held = sum(kept.nbytes for kept in self._snapshots.values())
+            for other in list(self._snapshots):
+                if held <= self._max_bytes:
+                    break
+                if other != experiment_id and other not in together:
+                    held -= self._snapshots.pop(other).nbytes
         return snapshot
 
     def _load_saved(self, experiment_id: str, table_version: int) -> Snapshot | None:

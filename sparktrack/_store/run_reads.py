@@ -236,7 +236,7 @@ class RunReads:
             # Held in memory: only each table's version is checked, no work for threads.
             views = {table: self._current[table].view(experiment_ids) for table in tables}
         else:
-            # One table per core: more would add memory (each holds its rows while it
+            # One thread per core: more would add memory (each holds its rows while it
             # resolves them) without adding speed. Tables built from many rows of their files
             # are read one at a time: at a million runs, params and summaries resolved together
             # took 4.7 GB; memory matters more than speed there.
@@ -244,23 +244,29 @@ class RunReads:
                            for table in tables)
             workers = (1 if building > READ_ONE_AT_A_TIME_ROWS
                        else max(1, min(len(tables), os.cpu_count() or 1)))
+            # One task per table and experiment, the runs (decoded too) first.
+            tasks = [(table, e) for table in sorted(tables, key=lambda t: t != RUNS.name)
+                     for e in experiment_ids]
             with ThreadPoolExecutor(max_workers=workers,
                                     thread_name_prefix="sparktrack-read") as pool:
-                futures = {table: pool.submit(self._loaded_view, table, experiment_ids)
-                           for table in tables}
-                views = {table: future.result() for table, future in futures.items()}
+                futures = [pool.submit(self._loaded_snapshot, table, e, experiment_ids)
+                           for table, e in tasks]
+                snapshots = [future.result() for future in futures]
+            views = {table: self._current[table].view_of(
+                [snapshot for (of, _), snapshot in zip(tasks, snapshots, strict=True)
+                 if of == table]) for table in tables}
         if RUNS.name in views:
             views[RUNS.name] = _RunsView(views[RUNS.name], self._root)
         return views
 
-    def _loaded_view(self, table: str, experiment_ids: Sequence[str]) -> StateView:
-        view = self._current[table].view(experiment_ids)
+    def _loaded_snapshot(self, table: str, experiment_id: str,
+                         experiment_ids: Sequence[str]) -> Snapshot:
+        snapshot = self._current[table].snapshot(experiment_id, together=experiment_ids)
         if table == RUNS.name:
             # Every reader of the runs reads all their rows: a state loaded from its saved
             # file is decoded now, beside the other tables.
-            for snapshot in view.snapshots:
-                snapshot.rows  # noqa: B018 (decoded on first use)
-        return view
+            snapshot.rows  # noqa: B018 (decoded on first use)
+        return snapshot
 
     def run_rows(
         self, experiment_ids: Iterable[str] | None, *, view_type: ViewType = ViewType.ALL

@@ -247,11 +247,11 @@ def _dictionary_positions(runs: Snapshot, values: Snapshot) -> np.ndarray:
     if found is not None and found[0] is runs.rows:
         return found[1]
     dictionary = values.stored.run_ids()
-    index = _id_index(runs)
-    if dictionary.equals(index.run_ids):
-        at = np.arange(len(dictionary), dtype=np.int64)  # the same runs in the same order
+    if dictionary.equals(runs.rows.column("run_id").combine_chunks()):
+        # Saved in the runs' order (stored_rows.encode's run_order), and every run has rows.
+        at = np.arange(len(dictionary), dtype=np.int64)
     else:
-        at = positions(dictionary, index)
+        at = positions(dictionary, _id_index(runs))
     values.memo["dictionary positions"] = (runs.rows, at)
     return at
 

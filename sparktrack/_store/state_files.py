@@ -159,6 +159,8 @@ class SavedState(NamedTuple):
     version: int
     files: frozenset[str]
     rows: pa.Table | Callable[[], pa.Table]
+    #: The runs' ids in the order to store the rows' run ids (a hint: see stored_rows.encode).
+    run_order: Callable[[], pa.Array | None] | None = None
 
 
 class LoadedState(NamedTuple):
@@ -260,7 +262,9 @@ class StateFiles:
                 # folder back.
                 logger.debug("Not saving search state %s: its store is gone", path)
                 return
-            stored, batches = _stored_rows(state.rows() if callable(state.rows) else state.rows)
+            stored, batches = _stored_rows(
+                state.rows() if callable(state.rows) else state.rows,
+                run_order=state.run_order() if state.run_order is not None else None)
             header = {
                 "version": state.version,
                 "files": sorted(state.files),
@@ -358,9 +362,11 @@ def read_file(path: str) -> tuple[dict, pa.Table]:
     return header, read_all(stored)
 
 
-def _stored_rows(rows: pa.Table) -> tuple[pa.Buffer, list[str | None]]:
+def _stored_rows(rows: pa.Table, *, run_order: pa.Array | None = None
+                 ) -> tuple[pa.Buffer, list[str | None]]:
     """``rows`` as stored (compressed if large), and the key of each stored part."""
-    return encode(rows, window_rows=_WINDOW_ROWS, compress=rows.nbytes >= COMPRESS_FROM_BYTES)
+    return encode(rows, window_rows=_WINDOW_ROWS, compress=rows.nbytes >= COMPRESS_FROM_BYTES,
+                  run_order=run_order)
 
 
 def _decoded(rows: pa.Table, schema: pa.Schema) -> pa.Table | None:

@@ -7,10 +7,10 @@ the rows are stored as an Arrow IPC *file* (random access to its record batches)
 reading parts:
 
 * Every string column is dictionary-encoded with one dictionary for the whole file, so a run id
-  is stored once however many rows it has. The run ids' dictionary is in the order the rows
-  first name them (rows come in the order they were logged, and that order compresses best),
-  so the dictionary of the runs table's state is its run ids in row order, and that of
-  another table's state is often the same.
+  is stored once however many rows it has. The run ids' dictionary of the runs table's state
+  is its run ids in row order; the other tables' states take that order when the process
+  saving them holds the runs (``run_order``), so a search finds each row's run by its index.
+  Otherwise, the order in which the rows first name them.
 * The rows of tables with a key (params, tags, metric summaries) are grouped by key (and in
   the order of their run ids within a key), each group in record batches of its own: one key's rows are read without the others
   (:meth:`StoredRows.with_key`, :meth:`StoredRows.key_column`).
@@ -44,15 +44,26 @@ RUN_ID = "run_id"
 KEY = "key"
 
 
-def encode(rows: pa.Table, *, window_rows: int, compress: bool
-           ) -> tuple[pa.Buffer, list[str | None]]:
+def encode(rows: pa.Table, *, window_rows: int, compress: bool,
+           run_order: pa.Array | None = None) -> tuple[pa.Buffer, list[str | None]]:
     """``rows`` as stored (an Arrow IPC file), and the key of each of its record batches (None
-    for a table without a key column)."""
+    for a table without a key column).
+
+    Args:
+        run_order: run ids (distinct) in the order to give the run ids' dictionary, ids not
+            among them following in the order the rows first name them: the runs' own
+            order, so that a search finds each row's run by its index, with no lookup.
+    """
     rows = _plain(rows)
     names = rows.column_names
-    columns = [_dictionary_encoded(rows.column(field.name), sort=field.name == KEY)
-               if pa.types.is_string(field.type) else rows.column(field.name).combine_chunks()
-               for field in rows.schema]
+
+    def encoded(name: str) -> pa.DictionaryArray:
+        if name == RUN_ID and run_order is not None:
+            return _run_ids_encoded(rows.column(name), run_order)
+        return _dictionary_encoded(rows.column(name), sort=name == KEY)
+
+    columns = [encoded(field.name) if pa.types.is_string(field.type)
+               else rows.column(field.name).combine_chunks() for field in rows.schema]
     del rows  # a large state is not held twice while it is saved
     group_by = KEY if KEY in names else RUN_ID
     grouping = columns[names.index(group_by)].indices.to_numpy(zero_copy_only=False)
@@ -286,7 +297,18 @@ def _fits(stored: pa.Schema, schema: pa.Schema) -> bool:
 
 
 def _decoded_column(column: pa.ChunkedArray, value_type: pa.DataType) -> pa.ChunkedArray:
-    return column.cast(value_type) if pa.types.is_dictionary(column.type) else column
+    if not pa.types.is_dictionary(column.type):
+        return column
+    if column.num_chunks == 1:
+        chunk = column.chunk(0)
+        indices = chunk.indices
+        # Each row its own value, in the dictionary's order (the runs' ids, names and artifact
+        # locations): the dictionary is the column, no copy to make.
+        if (len(indices) == len(chunk.dictionary) and not indices.null_count
+                and np.array_equal(indices.to_numpy(zero_copy_only=False),
+                                   np.arange(len(indices), dtype=np.int32))):
+            return pa.chunked_array([chunk.dictionary], type=value_type)
+    return column.cast(value_type)
 
 
 def _plain(rows: pa.Table) -> pa.Table:
@@ -297,6 +319,19 @@ def _plain(rows: pa.Table) -> pa.Table:
         [_decoded_column(rows.column(field.name), field.type.value_type)
          if pa.types.is_dictionary(field.type) else rows.column(field.name)
          for field in rows.schema], names=rows.column_names)
+
+
+def _run_ids_encoded(column: pa.ChunkedArray, order: pa.Array) -> pa.DictionaryArray:
+    """``column`` (run ids, no nulls) dictionary-encoded in ``order``, then first named."""
+    distinct = pc.unique(column)
+    dictionary = order.filter(pc.is_in(order, value_set=distinct))
+    if len(dictionary) < len(distinct):
+        others = distinct.filter(pc.invert(pc.is_in(distinct, value_set=dictionary)))
+        dictionary = pa.concat_arrays([dictionary, others])
+    indices = pc.index_in(column, value_set=dictionary)
+    if isinstance(indices, pa.ChunkedArray):
+        indices = indices.combine_chunks()
+    return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
 def _dictionary_encoded(column: pa.ChunkedArray, *, sort: bool) -> pa.DictionaryArray:

@@ -137,6 +137,10 @@ class TrackingStore:
                 self.tables[name], rule, max_bytes=cache_bytes,
                 saved=(StateFiles.for_table(self.root, name, TABLES[name].schema)
                        if self.settings.save_search_state else None),
+                # The other tables' saved states store run ids in the runs' order: a new
+                # process then finds each row's run by its index (search_source).
+                run_order=(None if name == RUNS.name
+                           else lambda e: self.current[RUNS.name].held_run_ids(e)),
             )
             for name, rule in _STATE_RULES
         }
