@@ -15,7 +15,14 @@ import pyarrow.compute as pc
 
 from sparktrack.entities import Run, ViewType
 from sparktrack._paging import check_max_results, offset_from_token, token_for
-from sparktrack._search import filter_runs, order_runs, parse_filter, parse_order_by
+from sparktrack._search import (
+    Identifier,
+    filter_runs,
+    order_runs,
+    parse_filter,
+    parse_order_by,
+)
+from sparktrack._search.nodes import identifiers
 from sparktrack._store import TrackingStore
 from sparktrack._store.run_ids import positions as run_positions
 from sparktrack._store.search_source import StoreSearchSource
@@ -44,7 +51,11 @@ def _matching_page(
         order_by if isinstance(order_by, str) or not order_by else list(order_by)
     )
     offset = offset_from_token(page_token)
-    source = StoreSearchSource(store, experiment_ids, view_type=view_type)
+    # Every run's artifact location is resolved only for a search that compares or orders by
+    # it; otherwise only the page's are.
+    named = identifiers(tree) | {key.identifier for key in order}
+    source = StoreSearchSource(store, experiment_ids, view_type=view_type,
+                               artifact_uris=Identifier("attribute", "artifact_uri") in named)
     matching = filter_runs(tree, source)
     ordered = order_runs(matching, order, source, limit=offset + max_results)
     page = ordered.slice(offset, max_results)

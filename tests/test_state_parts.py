@@ -55,6 +55,10 @@ def _random_rows(spec, *, runs: int, keys: int, seed: int, id_length: int = 32) 
     return pa.table(columns, schema=spec.schema)
 
 
+def _stored(encoded, schema: pa.Schema) -> StoredRows:
+    return StoredRows(encoded.stored, encoded.batch_keys, schema, parts=encoded.parts)
+
+
 def _sorted(table: pa.Table) -> list[tuple]:
     return sorted((tuple(map(repr, row.values())) for row in table.to_pylist()))
 
@@ -68,8 +72,7 @@ def test_each_part_of_stored_rows_is_what_the_rows_give(table, window_rows, id_l
     # Saved rows are often slices of several chunks: store those.
     rows = pa.concat_tables([rows.slice(0, 17), rows.slice(17)])
     for compress in (False, True):
-        stored = StoredRows(*encode(rows, window_rows=window_rows, compress=compress),
-                            spec.schema)
+        stored = _stored(encode(rows, window_rows=window_rows, compress=compress), spec.schema)
         assert stored.all().schema == spec.schema
         assert _sorted(stored.all()) == _sorted(rows)
         run_ids = stored.run_ids()
@@ -93,10 +96,10 @@ def test_each_part_of_stored_rows_is_what_the_rows_give(table, window_rows, id_l
 
 def test_stored_runs_keep_their_rows_and_an_empty_state_has_none():
     rows = _random_rows(RUNS, runs=30, keys=1, seed=3)
-    stored = StoredRows(*encode(rows, window_rows=4, compress=True), RUNS.schema)
+    stored = _stored(encode(rows, window_rows=4, compress=True), RUNS.schema)
     assert stored.all().equals(rows)  # one row per run: stored in their order
     assert stored.run_ids().equals(rows.column("run_id").combine_chunks())
-    empty = StoredRows(*encode(PARAMS.schema.empty_table(), window_rows=4, compress=False),
+    empty = _stored(encode(PARAMS.schema.empty_table(), window_rows=4, compress=False),
                        PARAMS.schema)
     assert empty.all().equals(PARAMS.schema.empty_table())
     assert empty.with_key("k").num_rows == 0 and len(empty.run_ids()) == 0
@@ -274,8 +277,7 @@ def test_run_ids_are_stored_in_the_order_given_then_in_the_order_first_named():
     rows = _random_rows(PARAMS, runs=12, keys=3, seed=5)
     named = list(dict.fromkeys(rows.column("run_id").to_pylist()))
     order = pa.array(["not-here", *named[:5][::-1]])  # some of the runs, and one without rows
-    stored = StoredRows(*encode(rows, window_rows=4, compress=False, run_order=order),
-                        PARAMS.schema)
+    stored = _stored(encode(rows, window_rows=4, compress=False, run_order=order), PARAMS.schema)
     assert stored.run_ids().to_pylist() == named[:5][::-1] + named[5:]
     assert _sorted(stored.all()) == _sorted(rows)
 
@@ -293,3 +295,23 @@ def test_saved_states_store_run_ids_in_the_runs_order(saved_store):
             snapshot = source._views[table].snapshots[index]
             having = set(snapshot.rows.column("run_id").to_pylist())
             assert snapshot.stored.run_ids().to_pylist() == [r for r in runs if r in having]
+
+
+def test_artifact_locations_are_resolved_when_a_search_names_them_and_on_every_page(
+        saved_store):
+    """A search that does not name ``attributes.artifact_uri`` resolves only its page's
+    locations; one that does compares the resolved ones (the stored form is relative)."""
+    client, experiments = saved_store
+    root = client.store_root
+    store = open_store(root)
+    store.release_caches()
+    page = client.search_runs(experiments, "params.p = 'a'", max_results=100)
+    assert page and all(run.info.artifact_uri == client.get_run(run.info.run_id).info.artifact_uri
+                        and run.info.artifact_uri.startswith(f"{root}/artifacts/")
+                        for run in page)
+    every = {run.info.run_id for run in client.search_runs(experiments)}
+    named = client.search_runs(experiments, f"attributes.artifact_uri LIKE '{root}/artifacts/%'")
+    assert {run.info.run_id for run in named} == every
+    assert client.search_runs(experiments, "attributes.artifact_uri LIKE 'artifacts/%'") == []
+    frame = client.search_runs_frame(experiments, "params.p = 'a'")
+    assert sorted(frame["artifact_uri"]) == sorted(run.info.artifact_uri for run in page)

@@ -34,6 +34,7 @@ __all__ = [
     "OrderKey",
     "STRING_ATTRIBUTES",
     "Value",
+    "identifiers",
     "valid_comparators",
 ]
 
@@ -157,6 +158,17 @@ class OrderKey:
 
     identifier: Identifier
     ascending: bool = True
+
+
+def identifiers(tree: Node | None) -> set[Identifier]:
+    """Every identifier a filter tree compares (none for no filter)."""
+    if tree is None:
+        return set()
+    if isinstance(tree, Comparison):
+        return {tree.identifier}
+    if isinstance(tree, Not):
+        return identifiers(tree.operand)
+    return set().union(*(identifiers(operand) for operand in tree.operands))
 
 
 def valid_comparators(identifier: Identifier, entity: Entity = "run") -> tuple[str, ...]:

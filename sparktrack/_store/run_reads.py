@@ -315,6 +315,10 @@ class _RunsView:
         """Rows of :attr:`snapshots` with their artifact URIs resolved like :meth:`rows`'s."""
         return _with_resolved_artifact_uris(rows, self._root)
 
+    def resolved_now(self, rows: pa.Table) -> pa.Table:
+        """:meth:`resolved` for rows read once (a page): not kept for the next search."""
+        return _with_resolved_artifact_uris(rows, self._root, keep=False)
+
 
 # The state's tables are immutable and reused by every search until the table changes: resolve
 # each one once (a few ms per search at 10,000 runs otherwise). Keyed by identity, holding the
@@ -323,7 +327,8 @@ _RESOLVED: OrderedDict[tuple[int, str], tuple[pa.Table, pa.Table]] = OrderedDict
 _RESOLVED_LOCK = threading.Lock()
 
 
-def _with_resolved_artifact_uris(rows: pa.Table, root: str) -> pa.Table:
+def _with_resolved_artifact_uris(rows: pa.Table, root: str, *, keep: bool = True
+                                 ) -> pa.Table:
     key = (id(rows), root)
     with _RESOLVED_LOCK:
         cached = _RESOLVED.get(key)
@@ -333,6 +338,8 @@ def _with_resolved_artifact_uris(rows: pa.Table, root: str) -> pa.Table:
     index = rows.schema.get_field_index("artifact_uri")
     resolved = rows.set_column(index, rows.schema.field(index),
                                resolve_column(rows.column(index), root))
+    if not keep:
+        return resolved
     with _RESOLVED_LOCK:
         _RESOLVED[key] = (rows, resolved)
         while len(_RESOLVED) > 16:

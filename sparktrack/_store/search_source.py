@@ -11,7 +11,8 @@ What a search derives from an experiment's state is kept with that state's snaps
 ``memo``) while the snapshot is current, so the next search of an unchanged experiment does
 not derive it again:
 
-* the candidate runs (a view type's runs, artifact URIs resolved);
+* the candidate runs (a view type's runs; their artifact URIs resolved when the search names
+  ``attributes.artifact_uri``, else only the page's are);
 * for each key searched, its values in the order of the experiment's runs (the source is an
   :class:`~sparktrack._search.AlignedSource`: clauses compare arrays, no join on run ids);
 * for each table, a bucket code per row (:func:`~sparktrack._store.run_ids.bucket_codes`), with
@@ -65,23 +66,32 @@ class _Candidates(NamedTuple):
     """The runs of one experiment a search considers."""
 
     kept: np.ndarray | None  # their positions in the runs snapshot's rows (None: all rows)
-    rows: pa.Table  # their rows, artifact URIs resolved
+    rows: pa.Table  # their rows, artifact URIs resolved or not (see _candidates)
 
 
 class StoreSearchSource:
     """A :class:`sparktrack._search.AlignedSource` over some experiments of a store."""
 
     def __init__(
-        self, store: TrackingStore, experiment_ids: Sequence[str], *, view_type: ViewType
+        self, store: TrackingStore, experiment_ids: Sequence[str], *, view_type: ViewType,
+        artifact_uris: bool = True,
     ) -> None:
+        """
+        Args:
+            artifact_uris: whether :meth:`runs` resolves every run's ``artifact_uri`` (a
+                search that names it); without, the stored form is left in :meth:`runs` and
+                only :meth:`page_rows` resolves it (a million runs' take 0.2 s).
+        """
         self._experiment_ids = [str(e) for e in experiment_ids]
         # Every search reads all four tables' state (the page needs params, metrics and tags);
         # the search then sees one version of each table.
         self._views = store.current_views(_TABLES, self._experiment_ids)
         runs_view = self._views[RUNS.name]
         self._run_snapshots = runs_view.snapshots
+        self._resolve_page = None if artifact_uris else runs_view.resolved_now
         self._candidates = _each(
-            lambda snapshot: _candidates(snapshot, view_type, runs_view.resolved),
+            lambda snapshot: _candidates(snapshot, view_type,
+                                         runs_view.resolved if artifact_uris else None),
             self._run_snapshots)
         rows = concat_tables([part.rows for part in self._candidates], RUNS.schema)
         self._run_rows = rows
@@ -95,7 +105,8 @@ class StoreSearchSource:
 
     def page_rows(self, page: pa.Table) -> pa.Table:
         """The full run rows of ``page`` (rows of :meth:`runs`), in its order."""
-        return take_rows(self._run_rows, page.column(ROW).combine_chunks())
+        rows = take_rows(self._run_rows, page.column(ROW).combine_chunks())
+        return rows if self._resolve_page is None else self._resolve_page(rows)
 
     def _current(self, table: str, key: str | None = None) -> pa.Table:
         view = self._views[table]
@@ -190,9 +201,10 @@ def _each(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
 
 
 def _candidates(snapshot: Snapshot, view_type: ViewType,
-                resolve: Callable[[pa.Table], pa.Table]) -> _Candidates:
-    """The runs of ``snapshot`` a search of ``view_type`` considers (kept in its memo)."""
-    memo_key = ("search candidates", view_type)
+                resolve: Callable[[pa.Table], pa.Table] | None) -> _Candidates:
+    """The runs of ``snapshot`` a search of ``view_type`` considers (kept in its memo), their
+    artifact URIs resolved with ``resolve`` (None: as stored)."""
+    memo_key = ("search candidates", view_type, resolve is not None)
     found = snapshot.memo.get(memo_key)
     if found is None:
         rows, kept = snapshot.rows, None
@@ -203,7 +215,8 @@ def _candidates(snapshot: Snapshot, view_type: ViewType,
             if pc.sum(at_stage).as_py() != rows.num_rows:  # all at the stage: no copy
                 kept = np.flatnonzero(bool_mask(at_stage))
                 rows = rows.take(pa.array(kept))
-        found = snapshot.memo[memo_key] = _Candidates(kept, resolve(rows))
+        found = snapshot.memo[memo_key] = _Candidates(
+            kept, rows if resolve is None else resolve(rows))
     return found
 
 

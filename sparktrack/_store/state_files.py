@@ -30,7 +30,8 @@ of more than ``COMPRESS_FROM_BYTES`` compressed with zstd. At 100,000 runs with 
 10 metrics that is about 35 MB, less than the tables it summarizes, where the rows in memory
 take 220 MB. A loaded state is decoded a part at a time as a search asks for it: the keys it
 names and the rows of its page, all rows only when they are needed (an update, an all-runs
-frame). The header lists the key of each part (``batches``).
+frame). The header lists the key of each record batch (``batches``) and where each IPC file
+is (``parts``: the compressed columns', and the metric values' kept as they are).
 
 A file that still parses can still be wrong (one changed byte changes a metric), so the header
 holds a CRC-32 checksum of what the file covers (its table, experiment, table version and data
@@ -58,7 +59,7 @@ import pyarrow as pa
 
 from sparktrack._store.atomic_file import replace_file
 from sparktrack._store.schemas import SCHEMA_VERSION
-from sparktrack._store.stored_rows import StoredRows, decoded, encode, read_all
+from sparktrack._store.stored_rows import Encoded, StoredRows, decoded, encode, read_all
 
 __all__ = ["LoadedState", "SavedState", "StateFiles", "read_file", "saves_held",
            "wait_for_saves", "write_file"]
@@ -219,14 +220,16 @@ class StateFiles:
                 return None
             version, files = int(header["version"]), frozenset(header["files"])
             batches = [None if key is None else str(key) for key in header["batches"]]
-            if header["checksum"] != self._checksum(experiment_id, version, files, batches,
-                                                    stored):
+            parts = [(int(offset), int(length)) for offset, length in header["parts"]]
+            if header["checksum"] != self._checksum(experiment_id, version, files,
+                                                    _layout(batches, parts), stored):
                 logger.warning(
                     "Ignoring search state %s: its content or the table version it covers does "
                     "not match its checksum (it is rebuilt from the tables)", path,
                 )
                 return None
-            return LoadedState(version, files, StoredRows(stored, batches, self._schema))
+            return LoadedState(version, files, StoredRows(stored, batches, self._schema,
+                                                          parts=parts))
         except (OSError, KeyError, ValueError, TypeError, pa.ArrowException) as exc:
             # TypeError: a header that parses as JSON of the wrong shape (files not strings).
             logger.warning("Ignoring unreadable search state %s (it is rebuilt): %s", path, exc)
@@ -262,21 +265,22 @@ class StateFiles:
                 # folder back.
                 logger.debug("Not saving search state %s: its store is gone", path)
                 return
-            stored, batches = _stored_rows(
+            encoded = _stored_rows(
                 state.rows() if callable(state.rows) else state.rows,
                 run_order=state.run_order() if state.run_order is not None else None)
+            layout = _layout(encoded.batch_keys, encoded.parts)
             header = {
                 "version": state.version,
                 "files": sorted(state.files),
                 "schema_version": SCHEMA_VERSION,
-                "batches": batches,
-                "checksum": self._checksum(experiment_id, state.version, state.files, batches,
-                                           stored),
+                **layout,
+                "checksum": self._checksum(experiment_id, state.version, state.files, layout,
+                                           encoded.stored),
             }
             if self._removed_after(path, state.version):
                 logger.debug("Not saving search state %s: runs were removed since", path)
                 return
-            _write_parts(path, header, stored)
+            _write_parts(path, header, encoded.stored)
         except Exception as exc:  # a cache: nothing may escape a background thread unseen
             logger.warning("Could not save search state %s: %s", path, exc)
 
@@ -294,16 +298,16 @@ class StateFiles:
         return True
 
     def _checksum(self, experiment_id: str, version: int, files: frozenset[str],
-                  batches: list[str | None], stored: pa.Buffer) -> str:
-        """CRC-32 (8 hex digits) of what a state covers, the key of each stored part and the
-        stored bytes of its rows."""
+                  layout: dict, stored: pa.Buffer) -> str:
+        """CRC-32 (8 hex digits) of what a state covers, how its rows are laid out (the key of
+        each stored part, where the plain part starts) and the stored bytes of its rows."""
         covered = json.dumps({
             "table": self._table,
             "experiment_id": experiment_id,
             "schema_version": SCHEMA_VERSION,
             "version": version,
             "files": sorted(files),
-            "batches": batches,
+            **layout,
         })
         crc = zlib.crc32(covered.encode())
         return f"{zlib.crc32(stored, crc):08x}"  # the stored (mapped) bytes, no copy
@@ -345,9 +349,10 @@ class StateFiles:
 
 def write_file(path: str, header: dict, rows: pa.Table) -> None:
     """Write a state file of ``rows`` with ``header`` as it is (no checksum is computed), but
-    for the key of each part, which is that of ``rows`` as stored."""
-    stored, batches = _stored_rows(rows)
-    _write_parts(path, {**header, "batches": batches}, stored)
+    for the layout of the rows (:func:`_layout`), which is that of ``rows`` as stored."""
+    encoded = _stored_rows(rows)
+    _write_parts(path, {**header, **_layout(encoded.batch_keys, encoded.parts)},
+                 encoded.stored)
 
 
 def read_file(path: str) -> tuple[dict, pa.Table]:
@@ -359,14 +364,19 @@ def read_file(path: str) -> tuple[dict, pa.Table]:
     header, stored = _read_parts(path)
     if header is None:
         raise ValueError(f"{path} is not a sparktrack search state file of this version")
-    return header, read_all(stored)
+    return header, read_all(stored, parts=header.get("parts"))
 
 
-def _stored_rows(rows: pa.Table, *, run_order: pa.Array | None = None
-                 ) -> tuple[pa.Buffer, list[str | None]]:
-    """``rows`` as stored (compressed if large), and the key of each stored part."""
+def _stored_rows(rows: pa.Table, *, run_order: pa.Array | None = None) -> Encoded:
+    """``rows`` as stored (compressed if large)."""
     return encode(rows, window_rows=_WINDOW_ROWS, compress=rows.nbytes >= COMPRESS_FROM_BYTES,
                   run_order=run_order)
+
+
+def _layout(batch_keys: list[str | None], parts: list[tuple[int, int]]) -> dict:
+    """What the header says of how the rows are stored: the key of each record batch, and
+    the (offset, length) of each IPC file (the compressed columns', the plain ones')."""
+    return {"batches": batch_keys, "parts": [list(part) for part in parts]}
 
 
 def _decoded(rows: pa.Table, schema: pa.Schema) -> pa.Table | None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -38,16 +39,27 @@ import pyarrow.ipc as ipc
 
 from sparktrack._store.rows import bool_mask
 
-__all__ = ["StoredRows", "decoded", "encode", "read_all"]
+__all__ = ["Encoded", "StoredRows", "decoded", "encode", "read_all"]
 
 RUN_ID = "run_id"
 KEY = "key"
+_ALIGNMENT = 64  # a part starts at a multiple of it: Arrow reads its buffers in place
+
+
+class Encoded(NamedTuple):
+    """Rows as stored: the bytes, the key of each record batch (None for a table without a
+    key column), and the (offset, length) of each IPC file in the bytes."""
+
+    stored: pa.Buffer
+    batch_keys: list[str | None]
+    parts: list[tuple[int, int]]
 
 
 def encode(rows: pa.Table, *, window_rows: int, compress: bool,
-           run_order: pa.Array | None = None) -> tuple[pa.Buffer, list[str | None]]:
-    """``rows`` as stored (an Arrow IPC file), and the key of each of its record batches (None
-    for a table without a key column).
+           run_order: pa.Array | None = None) -> Encoded:
+    """``rows`` as stored: Arrow IPC files, one of the columns compressed (if ``compress``)
+    and one of the floating-point columns (metric values) as they are, since they compress
+    by a few percent at most and a page or a key then reads them without decompressing.
 
     Args:
         run_order: run ids (distinct) in the order to give the run ids' dictionary, ids not
@@ -86,20 +98,38 @@ def encode(rows: pa.Table, *, window_rows: int, compress: bool,
     else:
         groups, keys = [(0, len(order))], None
     encoded = pa.Table.from_arrays(columns, names=names)
+    plain = [field.name for field in encoded.schema
+             if compress and pa.types.is_floating(field.type)]
+    packed = [name for name in names if name not in plain]
     # On the calling thread only: the saver is one background thread, not a pool's worth.
     options = ipc.IpcWriteOptions(compression=pa.Codec("zstd", 1) if compress else None,
                                   use_threads=False)
     batch_keys: list[str | None] = []
-    sink = pa.BufferOutputStream()
-    with ipc.new_file(sink, encoded.schema, options=options) as writer:
+    packed_sink, plain_sink = pa.BufferOutputStream(), pa.BufferOutputStream()
+    with (ipc.new_file(packed_sink, encoded.select(packed).schema, options=options)
+          as packed_writer,
+          ipc.new_file(plain_sink, encoded.select(plain).schema,
+                       options=ipc.IpcWriteOptions(use_threads=False)) as plain_writer):
         for start, end in groups:
             key = keys[int(grouped[start])].as_py() if keys is not None else None
             # A window of rows at a time: saving a large state copies one window, not all.
             for window in range(start, end, window_rows):
                 taken = encoded.take(pa.array(order[window:min(window + window_rows, end)]))
-                writer.write_batch(_with_run_steps(taken.combine_chunks().to_batches()[0]))
+                batch = _with_run_steps(taken.combine_chunks().to_batches()[0])
+                packed_writer.write_batch(batch.select(packed))
+                plain_writer.write_batch(batch.select(plain))
                 batch_keys.append(key)
-    return sink.getvalue(), batch_keys
+    head = packed_sink.getvalue()
+    if not plain:
+        return Encoded(head, batch_keys, [(0, head.size)])
+    # The plain part starts aligned, as Arrow reads its buffers in place.
+    tail = plain_sink.getvalue()
+    plain_at = head.size + (-head.size % _ALIGNMENT)
+    sink = pa.BufferOutputStream()
+    sink.write(head)
+    sink.write(b"\0" * (plain_at - head.size))
+    sink.write(tail)
+    return Encoded(sink.getvalue(), batch_keys, [(0, head.size), (plain_at, tail.size)])
 
 
 class StoredRows:
@@ -111,21 +141,22 @@ class StoredRows:
     """
 
     def __init__(self, stored: pa.Buffer, batch_keys: Sequence[str | None],
-                 schema: pa.Schema) -> None:
+                 schema: pa.Schema, *, parts: Sequence[Sequence[int]] | None = None) -> None:
         self._stored = stored
         self._schema = schema
-        self._reader = ipc.open_file(stored)
-        if self._reader.num_record_batches != len(batch_keys):
-            raise ValueError(f"{self._reader.num_record_batches} record batches, "
-                             f"{len(batch_keys)} listed")
-        if not _fits(self._reader.schema, schema):
+        self._parts = [_Part(part) for part in _split(stored, parts)]
+        for part in self._parts:
+            if part.reader.num_record_batches != len(batch_keys):
+                raise ValueError(f"{part.reader.num_record_batches} record batches, "
+                                 f"{len(batch_keys)} listed")
+        if not _fits(_joined_schema([part.reader.schema for part in self._parts], schema),
+                     schema):
             raise ValueError("the stored columns are not those of the table")
         self._batch_keys = list(batch_keys)
         self._batches_of_key: dict[str | None, list[int]] = {}
         for index, key in enumerate(batch_keys):
             self._batches_of_key.setdefault(key, []).append(index)
         self._keyed = KEY in schema.names
-        self._readers: dict[tuple[str, ...], ipc.RecordBatchFileReader] = {}
         self._run_ids: pa.Array | None = None
         self._lock = threading.Lock()  # a file reader is not shared between threads
         self._hidden: np.ndarray | None = None  # per run id of the dictionary: rows left out
@@ -200,7 +231,7 @@ class StoredRows:
         return self._table(kept, tuple(columns))
 
     def __len__(self) -> int:
-        return self._reader.num_record_batches
+        return len(self._batch_keys)
 
     def _decoded(self, indices: Sequence[int], columns: Sequence[str]) -> pa.Table:
         return self._table(self._batches(indices, tuple(columns)), tuple(columns))
@@ -216,38 +247,93 @@ class StoredRows:
 
     def _batches(self, indices: Sequence[int], columns: tuple[str, ...]
                  ) -> list[pa.RecordBatch]:
+        """Record batches ``indices`` with ``columns`` (in that order), run ids as indices."""
+        indices = list(indices)
         with self._lock:
-            reader = self._readers.get(columns)
-            if reader is None:
-                if list(columns) == self._schema.names:
-                    reader = self._reader
-                else:
-                    # Only the buffers of these columns are read (and decompressed).
-                    included = [self._schema.get_field_index(name) for name in columns]
-                    reader = ipc.open_file(self._stored,
-                                           options=ipc.IpcReadOptions(included_fields=included))
-                self._readers[columns] = reader
-            batches = [_with_run_indices(reader.get_batch(index)) for index in indices]
-            if batches and self._run_ids is None and RUN_ID in columns:
-                self._run_ids = batches[0].column(RUN_ID).dictionary
+            read = [part.batches(indices, tuple(name for name in columns if name in part.names))
+                    for part in self._parts]
+        batches = []
+        for number in range(len(indices)):
+            arrays = {}
+            for part in read:
+                if part:
+                    batch = part[number]
+                    arrays.update(zip(batch.schema.names, batch.columns, strict=True))
+            batches.append(pa.RecordBatch.from_arrays([arrays[name] for name in columns],
+                                                      names=list(columns)))
+        if batches and self._run_ids is None and RUN_ID in columns:
+            self._run_ids = batches[0].column(RUN_ID).dictionary
         if self._hidden is not None and RUN_ID in columns:
             batches = [batch.filter(pa.array(np.logical_not(self._hidden[
                 batch.column(RUN_ID).indices.to_numpy(zero_copy_only=False)])))
                 for batch in batches]
-        if list(columns) != self._schema.names:
-            # included_fields keeps the file's column order: put them in the order asked for.
-            batches = [pa.RecordBatch.from_arrays(
-                [batch.column(name) for name in columns], names=list(columns))
-                for batch in batches]
         return batches
 
 
-def read_all(stored: pa.Buffer) -> pa.Table:
+class _Part:
+    """One IPC file of stored rows, read a projection of its columns at a time."""
+
+    def __init__(self, stored: pa.Buffer) -> None:
+        self.stored = stored
+        self.reader = ipc.open_file(stored)
+        self.names = frozenset(self.reader.schema.names)
+        self._readers: dict[tuple[str, ...], ipc.RecordBatchFileReader] = {}
+
+    def batches(self, indices: list[int], columns: tuple[str, ...]) -> list[pa.RecordBatch]:
+        """Batches ``indices`` of ``columns`` (any order), run ids as indices; [] for no
+        columns. The caller holds the lock: a file reader is not shared between threads."""
+        if not columns:
+            return []
+        reader = self._readers.get(columns)
+        if reader is None:
+            if set(columns) == self.names:
+                reader = self.reader
+            else:
+                # Only the buffers of these columns are read (and decompressed).
+                included = [self.reader.schema.get_field_index(name) for name in columns]
+                reader = ipc.open_file(self.stored,
+                                       options=ipc.IpcReadOptions(included_fields=included))
+            self._readers[columns] = reader
+        return [_with_run_indices(reader.get_batch(index)) for index in indices]
+
+
+def _split(stored: pa.Buffer, parts: Sequence[Sequence[int]] | None) -> list[pa.Buffer]:
+    """The IPC files of ``stored`` ((offset, length) of each; None: it is one)."""
+    if parts is None:
+        return [stored]
+    if not parts:
+        raise ValueError("no stored parts listed")
+    found = []
+    for offset, length in parts:
+        if not (0 <= offset and 0 <= length and offset + length <= stored.size):
+            raise ValueError(f"a part at {offset} of {length} bytes is not within the rows")
+        found.append(stored.slice(offset, length))
+    return found
+
+
+def _joined_schema(schemas: list[pa.Schema], schema: pa.Schema) -> pa.Schema:
+    """The fields of the parts' ``schemas`` in the order of ``schema`` (a part's field that
+    ``schema`` lacks, or one stored twice, leaves it out of order: it then does not fit)."""
+    fields = {field.name: field for part in schemas for field in part}
+    if sum(len(part) for part in schemas) != len(fields):
+        return pa.schema([])
+    ordered = [fields[name] for name in schema.names if name in fields]
+    return pa.schema(ordered + [f for name, f in fields.items() if name not in schema.names])
+
+
+def read_all(stored: pa.Buffer, *, parts: Sequence[Sequence[int]] | None = None) -> pa.Table:
     """Every stored row as it is stored (strings dictionary-encoded), for inspection."""
-    reader = ipc.open_file(stored)
-    batches = [_with_run_indices(reader.get_batch(index))
-               for index in range(reader.num_record_batches)]
-    return pa.Table.from_batches(batches, schema=reader.schema)
+    tables = []
+    for part in _split(stored, parts):
+        reader = ipc.open_file(part)
+        tables.append(pa.Table.from_batches(
+            [_with_run_indices(reader.get_batch(index))
+             for index in range(reader.num_record_batches)], schema=reader.schema))
+    table = tables[0]
+    for other in tables[1:]:
+        for name in other.column_names:
+            table = table.append_column(other.schema.field(name), other.column(name))
+    return table
 
 
 def _with_run_steps(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -271,9 +357,10 @@ def _with_run_indices(batch: pa.RecordBatch) -> pa.RecordBatch:
     if at < 0:
         return batch
     column = batch.column(at)
-    indices = np.cumsum(column.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    # int32 throughout: the sum of a batch's steps is its last index, below 2**31.
+    indices = np.cumsum(column.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
     return batch.set_column(at, RUN_ID, pa.DictionaryArray.from_arrays(
-        pa.array(indices.astype(np.int32)), column.dictionary))
+        pa.array(indices), column.dictionary))
 
 
 def decoded(rows: pa.Table, schema: pa.Schema) -> pa.Table | None:
