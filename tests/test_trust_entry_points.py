@@ -74,7 +74,20 @@ def _untyped(functions, *, run_id: str, experiment_id: str) -> list[str]:
     return found
 
 
-def test_no_untyped_exception_escapes_the_client(store_uri):
+@pytest.fixture()
+def small_cwd(tmp_path, monkeypatch):
+    """A small working directory, with a small folder where "../../etc" leads: "" and that
+    path are real folders to log (as the repository and /etc are), without copying a
+    checkout's virtual environment (50,000 files) into a run's artifacts for each."""
+    cwd = tmp_path / "work" / "here"
+    cwd.mkdir(parents=True)
+    (cwd / "notes.txt").write_text("a file of the working directory")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "hosts").write_text("127.0.0.1 localhost")
+    monkeypatch.chdir(cwd)
+
+
+def test_no_untyped_exception_escapes_the_client(store_uri, small_cwd):
     client = TrackingClient(store_uri)
     experiment_id = client.create_experiment("entry-points")
     run_id = client.create_run(experiment_id, run_name="r").info.run_id
@@ -93,7 +106,7 @@ def test_no_untyped_exception_escapes_the_client(store_uri):
     assert client.search_runs([experiment_id], "params.p = '1'")[0].info.run_id == run_id
 
 
-def test_no_untyped_exception_escapes_the_module_api(tracking):
+def test_no_untyped_exception_escapes_the_module_api(tracking, small_cwd):
     experiment_id = sparktrack.create_experiment("entry-points-fluent")
     with sparktrack.start_run(experiment_id=experiment_id) as run:
         run_id = run.info.run_id
