@@ -74,6 +74,7 @@ class DeltaTableHandle:
             if is_local(self.uri) else None
         )
         self._datasets: dict[tuple[int, str], pds.Dataset] = {}
+        self._paths: dict[tuple[int, str], tuple[int, frozenset[str]]] = {}  # data_paths
         # Guards the shared snapshot (refreshed in place) and the dataset plans.
         self.lock = threading.Lock()
 
@@ -372,6 +373,11 @@ class DeltaTableHandle:
         if len(equal) != len(prune or ()):
             version, files = self.data_files(prune=prune)  # other operators: as planned
             return version, frozenset(files)
+        key = (table.version(), repr(prune))
+        with self.lock:
+            cached = self._paths.get(key)
+        if cached is not None:
+            return cached
         with translated("listing the files of Delta table", self.uri):
             actions = pa.table(table.get_add_actions(flatten=True))
             version = table.version()
@@ -380,7 +386,12 @@ class DeltaTableHandle:
             matches = pc.equal(actions.column(f"partition.{column}"), str(value))
             mask = matches if mask is None else pc.and_(mask, matches)
         paths = actions.column("path") if mask is None else actions.column("path").filter(mask)
-        return version, frozenset(unquote(path) for path in paths.to_pylist())
+        found = version, frozenset(unquote(path) for path in paths.to_pylist())
+        with self.lock:
+            if len(self._paths) >= 32 or any(k[0] != key[0] for k in self._paths):
+                self._paths.clear()  # kept for the newest version only, like the plans
+            self._paths[key] = found
+        return found
 
     def rows_per_partition(self, column: str) -> dict[str, int]:
         """Rows of the newest version per value of the partition ``column``, from the log's
@@ -473,6 +484,7 @@ class DeltaTableHandle:
         with self.lock:
             self._table = None
             self._datasets.clear()
+            self._paths.clear()
 
     # -- the log ---------------------------------------------------------------------------
     def commits_since(self, version: int, *, until: int) -> list[Commit]:

@@ -160,6 +160,8 @@ class StoredRows:
         self._run_ids: pa.Array | None = None
         self._lock = threading.Lock()  # a file reader is not shared between threads
         self._hidden: np.ndarray | None = None  # per run id of the dictionary: rows left out
+        # Columns read for pages, every batch (shared with the copies of without_runs).
+        self._page_columns: dict[tuple[str, ...], list[pa.RecordBatch]] = {}
 
     def without_runs(self, run_ids: pa.Array) -> StoredRows:
         """These rows but those of ``run_ids`` (their newer rows are kept elsewhere). Shares
@@ -173,8 +175,11 @@ class StoredRows:
 
     @property
     def nbytes(self) -> int:
-        """The stored size (what holding it costs until parts are decoded)."""
-        return self._stored.size
+        """The stored size and the page columns read (what holding it costs)."""
+        with self._lock:
+            pages = sum(batch.nbytes for batches in self._page_columns.values()
+                        for batch in batches)
+        return self._stored.size + pages
 
     @property
     def keyed(self) -> bool:
@@ -213,17 +218,28 @@ class StoredRows:
         return self._run_ids
 
     def of_runs(self, run_ids: pa.Array, columns: Sequence[str]) -> pa.Table:
-        """``columns`` (decoded) of the rows whose run is one of ``run_ids``."""
+        """``columns`` (decoded) of the rows whose run is one of ``run_ids``.
+
+        The columns read for pages are kept once read (a run id index and a value per row,
+        a small part of the rows decoded): the next page of an unchanged state filters them.
+        """
         # A batch's key is listed in the header: its column is not read.
         read = tuple(dict.fromkeys(
             [RUN_ID, *(name for name in columns if name != KEY or not self._keyed)]))
-        batches = self._batches(range(len(self)), read)
-        wanted = bool_mask(pc.is_in(self.run_ids(), value_set=run_ids))
+        with self._lock:
+            kept = self._page_columns.get(read)
+        if kept is None:
+            kept = self._read_batches(list(range(len(self))), read)
+            with self._lock:
+                self._page_columns[read] = kept
+        batches = self._without_hidden(kept)
+        wanted = np.flatnonzero(bool_mask(pc.is_in(self.run_ids(), value_set=run_ids)))
         kept = []
         for batch, key in zip(batches, self._batch_keys, strict=True):
-            of_runs = wanted[batch.column(0).indices.to_numpy(zero_copy_only=False)]
-            if of_runs.any():
-                batch = batch.filter(pa.array(of_runs))
+            rows = _rows_of_indices(batch.column(0).indices.to_numpy(zero_copy_only=False),
+                                    wanted)
+            if len(rows):
+                batch = batch.take(pa.array(rows))
                 if read.count(KEY) == 0 and KEY in columns:
                     batch = batch.append_column(KEY, pa.array([key] * batch.num_rows,
                                                               type=pa.string()))
@@ -247,8 +263,19 @@ class StoredRows:
 
     def _batches(self, indices: Sequence[int], columns: tuple[str, ...]
                  ) -> list[pa.RecordBatch]:
-        """Record batches ``indices`` with ``columns`` (in that order), run ids as indices."""
-        indices = list(indices)
+        """Record batches ``indices`` with ``columns`` (in that order), run ids as indices,
+        the rows of runs left out (:meth:`without_runs`) removed."""
+        return self._without_hidden(self._read_batches(list(indices), columns))
+
+    def _without_hidden(self, batches: list[pa.RecordBatch]) -> list[pa.RecordBatch]:
+        if self._hidden is None or not batches or RUN_ID not in batches[0].schema.names:
+            return batches
+        return [batch.filter(pa.array(np.logical_not(self._hidden[
+            batch.column(RUN_ID).indices.to_numpy(zero_copy_only=False)])))
+            for batch in batches]
+
+    def _read_batches(self, indices: list[int], columns: tuple[str, ...]
+                      ) -> list[pa.RecordBatch]:
         with self._lock:
             read = [part.batches(indices, tuple(name for name in columns if name in part.names))
                     for part in self._parts]
@@ -263,11 +290,21 @@ class StoredRows:
                                                       names=list(columns)))
         if batches and self._run_ids is None and RUN_ID in columns:
             self._run_ids = batches[0].column(RUN_ID).dictionary
-        if self._hidden is not None and RUN_ID in columns:
-            batches = [batch.filter(pa.array(np.logical_not(self._hidden[
-                batch.column(RUN_ID).indices.to_numpy(zero_copy_only=False)])))
-                for batch in batches]
         return batches
+
+
+def _rows_of_indices(indices: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The rows of a batch whose run id index is one of ``wanted`` (sorted): a batch's rows
+    are in the order of their run ids' indices (:func:`encode`), so each is found by a
+    binary search instead of a look at every row."""
+    low = np.searchsorted(indices, wanted, side="left")
+    counts = np.searchsorted(indices, wanted, side="right") - low
+    total = int(counts.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    # Each wanted index's rows low .. low + count - 1, all of them in a row.
+    firsts = np.repeat(low, counts)
+    return firsts + np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 class _Part:
