@@ -11,7 +11,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -228,12 +228,13 @@ class RunReads:
         already holds the experiments, the checks are a few milliseconds: no threads then.
         """
         self._buffer.flush()
-        if METRIC_SUMMARIES.name in tables:
-            self._summary_repair.settle()
+        settles = METRIC_SUMMARIES.name in tables  # its summaries must be complete first
         experiment_ids = [str(e) for e in experiment_ids]
         held = all(self._current[table].holds(e) for table in tables for e in experiment_ids)
         if len(tables) == 1 or held:
             # Held in memory: only each table's version is checked, no work for threads.
+            if settles:
+                self._summary_repair.settle()
             views = {table: self._current[table].view(experiment_ids) for table in tables}
         else:
             # One thread per core: more would add memory (each holds its rows while it
@@ -249,9 +250,16 @@ class RunReads:
                      for e in experiment_ids]
             with ThreadPoolExecutor(max_workers=workers,
                                     thread_name_prefix="sparktrack-read") as pool:
-                futures = [pool.submit(self._loaded_snapshot, table, e, experiment_ids)
+                # Summaries are read once the repairs settle may commit are in; the other
+                # tables load meanwhile. Submitted first, it never waits for a task.
+                settled = pool.submit(self._summary_repair.settle) if settles else None
+                futures = [pool.submit(self._loaded_snapshot, table, e, experiment_ids,
+                                       after=settled if table == METRIC_SUMMARIES.name
+                                       else None)
                            for table, e in tasks]
                 snapshots = [future.result() for future in futures]
+                if settled is not None:
+                    settled.result()
             views = {table: self._current[table].view_of(
                 [snapshot for (of, _), snapshot in zip(tasks, snapshots, strict=True)
                  if of == table]) for table in tables}
@@ -260,7 +268,10 @@ class RunReads:
         return views
 
     def _loaded_snapshot(self, table: str, experiment_id: str,
-                         experiment_ids: Sequence[str]) -> Snapshot:
+                         experiment_ids: Sequence[str], *, after: Future | None = None
+                         ) -> Snapshot:
+        if after is not None:
+            after.result()  # raises what it raised
         snapshot = self._current[table].snapshot(experiment_id, together=experiment_ids)
         if table == RUNS.name:
             # Every reader of the runs reads all their rows: a state loaded from its saved
