@@ -11,14 +11,15 @@ reading parts:
   is its run ids in row order; the other tables' states take that order when the process
   saving them holds the runs (``run_order``), so a search finds each row's run by its index.
   Otherwise, the order in which the rows first name them.
-* The rows of tables with a key (params, tags, metric summaries) are grouped by key (and in
-  the order of their run ids within a key), each group in record batches of its own: one key's rows are read without the others
+* The rows of tables with a key (params, tags, metric summaries) are grouped by key, each
+  group in record batches of its own: one key's rows are read without the others
   (:meth:`StoredRows.with_key`, :meth:`StoredRows.key_column`).
-* A page of runs finds its rows by their run ids' dictionary indices, reading only the
-  columns the page shows (:meth:`StoredRows.of_runs`).
 * Within a key, rows are in the order of their run ids' dictionary indices, and those are
   stored as steps from the row before (:func:`_with_run_steps`): mostly 1, they compress to
-  almost nothing.
+  almost nothing. A page of runs finds its rows by binary search on them, reading only the
+  columns the page shows (:meth:`StoredRows.of_runs`).
+* Floating-point columns (metric values), which compress by a few percent at most, are a
+  second IPC file stored as it is: a key or a page reads them in place.
 
 Reading all rows (:meth:`StoredRows.all`) gives the rows that were saved, grouped as above.
 Rows of some runs can be left out of every read (:meth:`StoredRows.without_runs`): a state
@@ -57,9 +58,8 @@ class Encoded(NamedTuple):
 
 def encode(rows: pa.Table, *, window_rows: int, compress: bool,
            run_order: pa.Array | None = None) -> Encoded:
-    """``rows`` as stored: Arrow IPC files, one of the columns compressed (if ``compress``)
-    and one of the floating-point columns (metric values) as they are, since they compress
-    by a few percent at most and a page or a key then reads them without decompressing.
+    """``rows`` as stored: one Arrow IPC file of the columns, compressed if ``compress``;
+    when compressed, the floating-point columns (metric values) in a second file as they are.
 
     Args:
         run_order: run ids (distinct) in the order to give the run ids' dictionary, ids not
@@ -69,12 +69,12 @@ def encode(rows: pa.Table, *, window_rows: int, compress: bool,
     rows = _plain(rows)
     names = rows.column_names
 
-    def encoded(name: str) -> pa.DictionaryArray:
+    def strings_encoded(name: str) -> pa.DictionaryArray:
         if name == RUN_ID and run_order is not None:
             return _run_ids_encoded(rows.column(name), run_order)
         return _dictionary_encoded(rows.column(name), sort=name == KEY)
 
-    columns = [encoded(field.name) if pa.types.is_string(field.type)
+    columns = [strings_encoded(field.name) if pa.types.is_string(field.type)
                else rows.column(field.name).combine_chunks() for field in rows.schema]
     del rows  # a large state is not held twice while it is saved
     group_by = KEY if KEY in names else RUN_ID
@@ -208,8 +208,8 @@ class StoredRows:
                 values.combine_chunks())
 
     def run_ids(self) -> pa.Array:
-        """The distinct run ids of the rows, in the order the rows first name them (the run id
-        column's dictionary)."""
+        """The distinct run ids of the rows in their stored order (the run id column's
+        dictionary: the runs' order, or the order the rows first name them)."""
         if self._run_ids is None:
             if len(self) == 0:
                 self._run_ids = pa.array([], type=pa.string())
@@ -240,7 +240,7 @@ class StoredRows:
                                     wanted)
             if len(rows):
                 batch = batch.take(pa.array(rows))
-                if read.count(KEY) == 0 and KEY in columns:
+                if KEY in columns and KEY not in read:
                     batch = batch.append_column(KEY, pa.array([key] * batch.num_rows,
                                                               type=pa.string()))
                 kept.append(batch)
