@@ -179,3 +179,50 @@ def test_the_registry_still_checkpoints_its_state_tables(store_uri):
     client._registry.tables.ledger.flush(checkpoints=True)
     log_folder = os.path.join(store_uri, "model_aliases", "_delta_log")
     assert f"{100:020d}.checkpoint.parquet" in os.listdir(log_folder)
+
+
+def test_closing_at_exit_stops_the_writer_first_even_while_it_retries(store_uri, monkeypatch):
+    """The exit hook (``EventLedger.close``) ends the background writer before committing what
+    is left: a commit of the writer's still running as the interpreter finalizes ends inside
+    deltalake's native code and crashes the process. After a failed commit the writer retries
+    a second later, so it must also stop while it waits to retry, and never commit again."""
+    from sparktrack._registry import event_ledger
+
+    client = _model_with_a_version(store_uri)
+    client.flush()
+    from sparktrack._registry import registry_for
+
+    ledger = registry_for(open_store(store_uri)).tables.ledger  # the one the client uses
+    attempts = []
+    failing = True
+    commit_missing = ledger._commit_missing
+
+    def flaky(events):
+        attempts.append(time.monotonic())
+        if failing:
+            raise event_ledger.StoreError("the store is unreachable for now")
+        commit_missing(events)
+
+    monkeypatch.setattr(ledger, "_commit_missing", flaky)
+    client.set_registered_model_alias("m", "champion", 1)
+    deadline = time.monotonic() + 10
+    while not attempts and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert attempts, "the writer tried to commit"
+    writer = ledger._thread
+    assert writer is not None and writer.is_alive()  # waiting to retry
+
+    failing = False
+    started = time.monotonic()
+    ledger.close()
+    assert time.monotonic() - started < 0.5  # it did not wait out the retry
+    assert not writer.is_alive()
+    closed_at = time.monotonic()
+    assert len(_raw_events(store_uri, "SET_ALIAS")) == 1  # committed by close()
+    time.sleep(1.2)  # past the retry the writer would have made
+    assert [at for at in attempts if at > closed_at] == []
+    # A change after close() starts no writer: its events wait for the next flush.
+    client.transition_model_version_stage("m", 1, "Staging")
+    assert ledger._thread is None or not ledger._thread.is_alive()
+    ledger.flush()
+    assert len(_raw_events(store_uri, "TRANSITION_STAGE")) >= 1

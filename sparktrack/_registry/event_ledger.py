@@ -102,6 +102,7 @@ class EventLedger:
         self._ids_lock = threading.RLock()  # _event_ids and _events_version
         self._thread: threading.Thread | None = None
         self._thread_pid = -1
+        self._stop = threading.Event()  # set at exit: the writer ends and none starts
 
     # -- writing ---------------------------------------------------------------------------
     def record(self, table: str, version: int, events: list[dict]) -> None:
@@ -123,10 +124,24 @@ class EventLedger:
         if checkpoints:
             self._write_checkpoints()
 
+    def close(self) -> None:
+        """End the background writer, wait for it, then commit what is left (the interpreter's
+        exit). A commit of the writer's still running as the interpreter finalizes would end
+        inside deltalake's native code and crash the process (SIGSEGV): after a failed commit
+        the writer retries a second later, possibly after the exit hook returned."""
+        self._stop.set()
+        with self._work:
+            self._work.notify()
+            thread = self._thread if self._thread_pid == os.getpid() else None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        self.flush(checkpoints=True)
+
     def _hand_over(self, add) -> None:
         with self._work:
             add()
-            if self._thread is None or self._thread_pid != os.getpid():
+            stale = self._thread is None or self._thread_pid != os.getpid()
+            if stale and not self._stop.is_set():  # after close(), a flush commits them
                 self._start_writer()
             self._work.notify()
 
@@ -141,19 +156,20 @@ class EventLedger:
     def _write_in_background(self) -> None:
         while True:
             with self._work:
-                if not (self._queued or self._checkpoints):
+                if not (self._queued or self._checkpoints or self._stop.is_set()):
                     self._work.wait(_IDLE_SECONDS)
-                if not (self._queued or self._checkpoints):
-                    self._thread = None  # idle: the next hand-over starts another
+                if self._stop.is_set() or not (self._queued or self._checkpoints):
+                    self._thread = None  # idle or closed: the next hand-over starts another
                     return
             # The changes of the next few milliseconds join this commit: one commit (and one
             # Parquet file) for many changes is what makes the events nearly free.
-            time.sleep(_BATCH_SECONDS)
+            if self._stop.wait(_BATCH_SECONDS):
+                continue  # closed meanwhile: close() commits them
             try:
                 self._commit_queued()
                 self._write_checkpoints()
             except Exception:  # noqa: BLE001 - kept queued: retried, or raised by flush()
-                time.sleep(_RETRY_SECONDS)
+                self._stop.wait(_RETRY_SECONDS)
 
     def _commit_queued(self) -> None:
         """Commit the events of the queued changes (those not in the table yet)."""
@@ -288,7 +304,7 @@ _ledgers: weakref.WeakSet[EventLedger] = weakref.WeakSet()
 def _flush_at_exit() -> None:
     for ledger in list(_ledgers):
         try:
-            ledger.flush(checkpoints=True)
+            ledger.close()
         except (StoreError, OSError) as exc:
             # Not lost: the changes' commits carry their events, and the next process that
             # reads the registry commits them.
