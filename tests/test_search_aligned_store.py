@@ -72,23 +72,34 @@ def _check_same_answers(client: TrackingClient, experiment_ids: list[str]) -> No
             assert _answers(source) == _answers(Joined(source)), view_type
 
 
-@pytest.fixture()
-def two_experiments(tmp_path):
-    client = TrackingClient(str(tmp_path / "store"))
+def fill_two_experiments(client: TrackingClient, *, count: int, without_params=(),
+                         without_metrics=(), without_tags=(7,)) -> tuple[list[str], list[str]]:
+    """Experiments "one" and "two" with ``count`` runs between them (run-0, run-1, ...): a
+    param p (and q on every fourth), a metric m with two steps (one NaN) and a tag t, except
+    on the runs listed; run 3 deleted, run 4's tag deleted. Returns (experiments, run ids)."""
     experiments = [client.create_experiment(name) for name in ("one", "two")]
     runs = []
-    for i in range(12):
+    for i in range(count):
         run = client.create_run(experiments[i % 2], run_name=f"run-{i}", start_time=1000 + i)
         run_id = run.info.run_id
-        params = [Param("p", "abc"[i % 3])] + ([Param("q", str(i))] if i % 4 == 0 else [])
-        values = [i / 12, math.nan if i == 5 else (i % 5) / 5]
+        params = [Param("p", "abc"[i % 3])] if i not in without_params else []
+        params += [Param("q", str(i))] if i % 4 == 0 else []
+        values = [i / count, math.nan if i == 5 else (i % 5) / 5]
         metrics = [Metric("m", value, 1000 + step, step) for step, value in enumerate(values)]
-        tags = [RunTag("t", f"x{i}" if i % 3 else f"y{i}")] if i != 7 else []
-        client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        tags = [RunTag("t", f"x{i}" if i % 3 else f"y{i}")]
+        client.log_batch(run_id, metrics=metrics if i not in without_metrics else [],
+                         params=params, tags=tags if i not in without_tags else [])
         runs.append(run_id)
     client.delete_run(runs[3])
     client.delete_tag(runs[4], "t")
     client.flush()
+    return experiments, runs
+
+
+@pytest.fixture()
+def two_experiments(tmp_path):
+    client = TrackingClient(str(tmp_path / "store"))
+    experiments, runs = fill_two_experiments(client, count=12)
     return client, experiments, runs
 
 

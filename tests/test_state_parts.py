@@ -22,7 +22,7 @@ from sparktrack._store.schemas import METRIC_SUMMARIES, PARAMS, RUNS, TAGS
 from sparktrack._store.search_source import StoreSearchSource
 from sparktrack._store.state_files import wait_for_saves
 from sparktrack._store.stored_rows import StoredRows, encode
-from test_search_aligned_store import FILTERS, ORDERS, Joined, _answers
+from test_search_aligned_store import FILTERS, ORDERS, Joined, _answers, fill_two_experiments
 
 KEYED = {spec.name: spec for spec in (PARAMS, TAGS, METRIC_SUMMARIES)}
 
@@ -112,21 +112,8 @@ def saved_store(tmp_path):
     """Two experiments whose runs miss some keys (so the tables' run ids differ), a deleted
     tag and a deleted run, their search state saved."""
     client = TrackingClient(str(tmp_path / "store"))
-    experiments = [client.create_experiment(name) for name in ("one", "two")]
-    runs = []
-    for i in range(14):
-        run = client.create_run(experiments[i % 2], run_name=f"run-{i}", start_time=1000 + i)
-        run_id = run.info.run_id
-        params = ([Param("p", "abc"[i % 3])] if i != 6 else []) + (
-            [Param("q", str(i))] if i % 4 == 0 else [])
-        metrics = [Metric("m", value, 1000 + step, step)
-                   for step, value in enumerate([i / 14, math.nan if i == 5 else (i % 5) / 5])]
-        tags = [RunTag("t", f"x{i}" if i % 3 else f"y{i}")] if i not in (7, 8) else []
-        client.log_batch(run_id, metrics=metrics if i != 9 else [], params=params, tags=tags)
-        runs.append(run_id)
-    client.delete_run(runs[3])
-    client.delete_tag(runs[4], "t")
-    client.flush()
+    experiments, _ = fill_two_experiments(client, count=14, without_params=(6,),
+                                          without_metrics=(9,), without_tags=(7, 8))
     # The deletes read runs before them (saving their state): save it again at the last version.
     shutil.rmtree(os.path.join(client.store_root, "_search_state"), ignore_errors=True)
     open_store(client.store_root).release_caches()

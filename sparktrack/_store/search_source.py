@@ -16,7 +16,9 @@ not derive it again:
 * for each key searched, its values in the order of the experiment's runs (the source is an
   :class:`~sparktrack._search.AlignedSource`: clauses compare arrays, no join on run ids);
 * for each table, a bucket code per row (:func:`~sparktrack._store.run_ids.bucket_codes`), with
-  which a page finds its runs' rows without hashing every run id.
+  which a page finds its runs' rows without hashing every run id; a state loaded from its saved
+  file keeps the columns a page reads instead, and finds the rows by their run ids' stored
+  indices (:meth:`~sparktrack._store.stored_rows.StoredRows.of_runs`).
 
 A commit to an experiment makes new snapshots of the tables it wrote, and their values are
 derived again on the next search that needs them.
