@@ -19,6 +19,19 @@ SourceInfo = dict[str, str | None]
 
 
 def current_user() -> str:
+    """The user of the process, as :func:`getpass.getuser` names it (the environment's
+    ``LOGNAME``, ``USER``, ``LNAME`` or ``USERNAME``, else the account of the uid)."""
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(variable)
+        if user:
+            return user
+    return _account_name(os.getuid() if hasattr(os, "getuid") else -1)
+
+
+@functools.lru_cache(maxsize=8)
+def _account_name(uid: int) -> str:
+    # Looked up once per uid: every registry event names its user, and reading the password
+    # database each time was a twentieth of a registry change.
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - containers may have no passwd entry for the uid

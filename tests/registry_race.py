@@ -12,7 +12,7 @@ import time
 from sparktrack import TrackingClient
 from sparktrack.errors import AlreadyExistsError
 
-__all__ = ["create_model", "pool_run", "register_versions"]
+__all__ = ["create_model", "create_table", "pool_run", "register_versions"]
 
 
 def _wait_until(start_at: float) -> None:
@@ -39,6 +39,18 @@ def create_model(root: str, start_at: float, options: dict[str, str] | None = No
         return "created"
     except AlreadyExistsError:
         return "exists"
+
+
+def create_table(root: str, table: str, start_at: float,
+                 options: dict[str, str] | None = None) -> str:
+    """Create the registry table ``table`` under ``root`` unless it exists; its URI."""
+    from sparktrack._delta import DeltaTableHandle
+    from sparktrack._store.schemas import REGISTRY_TABLES
+
+    handle = DeltaTableHandle(root, REGISTRY_TABLES[table], storage_options=options)
+    _wait_until(start_at)
+    handle.ensure_created()
+    return handle.uri
 
 
 def pool_run(function, args: list[tuple], *, processes: int) -> list:

@@ -4,12 +4,15 @@ one model name leave one model."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 
 import pytest
+from deltalake import DeltaTable
 
 from sparktrack import TrackingClient
-from registry_race import create_model, pool_run, register_versions
+from registry_race import create_model, create_table, pool_run, register_versions
 
 PROCESSES = 8
 PER_PROCESS = 3
@@ -48,3 +51,20 @@ def test_processes_creating_the_same_model_at_once_leave_one(store_uri):
 
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__])
+
+
+def test_processes_creating_one_table_at_once_leave_one_creation(tmp_path):
+    """Only version 0 creates the table: a creation that lost the race is not committed again
+    as a later version (deltalake retries it by default, which gave the table a second id and
+    schema: a Spark stream of it stops on the new id, and a serial reader reloads it)."""
+    with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
+        # Every process imports sparktrack first, so that the creations below are at once.
+        pool.starmap(create_table, [(str(tmp_path / "warm-up"), "registry_events", 0)] * PROCESSES)
+        for attempt in range(3):
+            start_at = time.time() + 1.0
+            uris = pool.starmap(create_table, [(str(tmp_path / f"store-{attempt}"),
+                                                "registry_events", start_at)] * PROCESSES)
+            log = os.path.join(uris[0], "_delta_log")
+            assert sorted(name for name in os.listdir(log) if name.endswith(".json")) == [
+                f"{0:020d}.json"]
+            assert DeltaTable(uris[0]).version() == 0

@@ -3,6 +3,7 @@ own SQLite registry) plus the filters MLflow users ask for (alias, stage, creati
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import pytest
@@ -65,7 +66,14 @@ def _populate(client) -> None:
     for name, tags in MODELS.items():
         client.create_registered_model(name, tags=tags)
     for name, source, run_id, tags in VERSIONS:
+        _next_millisecond()  # each version its own creation time, for the filters on time
         client.create_model_version(name, source, run_id=run_id, tags=tags)
+
+
+def _next_millisecond() -> None:
+    start = int(time.time() * 1000)
+    while int(time.time() * 1000) == start:
+        time.sleep(0.0002)
 
 
 @pytest.fixture(scope="module")

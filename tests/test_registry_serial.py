@@ -9,9 +9,11 @@ the race must be real.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import time
+import uuid
 
 import pyarrow as pa
 import pytest
@@ -251,6 +253,44 @@ def test_a_change_whose_writer_died_before_its_events_gets_them_once(store_uri, 
     assert len(_recorded(fresh, operation, event)) == 1
     assert len(_recorded(watching, operation, event)) == 1
     assert len(_recorded(_second_registry(store_uri), operation, event)) == 1
+
+
+def _commit_a_second_creation(table_uri: str) -> None:
+    """Append what deltalake committed for a creation that lost the race for version 0 (before
+    sparktrack stopped it retrying): the protocol and the table's metadata again, new id."""
+    log = os.path.join(table_uri, "_delta_log")
+    with open(os.path.join(log, f"{0:020d}.json"), encoding="utf-8") as first:
+        actions = [json.loads(line) for line in first if line.strip()]
+    created = [a for a in actions if "protocol" in a or "metaData" in a]
+    for action in created:
+        if "metaData" in action:
+            action["metaData"]["id"] = str(uuid.uuid4())
+    version = max(int(n.split(".")[0]) for n in os.listdir(log) if n.endswith(".json")) + 1
+    entry = [{"commitInfo": {"timestamp": int(time.time() * 1000), "operation": "CREATE TABLE",
+                             "operationParameters": {"mode": "Ignore"}}}, *created]
+    with open(os.path.join(log, f"{version:020d}.json"), "x", encoding="utf-8") as out:
+        out.write("".join(json.dumps(action) + "\n" for action in entry))
+
+
+def test_a_second_creation_in_the_log_does_not_hide_a_killed_writers_change(store_uri):
+    """Stores written before creations stopped racing can hold a creation after the changes
+    (see test_processes_creating_one_table_at_once_leave_one_creation): the check of the
+    commits since the last one known complete still finds the change whose events are
+    missing, and a process that starts afterwards commits them, once."""
+    client = TrackingClient(store_uri)
+    client.create_registered_model("m")
+    client.create_model_version("m", "/v1")
+    client._registry.history("m")  # checked up to here
+    child = multiprocessing.get_context("spawn").Process(
+        target=_without_events, args=(store_uri, "register", "die"))
+    child.start()
+    child.join(120)
+    assert child.exitcode == -9
+    _commit_a_second_creation(client._registry.tables.versions.uri)
+    fresh = _second_registry(store_uri)
+    assert fresh.get_model_version("m", 2).source == "/v2"
+    assert len(_recorded(fresh, "register", "CREATE_MODEL_VERSION")) == 1
+    assert len(_recorded(_second_registry(store_uri), "register", "CREATE_MODEL_VERSION")) == 1
 
 
 def test_a_stalled_writers_events_are_committed_after_the_grace_period(store_uri):

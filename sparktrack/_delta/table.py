@@ -133,6 +133,11 @@ class DeltaTableHandle:
                 name=self.spec.name,
                 description=f"sparktrack schema v{SCHEMA_VERSION}: {self.spec.description}",
                 storage_options=self.storage_options,
+                # Not retried: a create that lost the race for version 0 would otherwise be
+                # committed again as version 1 (or later, after other writers' rows), a second
+                # table id and schema in the log of a live table (Spark streams of the table
+                # stop on a new id, and serial readers reload it).
+                commit_properties=CommitProperties(max_commit_retries=0),
             )
         except ENGINE_ERRORS:
             # Another process created it at the same moment: open theirs.

@@ -37,12 +37,10 @@ import time
 import weakref
 from collections.abc import Iterable
 
-import pyarrow as pa
 
 from sparktrack._delta import DeltaTableHandle
 from sparktrack._delta.serial import SerialLog, TailCommit
 from sparktrack._store.atomic_file import replace_file
-from sparktrack._store.schemas import REGISTRY_EVENTS
 from sparktrack._store.summary_repair import WRITER_KEY, writer_gone
 from sparktrack.errors import StoreError
 
@@ -190,8 +188,7 @@ class EventLedger:
             missing = [event for event in events if event["event_id"] not in self._event_ids]
             if not missing:
                 return
-            rows = pa.Table.from_pylist(missing, schema=REGISTRY_EVENTS.schema)
-            if self._writer_log.commit_next(version, rows):
+            if self._writer_log.commit_next(version, missing):
                 with self._ids_lock:
                     if self._events_version == version:
                         self._events_version = version + 1

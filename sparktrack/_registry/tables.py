@@ -36,10 +36,14 @@ from sparktrack._store.schemas import (
 __all__ = ["RegistryTables", "TableMirror"]
 
 
-def _rows(spec: TableSpec, rows: list[dict]) -> pa.Table:
-    rows = [{**row, "tags": list(row["tags"].items())} if isinstance(row.get("tags"), dict)
-            else row for row in rows]
-    return pa.Table.from_pylist(rows, schema=spec.schema)
+def _as_read(spec: TableSpec, rows: list[dict]) -> list[dict]:
+    """``rows`` as reading them back from the table gives them: every column, tags as a list
+    of (key, value) pairs."""
+    return [
+        {name: list(value.items()) if name == "tags" and isinstance(value, dict) else value
+         for name in spec.schema.names for value in (row.get(name),)}
+        for row in rows
+    ]
 
 
 class TableMirror:
@@ -92,12 +96,12 @@ class TableMirror:
             replaced = self.current.get(self._key(row))
             floor = replaced["updated_at"] + 1 if replaced else 0
             stamped.append({**row, "updated_at": max(next_version(), floor)})
-        table = _rows(self.handle.spec, stamped)
-        if not self.log.commit_next(-1 if self.version is None else self.version, table,
+        stamped = _as_read(self.handle.spec, stamped)
+        if not self.log.commit_next(-1 if self.version is None else self.version, stamped,
                                     metadata=metadata):
             return False
         self.version += 1
-        self._fold(table.to_pylist())
+        self._fold(stamped)  # as committed, without reading the table back
         return True
 
     def rows(self, where: Callable[[dict], bool] | None = None) -> list[dict]:
