@@ -17,7 +17,7 @@ from deltalake import DeltaTable
 
 from sparktrack._delta import DeltaTableHandle
 from sparktrack._delta.serial import SerialLog
-from sparktrack._delta.small_parquet import encode, supports
+from sparktrack._delta.small_parquet import Encoder, supports
 from sparktrack._store.schemas import REGISTRY_TABLES, TableSpec
 
 # Every shape of value a column can take: strings (empty, non-ASCII, long), int64 extremes,
@@ -62,7 +62,7 @@ def test_pyarrow_reads_back_exactly_the_rows_encoded(table):
     rnd = random.Random(table)
     for count in (1, 2, 3, 17, 70, 1000):
         rows = _random_rows(rnd, schema, count)
-        read = pq.read_table(io.BytesIO(encode(rows, schema)))
+        read = pq.read_table(io.BytesIO(Encoder(schema).encode(rows)))
         assert read.cast(schema).equals(_expected(rows, schema)), (table, count)
         # The file's own schema says which columns may be null, as the table's does.
         assert [f.nullable for f in read.schema] == [f.nullable for f in schema]
@@ -86,7 +86,7 @@ def test_every_level_and_type_shape_of_a_map_and_an_optional_column():
              "number": None if 10 <= i < 30 else i,
              "flag": None if i % 5 == 0 else i % 2 == 0,
              "flags": i % 3 == 0} for i in range(300)]
-    read = pq.read_table(io.BytesIO(encode(rows, schema)))
+    read = pq.read_table(io.BytesIO(Encoder(schema).encode(rows)))
     assert read.cast(schema).equals(_expected(rows, schema))
 
 

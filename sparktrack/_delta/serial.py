@@ -17,8 +17,10 @@ Used for the model registry's small, unpartitioned tables.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -92,6 +94,8 @@ class SerialLog:
         self._empty = self.schema.empty_table()
         self._looked_at = -float("inf")  # when :meth:`since` last read the log
         self._checkpoint_later = checkpoint_later
+        self._encoder = (small_parquet.Encoder(self.schema)
+                         if small_parquet.supports(self.schema) else None)
 
     # -- reading ---------------------------------------------------------------------------
     def load(self) -> tuple[int, pa.Table]:
@@ -247,8 +251,8 @@ class SerialLog:
             if not rows.schema.equals(self.schema):
                 rows = rows.select(self.schema.names).cast(self.schema)
             return _parquet_bytes(rows), rows.num_rows
-        if small_parquet.supports(self.schema):
-            return small_parquet.encode(rows, self.schema), len(rows)
+        if self._encoder is not None:
+            return self._encoder.encode(rows), len(rows)
         return _parquet_bytes(pa.Table.from_pylist(list(rows), schema=self.schema)), len(rows)
 
     def _commit_local(self, number: int, encoded: bytes, count: int,
@@ -256,13 +260,13 @@ class SerialLog:
         name = f"{named}.parquet" if named else f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
         data = os.path.join(self._local, name)
         log_folder = os.path.join(self._local, "_delta_log")
-        aside = os.path.join(log_folder, f"_commit_{uuid.uuid4()}.json.tmp")
+        aside = os.path.join(log_folder, f"_commit_{_aside_suffix()}.json.tmp")
         try:
             if named:
                 _write_once(encoded, data)
             else:
                 _write_new(encoded, data)
-            with open(aside, "w", encoding="utf-8") as out:
+            with open(aside, "x", encoding="utf-8") as out:
                 out.write(_log_entry(name, len(encoded), count, metadata))
             try:
                 # Atomic, and fails if the entry exists: the race for this version is lost.
@@ -335,6 +339,16 @@ def _parquet_bytes(rows: pa.Table) -> bytes:
     pq.write_table(rows, sink, compression="none", use_dictionary=False,
                    write_statistics=False, store_schema=False)
     return sink.getvalue().to_pybytes()
+
+
+def _aside_suffix() -> str:
+    """A name no other commit uses: random per process (writers on other machines may share
+    the folder), then the process, thread and a count (a random name per commit cost more)."""
+    return f"{_PROCESS_TOKEN}-{os.getpid()}-{threading.get_ident()}-{next(_commit_count)}"
+
+
+_PROCESS_TOKEN = os.urandom(6).hex()
+_commit_count = itertools.count()
 
 
 def _write_new(data: bytes, path: str) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-__all__ = ["encode", "supports"]
+__all__ = ["Encoder", "supports"]
 
 _MAGIC = b"PAR1"
 _CREATED_BY = b"sparktrack small_parquet"
@@ -112,15 +112,27 @@ def _kind(arrow_type: pa.DataType) -> str | None:
     return None
 
 
-def encode(rows: Sequence[dict], schema: pa.Schema) -> bytes:
-    """A Parquet file holding ``rows`` (dicts by column name; a missing key is null) as
-    columns of ``schema``. Maps may be dicts or lists of (key, value) pairs."""
-    if not supports(schema):
-        raise TypeError(f"small_parquet cannot write the schema {schema}")
+class Encoder:
+    """Writes Parquet files of rows of one schema (what does not change from file to file is
+    prepared once)."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        if not supports(schema):
+            raise TypeError(f"small_parquet cannot write the schema {schema}")
+        self._columns = _leaf_prefixes(schema)
+        self._schema_elements = _schema_elements(schema)
+
+    def encode(self, rows: Sequence[dict]) -> bytes:
+        """A Parquet file holding ``rows`` (dicts by column name; a missing key is null).
+        Maps may be dicts or lists of (key, value) pairs."""
+        return _encode(rows, self._columns, self._schema_elements)
+
+
+def _encode(rows: Sequence[dict], columns: list, schema_elements: bytes) -> bytes:
     parts = [_MAGIC]
     offset = len(_MAGIC)
     chunks = []
-    for field, kind, leaf_prefixes in _leaf_prefixes(schema):
+    for field, kind, leaf_prefixes in columns:
         values = [row.get(field.name) for row in rows]
         pages = _map_pages(field, values) if kind == "map" else [_flat_page(field, kind, values)]
         for (body, num_values), prefix in zip(pages, leaf_prefixes, strict=True):
@@ -136,7 +148,7 @@ def encode(rows: Sequence[dict], schema: pa.Schema) -> bytes:
             offset += size
     footer = b"".join((
         b"\x15\x02",  # version 1
-        _schema_elements(schema),  # field 2
+        schema_elements,  # field 2
         b"\x16", _zigzag(len(rows)),  # num_rows (3)
         b"\x19\x1c",  # row_groups (4): a list of one struct
         b"\x19", _list_header(len(chunks), _T_STRUCT), *chunks,  # the row group's columns (1)
@@ -182,7 +194,6 @@ def _list_header(size: int, kind: int) -> bytes:
     return bytes(((size << 4) | kind,)) if size < 15 else bytes((0xF0 | kind,)) + _varint(size)
 
 
-@functools.lru_cache(maxsize=32)
 def _leaf_prefixes(schema: pa.Schema) -> list[tuple[pa.Field, str, list[bytes]]]:
     """Each column, its kind and the constant start of its leaves' ColumnMetaData: type (1),
     encodings (2), path (3) and codec (4). A map has two leaves, its keys and its values."""
@@ -316,7 +327,6 @@ def _plain(column: str, kind: str, values: list) -> bytes:
     return bytes(out)
 
 
-@functools.lru_cache(maxsize=32)
 def _schema_elements(schema: pa.Schema) -> bytes:
     """Field 2 of FileMetaData (the list of SchemaElements, depth first), written once per
     schema. The field header assumes field 1 came before it."""
