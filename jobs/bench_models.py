@@ -101,10 +101,14 @@ def run(*, print_fn: Callable[[str], None] = print, repeat: int = 3,
         print_fn(f"{name:32} {row['median_s']:9.2f} {row['min_s']:7.2f} "
                  f"{row['over_writer_s']:14.2f}")
     print_fn("")
-    print_fn(f"{'registry operation':24} {'sparktrack ms':>14} {'MLflow ms':>10} {'ratio':>7}")
+    print_fn(f"{'':24} {'in a row (warm)':^33} {'taking turns (cold)':^33}")
+    print_fn(f"{'registry operation':24} "
+             + f"{'sparktrack ms':>14} {'MLflow ms':>10} {'ratio':>7}  " * 2)
     for row in registry_rows:
         print_fn(f"{row['operation']:24} {row['sparktrack_s'] * 1000:14.2f} "
-                 f"{row['mlflow_s'] * 1000:10.2f} {row['ratio']:6.1f}x")
+                 f"{row['mlflow_s'] * 1000:10.2f} {row['ratio']:6.1f}x  "
+                 f"{row['turns_sparktrack_s'] * 1000:14.2f} "
+                 f"{row['turns_mlflow_s'] * 1000:10.2f} {row['turns_ratio']:6.1f}x")
     return rows + registry_rows
 
 
@@ -112,7 +116,9 @@ def _registry(folder: str, model, *, repeat: int, print_fn) -> list[dict]:
     """Median latency of each registry operation, sparktrack against MLflow (SQLite).
 
     The registry operations run ``_REGISTRY_REPEAT`` times (they take milliseconds); loading
-    the model by its alias, which is mostly Spark's reader for both, ``repeat`` times.
+    the model by its alias, which is mostly Spark's reader for both, ``repeat`` times. Both
+    are measured twice: each system's calls in a row, and the systems taking turns
+    (:func:`_timings`).
     """
     import mlflow
     import mlflow.spark
@@ -124,35 +130,51 @@ def _registry(folder: str, model, *, repeat: int, print_fn) -> list[dict]:
         mlflow.spark.log_model(model, "model", pip_requirements=["pyspark"])
     sparktrack.flush()
     ours_client, theirs_client = sparktrack.MlflowClient(), mlflow.MlflowClient()
-    medians = {}
-    for system, register, client, run in (
-        ("sparktrack", sparktrack.register_model, ours_client, ours),
-        ("mlflow", mlflow.register_model, theirs_client, theirs),
-    ):
-        timings: dict[str, list[float]] = {name: [] for name in _REGISTRY_OPERATIONS}
+    systems = {
+        "sparktrack": (sparktrack.register_model, ours_client, ours, sparktrack.spark.load_model),
+        "mlflow": (mlflow.register_model, theirs_client, theirs, mlflow.spark.load_model),
+    }
+    for register, _, run, _ in systems.values():
         register(f"runs:/{run.info.run_id}/model", "bench-model")  # creates the model
-        for attempt in range(max(_REGISTRY_REPEAT, repeat)):
-            started = time.perf_counter()
-            version = register(f"runs:/{run.info.run_id}/model", "bench-model").version
-            timings["register_model"].append(time.perf_counter() - started)
-            timings["transition stage"].append(_timed(lambda: client.transition_model_version_stage(
-                "bench-model", version, "Production", archive_existing_versions=True)))
-            timings["set alias"].append(_timed(lambda: client.set_registered_model_alias(
-                "bench-model", "champion", version)))
-            timings["get version by alias"].append(_timed(
-                lambda: client.get_model_version_by_alias("bench-model", "champion")))
-            if attempt < repeat:
-                loader = sparktrack.spark.load_model if system == "sparktrack" else \
-                    mlflow.spark.load_model
-                timings["load by alias (Spark)"].append(_timed(
-                    lambda: loader("models:/bench-model@champion")))
-        medians[system] = {name: statistics.median(values) for name, values in timings.items()}
+    in_a_row = _timings(systems, repeat=repeat, taking_turns=False)
+    taking_turns = _timings(systems, repeat=repeat, taking_turns=True)
     return [
-        {"operation": name, "sparktrack_s": medians["sparktrack"][name],
-         "mlflow_s": medians["mlflow"][name],
-         "ratio": medians["mlflow"][name] / max(medians["sparktrack"][name], 1e-9)}
+        {"operation": name, **{
+            f"{prefix}{system}_s": medians[system][name]
+            for prefix, medians in (("", in_a_row), ("turns_", taking_turns))
+            for system in systems},
+         "ratio": in_a_row["mlflow"][name] / max(in_a_row["sparktrack"][name], 1e-9),
+         "turns_ratio": taking_turns["mlflow"][name] / max(taking_turns["sparktrack"][name],
+                                                           1e-9)}
         for name in _REGISTRY_OPERATIONS
     ]
+
+
+def _timings(systems: dict, *, repeat: int, taking_turns: bool) -> dict[str, dict[str, float]]:
+    """Median seconds of each operation of each system: all of one system's attempts in a row
+    (warm: its code and data stay in the CPU's caches), or the systems taking turns at each
+    attempt (each call follows the other system's: cold, as a call among other work is)."""
+    timings = {system: {name: [] for name in _REGISTRY_OPERATIONS} for system in systems}
+    attempts = range(max(_REGISTRY_REPEAT, repeat))
+    order = ([(attempt, system) for attempt in attempts for system in systems] if taking_turns
+             else [(attempt, system) for system in systems for attempt in attempts])
+    for attempt, system in order:
+        register, client, run, loader = systems[system]
+        timed = timings[system]
+        started = time.perf_counter()
+        version = register(f"runs:/{run.info.run_id}/model", "bench-model").version
+        timed["register_model"].append(time.perf_counter() - started)
+        timed["transition stage"].append(_timed(lambda: client.transition_model_version_stage(
+            "bench-model", version, "Production", archive_existing_versions=True)))
+        timed["set alias"].append(_timed(lambda: client.set_registered_model_alias(
+            "bench-model", "champion", version)))
+        timed["get version by alias"].append(_timed(
+            lambda: client.get_model_version_by_alias("bench-model", "champion")))
+        if attempt < repeat:
+            timed["load by alias (Spark)"].append(_timed(
+                lambda: loader("models:/bench-model@champion")))
+    return {system: {name: statistics.median(values) for name, values in timed.items()}
+            for system, timed in timings.items()}
 
 
 _REGISTRY_OPERATIONS = ("register_model", "transition stage", "set alias",
