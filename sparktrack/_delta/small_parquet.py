@@ -46,7 +46,7 @@ _T_I32, _T_BINARY, _T_LIST, _T_STRUCT = 5, 8, 9, 12
 
 class _Thrift:
     """A Thrift compact-protocol writer for the constant parts of the footer (written once per
-    schema); the parts that change from file to file are written as bytes in :func:`encode`."""
+    schema); the parts that change from file to file are written as bytes in :func:`_encode`."""
 
     __slots__ = ("out", "_last")
 
@@ -95,7 +95,7 @@ class _Thrift:
 
 @functools.lru_cache(maxsize=32)
 def supports(schema: pa.Schema) -> bool:
-    """Whether :func:`encode` can write rows of ``schema``."""
+    """Whether :class:`Encoder` can write rows of ``schema``."""
     return all(_kind(field.type) is not None for field in schema)
 
 
