@@ -56,6 +56,7 @@ def _matching_page(
     named = identifiers(tree) | {key.identifier for key in order}
     source = StoreSearchSource(store, experiment_ids, view_type=view_type,
                                artifact_uris=Identifier("attribute", "artifact_uri") in named)
+    source.prepare(named)
     matching = filter_runs(tree, source)
     ordered = order_runs(matching, order, source, limit=offset + max_results)
     page = ordered.slice(offset, max_results)

@@ -245,8 +245,9 @@ class RunReads:
                            for table in tables)
             workers = (1 if building > READ_ONE_AT_A_TIME_ROWS
                        else max(1, min(len(tables), os.cpu_count() or 1)))
-            # One task per table and experiment, the runs (decoded too) first.
-            tasks = [(table, e) for table in sorted(tables, key=lambda t: t != RUNS.name)
+            # One task per table and experiment: the runs (decoded too) first, then the
+            # tables from the most work per run to the least, so that the threads end together.
+            tasks = [(table, e) for table in sorted(tables, key=_load_rank)
                      for e in experiment_ids]
             with ThreadPoolExecutor(max_workers=workers,
                                     thread_name_prefix="sparktrack-read") as pool:
@@ -336,6 +337,14 @@ class _RunsView:
 # table so the identity stays valid; a handful of entries (one per searched experiment/key).
 _RESOLVED: OrderedDict[tuple[int, str], tuple[pa.Table, pa.Table]] = OrderedDict()
 _RESOLVED_LOCK = threading.Lock()
+# The order the tables of a view are loaded in: the runs (decoded too) first, then from the
+# most work per run to the least (at 100,000 runs here: params 0.16 s, summaries 0.13 s, tags
+# 0.05 s on one core), so that two threads end about together.
+_LOAD_ORDER = (RUNS.name, PARAMS.name, METRIC_SUMMARIES.name, TAGS.name)
+
+
+def _load_rank(table: str) -> int:
+    return _LOAD_ORDER.index(table) if table in _LOAD_ORDER else len(_LOAD_ORDER)
 
 
 def _with_resolved_artifact_uris(rows: pa.Table, root: str, *, keep: bool = True

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -130,16 +130,26 @@ class StoreSearchSource:
         spec = _TABLE_OF_KIND.get(ident.kind)
         if spec is None:
             return None
-        column = _AGGREGATE_COLUMN[ident.aggregate] if ident.kind == "metric" else "value"
+        pieces = _each(lambda part: self._aligned_part(ident, part),
+                       range(len(self._run_snapshots)))
+        return pa.chunked_array(pieces, type=spec.schema.field(_column_of(ident)).type)
 
-        def piece(runs: Snapshot, values: Snapshot, part: _Candidates) -> pa.Array:
-            aligned = _aligned(runs, values, kind=ident.kind, key=ident.key, column=column)
-            return aligned if part.kept is None else aligned.take(pa.array(part.kept))
+    def prepare(self, idents: Iterable[Identifier]) -> None:
+        """Have the values of ``idents`` for :meth:`aligned` ready: all of them at once, on
+        every core (a search evaluates its clauses one after the other; each one's values
+        are found by scans that release the GIL)."""
+        parts = [(ident, part) for ident in idents if ident.kind in _TABLE_OF_KIND
+                 for part in range(len(self._run_snapshots))]
+        if len(parts) > 1:
+            _each(lambda item: self._aligned_part(*item), parts)
 
-        pieces = _each(lambda parts: piece(*parts), list(zip(
-            self._run_snapshots, self._views[spec.name].snapshots, self._candidates,
-            strict=True)))
-        return pa.chunked_array(pieces, type=spec.schema.field(column).type)
+    def _aligned_part(self, ident: Identifier, part: int) -> pa.Array:
+        """:meth:`aligned` for the runs of one experiment (kept in its snapshot's memo)."""
+        values = self._views[_TABLE_OF_KIND[ident.kind].name].snapshots[part]
+        aligned = _aligned(self._run_snapshots[part], values, kind=ident.kind, key=ident.key,
+                           column=_column_of(ident))
+        kept = self._candidates[part].kept
+        return aligned if kept is None else aligned.take(pa.array(kept))
 
     def current_values(self) -> tuple[pa.Table, pa.Table, pa.Table]:
         """(params, merged metric summaries, live tags) of every run of the experiments."""
@@ -200,6 +210,11 @@ def _each(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
             _pool = ThreadPoolExecutor(max_workers=os.cpu_count(),
                                        thread_name_prefix="sparktrack-search")
     return list(_pool.map(function, items))
+
+
+def _column_of(ident: Identifier) -> str:
+    """The column holding the values of a metric, param or tag identifier."""
+    return _AGGREGATE_COLUMN[ident.aggregate] if ident.kind == "metric" else "value"
 
 
 def _candidates(snapshot: Snapshot, view_type: ViewType,
