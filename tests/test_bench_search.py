@@ -31,6 +31,8 @@ def _check_row(bench, row: dict, store: str) -> None:
                  *(f"{side}_{question}_s" for side in ("spark", "api")
                    for question in ("per_user", "top", "history"))):
         assert row[name] > 0, name
+    # The first search is the best of the attempts (one per --repeat), each listed.
+    assert row["sparktrack_cold_s"] == min(row["sparktrack_cold_all_s"])
     # Every way of running the filtered search finds the same number of runs.
     assert 0 < row["matched"] == row["matched_first"] == row["matched_new_process"] <= 100
     assert row["returned_all"] == RUNS
