@@ -19,6 +19,7 @@ from sparktrack._delta import DeltaTableHandle
 from sparktrack._delta.serial import SerialLog
 from sparktrack._delta.small_parquet import Encoder, supports
 from sparktrack._store.schemas import REGISTRY_TABLES, TableSpec
+from sparktrack.spark._datasource import _ddl_type
 
 # Every shape of value a column can take: strings (empty, non-ASCII, long), int64 extremes,
 # booleans, maps that are null, empty, dicts, pairs, with null values, with more than 15 entries.
@@ -155,9 +156,5 @@ def test_deltalake_and_spark_read_a_table_of_encoded_commits(tmp_path, spark, fa
 
 
 def _spark_schema(schema: pa.Schema) -> str:
-    """The DDL of ``schema`` for Spark (strings, longs, booleans, string maps)."""
-    names = {pa.string(): "STRING", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN"}
-    return ", ".join(
-        f"`{field.name}` {names.get(field.type, 'MAP<STRING, STRING>')}"
-        + ("" if field.nullable else " NOT NULL")
-        for field in schema)
+    """The DDL of ``schema`` for Spark, as the data source declares it."""
+    return ", ".join(f"`{field.name}` {_ddl_type(field.type)}" for field in schema)
