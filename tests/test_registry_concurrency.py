@@ -49,10 +49,6 @@ def test_processes_creating_the_same_model_at_once_leave_one(store_uri):
     assert [m.name for m in models] == ["race"]
 
 
-if __name__ == "__main__":  # pragma: no cover
-    pytest.main([__file__])
-
-
 def test_processes_creating_one_table_at_once_leave_one_creation(tmp_path):
     """Only version 0 creates the table: a creation that lost the race is not committed again
     as a later version (deltalake retries it by default, which gave the table a second id and
@@ -68,3 +64,7 @@ def test_processes_creating_one_table_at_once_leave_one_creation(tmp_path):
             assert sorted(name for name in os.listdir(log) if name.endswith(".json")) == [
                 f"{0:020d}.json"]
             assert DeltaTable(uris[0]).version() == 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    pytest.main([__file__])
