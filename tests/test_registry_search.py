@@ -63,10 +63,13 @@ VERSION_ORDERS = [None, ["version_number ASC"], ["name DESC", "version_number AS
 
 
 def _populate(client) -> None:
+    # Each model and version its own creation time (milliseconds), for the filters on time:
+    # a registry change takes well under a millisecond.
     for name, tags in MODELS.items():
+        _next_millisecond()
         client.create_registered_model(name, tags=tags)
     for name, source, run_id, tags in VERSIONS:
-        _next_millisecond()  # each version its own creation time, for the filters on time
+        _next_millisecond()
         client.create_model_version(name, source, run_id=run_id, tags=tags)
 
 
