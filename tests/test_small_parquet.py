@@ -96,6 +96,7 @@ def test_every_level_and_type_shape_of_a_map_and_an_optional_column():
     ({"key": 3, "value": 1}, "column 'key' holds strings"),
     ({"key": "k", "value": "1"}, "column 'value' holds integers"),
     ({"key": "k", "value": 2**63}, "column 'value'"),
+    ({"key": "k", "value": True}, "column 'value' holds integers"),
     ({"key": "k", "value": 1, "flag": 1}, "column 'flag' holds booleans"),
     ({"key": "k", "value": 1, "tags": {None: "v"}}, "column 'tags': a map key cannot be null"),
     ({"key": "k", "value": 1, "tags": [("k", "v", "extra")]}, "column 'tags': a map entry"),
@@ -114,8 +115,10 @@ def test_a_row_that_does_not_fit_is_refused_and_nothing_is_written(tmp_path, bad
     assert log.commit_next(version, [{"key": "kept", "value": 1}])
     files_before = sorted(os.listdir(handle.uri)) + sorted(
         os.listdir(os.path.join(handle.uri, "_delta_log")))
-    with pytest.raises((TypeError, ValueError), match=message):
-        log.commit_next(version + 1, [{"key": "fine", "value": 2}, bad])
+    # Alone (a page of one value is encoded on its own path) and after a row that fits.
+    for rows in ([bad], [{"key": "fine", "value": 2}, bad]):
+        with pytest.raises((TypeError, ValueError), match=message):
+            log.commit_next(version + 1, rows)
     assert sorted(os.listdir(handle.uri)) + sorted(
         os.listdir(os.path.join(handle.uri, "_delta_log"))) == files_before
     assert log.load()[1].to_pylist() == [{"key": "kept", "value": 1, "flag": None, "tags": None}]

@@ -23,6 +23,7 @@ import functools
 import operator
 import struct
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -119,7 +120,7 @@ class Encoder:
     def __init__(self, schema: pa.Schema) -> None:
         if not supports(schema):
             raise TypeError(f"small_parquet cannot write the schema {schema}")
-        self._columns = _leaf_prefixes(schema)
+        self._columns = _columns(schema)
         self._schema_elements = _schema_elements(schema)
 
     def encode(self, rows: Sequence[dict]) -> bytes:
@@ -128,46 +129,74 @@ class Encoder:
         return _encode(rows, self._columns, self._schema_elements)
 
 
-def _encode(rows: Sequence[dict], columns: list, schema_elements: bytes) -> bytes:
-    parts = [_MAGIC]
-    offset = len(_MAGIC)
-    chunks = []
-    for field, kind, leaf_prefixes in columns:
-        values = [row.get(field.name) for row in rows]
-        pages = _map_pages(field, values) if kind == "map" else [_flat_page(field, kind, values)]
-        for (body, num_values), prefix in zip(pages, leaf_prefixes, strict=True):
-            header = _page_header(len(body), num_values)
-            size = len(header) + len(body)
-            parts += (header, body)
+class _Column(NamedTuple):
+    """A column as the encoder needs it: ``prefixes`` are the constant starts of its leaves'
+    ColumnMetaData (one leaf, or a map's keys and values)."""
+
+    name: str
+    kind: str
+    nullable: bool
+    items_nullable: bool  # a map's values may be null
+    prefixes: tuple[bytes, ...]
+
+
+def _encode(rows: Sequence[dict], columns: list[_Column], schema_elements: bytes) -> bytes:
+    # A commit holds a row or two, so what is done per column counts: a flat column's values
+    # number as many as the rows, and the parts of its page header and column metadata that
+    # only depend on that are written once per file (``counted``).
+    count = len(rows)
+    counted = _zigzag(count)
+    page_tail = b"\x2c\x15" + counted + _DATA_PAGE_TAIL
+    out = bytearray(_MAGIC)
+    chunks = bytearray()
+    leaves = 0
+    for name, kind, nullable, items_nullable, prefixes in columns:
+        values = [row.get(name) for row in rows]
+        if kind != "map":
+            pages = ((_flat_body(name, kind, nullable, values), prefixes[0], counted, page_tail),)
+        else:  # a map: its keys' and its values' pages, each with its own number of values
+            pages = []
+            for (body, num_values), prefix in zip(
+                    _map_pages(name, nullable, items_nullable, values), prefixes, strict=True):
+                numbered = _zigzag(num_values)
+                pages.append((body, prefix, numbered, b"\x2c\x15" + numbered + _DATA_PAGE_TAIL))
+        for body, prefix, numbered, tail in pages:
+            offset = _zigzag(len(out))
+            sized = _zigzag(len(body))
+            # PageHeader: DATA_PAGE (1), the sizes (2, 3; nothing is compressed), then the
+            # DataPageHeader (5) in ``tail``: num_values, PLAIN values, RLE levels.
+            header = b"\x15\x00\x15" + sized + b"\x15" + sized + tail
+            total = _zigzag(len(header) + len(body))
+            out += header
+            out += body
             # ColumnChunk: file_offset (2), then ColumnMetaData (3): its constant fields 1-4,
             # num_values (5), sizes (6, 7), data_page_offset (9).
-            chunks.append(b"".join((
-                b"\x26", _zigzag(offset), b"\x1c", prefix, b"\x16", _zigzag(num_values),
-                b"\x16", _zigzag(size), b"\x16", _zigzag(size), b"\x26", _zigzag(offset),
-                b"\x00\x00")))
-            offset += size
+            chunks += b"".join((b"\x26", offset, b"\x1c", prefix, b"\x16", numbered,
+                                b"\x16", total, b"\x16", total, b"\x26", offset, b"\x00\x00"))
+            leaves += 1
     footer = b"".join((
         b"\x15\x02",  # version 1
         schema_elements,  # field 2
-        b"\x16", _zigzag(len(rows)),  # num_rows (3)
+        b"\x16", counted,  # num_rows (3)
         b"\x19\x1c",  # row_groups (4): a list of one struct
-        b"\x19", _list_header(len(chunks), _T_STRUCT), *chunks,  # the row group's columns (1)
-        b"\x16", _zigzag(offset - len(_MAGIC)),  # total_byte_size (2)
-        b"\x16", _zigzag(len(rows)),  # num_rows (3)
+        b"\x19", _list_header(leaves, _T_STRUCT), chunks,  # the row group's columns (1)
+        b"\x16", _zigzag(len(out) - len(_MAGIC)),  # total_byte_size (2)
+        b"\x16", counted,  # num_rows (3)
         b"\x00",  # end of RowGroup
         b"\x28", _varint(len(_CREATED_BY)), _CREATED_BY,  # created_by (6)
         b"\x00",  # end of FileMetaData
     ))
-    parts += (footer, struct.pack("<i", len(footer)), _MAGIC)
-    return b"".join(parts)
+    out += footer
+    out += _PACK_I32(len(footer))
+    out += _MAGIC
+    return bytes(out)
 
 
-def _page_header(size: int, num_values: int) -> bytes:
-    """A PageHeader: DATA_PAGE (1), the sizes (2, 3; nothing is compressed), and the
-    DataPageHeader (5): num_values (1), PLAIN values (2), RLE levels (3, 4)."""
-    sized = _zigzag(size)
-    return b"".join((b"\x15\x00\x15", sized, b"\x15", sized, b"\x2c\x15", _zigzag(num_values),
-                     b"\x15\x00\x15\x06\x15\x06\x00\x00"))
+# The end of a DataPageHeader after its num_values: PLAIN values (2), RLE definition and
+# repetition levels (3, 4), then the ends of the DataPageHeader and the PageHeader.
+_DATA_PAGE_TAIL = b"\x15\x00\x15\x06\x15\x06\x00\x00"
+_PACK_I32 = struct.Struct("<i").pack
+_PACK_I64 = struct.Struct("<q").pack
 
 
 def _varint(value: int) -> bytes:
@@ -184,6 +213,9 @@ def _varint(value: int) -> bytes:
 def _zigzag(value: int) -> bytes:
     if 0 <= value < 0x40:
         return _SMALL[value << 1]
+    if 0 <= value < 0x2000:  # two bytes: the offsets and sizes of a small file
+        value <<= 1
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     return _varint((value << 1) ^ (value >> 63))
 
 
@@ -194,17 +226,19 @@ def _list_header(size: int, kind: int) -> bytes:
     return bytes(((size << 4) | kind,)) if size < 15 else bytes((0xF0 | kind,)) + _varint(size)
 
 
-def _leaf_prefixes(schema: pa.Schema) -> list[tuple[pa.Field, str, list[bytes]]]:
-    """Each column, its kind and the constant start of its leaves' ColumnMetaData: type (1),
-    encodings (2), path (3) and codec (4). A map has two leaves, its keys and its values."""
+def _columns(schema: pa.Schema) -> list[_Column]:
+    """Each column with the constant start of its leaves' ColumnMetaData: type (1), encodings
+    (2), path (3) and codec (4). A map has two leaves, its keys and its values."""
     columns = []
     for field in schema:
         kind = _kind(field.type)
         if kind == "map":
             leaves = [((field.name, "key_value", "key"), _BYTE_ARRAY),
                       ((field.name, "key_value", "value"), _BYTE_ARRAY)]
+            items_nullable = field.type.item_field.nullable
         else:
             leaves = [((field.name,), _physical(kind))]
+            items_nullable = False
         prefixes = []
         for path, physical in leaves:
             meta = _Thrift()
@@ -213,7 +247,8 @@ def _leaf_prefixes(schema: pa.Schema) -> list[tuple[pa.Field, str, list[bytes]]]
             meta.binary_list(3, [part.encode("utf-8") for part in path])
             meta.i32(4, _UNCOMPRESSED)
             prefixes.append(bytes(meta.out))
-        columns.append((field, kind, prefixes))
+        columns.append(_Column(field.name, kind, field.nullable, items_nullable,
+                               tuple(prefixes)))
     return columns
 
 
@@ -221,26 +256,33 @@ def _physical(kind: str) -> int:
     return {"string": _BYTE_ARRAY, "int64": _INT64, "bool": _BOOLEAN}[kind]
 
 
-def _flat_page(field: pa.Field, kind: str, values: list) -> tuple[bytes, int]:
-    """The body of a column's page (definition levels if nullable, then the values) and its
-    number of values (nulls included)."""
-    if not field.nullable:
-        if any(value is None for value in values):
-            raise ValueError(f"column {field.name!r} cannot be null")
-        return _plain(field.name, kind, values), len(values)
+def _flat_body(name: str, kind: str, nullable: bool, values: list) -> bytes:
+    """The body of a flat column's page: definition levels if nullable, then the values."""
+    if len(values) == 1:  # most commits: no lists of levels and values to build
+        value = values[0]
+        if value is None:
+            if not nullable:
+                raise ValueError(f"column {name!r} cannot be null")
+            return _ONE_NULL
+        plain = _plain_one(name, kind, value)
+        return _ONE_PRESENT + plain if nullable else plain
+    if not nullable:
+        if None in values:
+            raise ValueError(f"column {name!r} cannot be null")
+        return _plain(name, kind, values)
     present = [value for value in values if value is not None]
     levels = _levels([0 if value is None else 1 for value in values])
-    return levels + _plain(field.name, kind, present), len(values)
+    return levels + _plain(name, kind, present)
 
 
-def _map_pages(field: pa.Field, values: list) -> list[tuple[bytes, int]]:
-    """The pages of the key and value columns of a map<string, string>: a null map is definition level
-    0, an empty one 1, an entry 2 (3 for a value that is not null); repetition level 1
-    continues the row's map."""
-    if not field.nullable and any(value is None for value in values):
-        raise ValueError(f"column {field.name!r} cannot be null")
-    optional = 1 if field.nullable else 0
-    items_nullable = field.type.item_field.nullable
+def _map_pages(name: str, nullable: bool, items_nullable: bool,
+               values: list) -> list[tuple[bytes, int]]:
+    """The pages of the key and value columns of a map<string, string>, each with its number
+    of values: a null map is definition level 0, an empty one 1, an entry 2 (3 for a value
+    that is not null); repetition level 1 continues the row's map."""
+    if not nullable and None in values:
+        raise ValueError(f"column {name!r} cannot be null")
+    optional = 1 if nullable else 0
     repetition, key_definition, value_definition, keys, items = [], [], [], [], []
     for value in values:
         if value is None:
@@ -259,11 +301,11 @@ def _map_pages(field: pa.Field, values: list) -> list[tuple[bytes, int]]:
                 key, item = entry
             except (TypeError, ValueError):
                 raise TypeError(
-                    f"column {field.name!r}: a map entry must be a (key, value) pair, "
+                    f"column {name!r}: a map entry must be a (key, value) pair, "
                     f"not {entry!r}"
                 ) from None
             if key is None or (item is None and not items_nullable):
-                raise ValueError(f"column {field.name!r}: a map {'key' if key is None else 'value'}"
+                raise ValueError(f"column {name!r}: a map {'key' if key is None else 'value'}"
                                  " cannot be null")
             repetition.append(0 if position == 0 else 1)
             key_definition.append(optional + 1)
@@ -272,13 +314,30 @@ def _map_pages(field: pa.Field, values: list) -> list[tuple[bytes, int]]:
             if item is not None:
                 items.append(item)
     repeated = _levels(repetition)
-    return [(repeated + _levels(key_definition) + _plain(field.name, "string", keys),
+    return [(repeated + _levels(key_definition) + _plain(name, "string", keys),
              len(repetition)),
-            (repeated + _levels(value_definition) + _plain(field.name, "string", items),
+            (repeated + _levels(value_definition) + _plain(name, "string", items),
              len(repetition))]
 
 
 def _levels(levels: list[int]) -> bytes:
+    """Levels in the RLE/bit-packed hybrid (:func:`_encoded_levels`); those of the pages of a
+    few rows, which come back commit after commit, from a cache."""
+    if len(levels) > _CACHED_LEVELS:
+        return _encoded_levels(levels)
+    key = tuple(levels)
+    encoded = _levels_cache.get(key)
+    if encoded is None:
+        encoded = _levels_cache[key] = _encoded_levels(levels)
+    return encoded
+
+
+# Levels are 0 to 3: at most 4 + 16 + 64 + 256 lists of up to four of them.
+_CACHED_LEVELS = 4
+_levels_cache: dict[tuple[int, ...], bytes] = {}
+
+
+def _encoded_levels(levels: list[int]) -> bytes:
     """Levels in the RLE/bit-packed hybrid, as runs of equal levels (each a varint of the
     run length shifted left once, then the level in one byte), after their length in four
     bytes. The levels here are at most 3, so a level's bit width is at most 2 and one byte
@@ -296,7 +355,12 @@ def _levels(levels: list[int]) -> bytes:
         body.append(run)
         body.append(levels[start])
         start = end
-    return struct.pack("<i", len(body)) + bytes(body)
+    return _PACK_I32(len(body)) + bytes(body)
+
+
+# The definition levels of a page of one value: null, or present.
+_ONE_NULL = _levels([0])
+_ONE_PRESENT = _levels([1])
 
 
 def _plain(column: str, kind: str, values: list) -> bytes:
@@ -307,10 +371,12 @@ def _plain(column: str, kind: str, values: list) -> bytes:
             if not isinstance(value, str):
                 raise TypeError(f"column {column!r} holds strings, not {value!r}")
             data = value.encode("utf-8")
-            out += struct.pack("<i", len(data))
+            out += _PACK_I32(len(data))
             out += data
         return bytes(out)
     if kind == "int64":
+        if any(isinstance(value, bool) for value in values):  # an int, but not a number
+            raise TypeError(f"column {column!r} holds integers, not {values!r}")
         try:
             return struct.pack(f"<{len(values)}q", *map(operator.index, values))
         except TypeError:
@@ -325,6 +391,27 @@ def _plain(column: str, kind: str, values: list) -> bytes:
         if value:
             out[position // 8] |= 1 << (position % 8)
     return bytes(out)
+
+
+def _plain_one(column: str, kind: str, value: object) -> bytes:
+    """One PLAIN-encoded value (not null) of a column."""
+    if kind == "string":
+        if not isinstance(value, str):
+            raise TypeError(f"column {column!r} holds strings, not {value!r}")
+        data = value.encode("utf-8")
+        return _PACK_I32(len(data)) + data
+    if kind == "int64":
+        if isinstance(value, bool):
+            raise TypeError(f"column {column!r} holds integers, not {value!r}")
+        try:
+            return _PACK_I64(operator.index(value))
+        except TypeError:
+            raise TypeError(f"column {column!r} holds integers, not {value!r}") from None
+        except struct.error:
+            raise ValueError(f"column {column!r}: {value!r} is out of the int64 range") from None
+    if not isinstance(value, bool):
+        raise TypeError(f"column {column!r} holds booleans, not {value!r}")
+    return b"\x01" if value else b"\x00"
 
 
 def _schema_elements(schema: pa.Schema) -> bytes:
