@@ -22,7 +22,6 @@ import json
 import os
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -257,17 +256,16 @@ class SerialLog:
 
     def _commit_local(self, number: int, encoded: bytes, count: int,
                       metadata: dict[str, str], named: str | None) -> bool:
-        name = f"{named}.parquet" if named else f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+        name = f"{named}.parquet" if named else _data_file_name()
         data = os.path.join(self._local, name)
         log_folder = os.path.join(self._local, "_delta_log")
-        aside = os.path.join(log_folder, f"_commit_{_aside_suffix()}.json.tmp")
+        aside = os.path.join(log_folder, f"_commit_{_unique_suffix()}.json.tmp")
         try:
             if named:
                 _write_once(encoded, data)
             else:
                 _write_new(encoded, data)
-            with open(aside, "x", encoding="utf-8") as out:
-                out.write(_log_entry(name, len(encoded), count, metadata))
+            _write_new(_log_entry(name, len(encoded), count, metadata).encode("utf-8"), aside)
             try:
                 # Atomic, and fails if the entry exists: the race for this version is lost.
                 os.link(aside, os.path.join(log_folder, f"{number:020d}.json"))
@@ -287,7 +285,7 @@ class SerialLog:
         fs, base = filesystem(self.handle.uri, self.handle.storage_options)
         # Object stores have no create-if-missing here: a named file written twice holds the
         # same rows both times.
-        name = f"{named}.parquet" if named else f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+        name = f"{named}.parquet" if named else _data_file_name()
         with translated(f"committing {count} row(s) to", self.handle.uri):
             with fs.open_output_stream(in_base(base, name)) as sink:
                 sink.write(encoded)
@@ -315,16 +313,19 @@ class SerialLog:
 
 
 def _log_entry(name: str, size: int, count: int, metadata: dict[str, str]) -> str:
-    """The Delta log entry that adds the data file ``name``: commit info, then the add action."""
-    now = int(time.time() * 1000)
-    actions = (
-        {"commitInfo": {"timestamp": now, "operation": "WRITE",
-                        "operationParameters": {"mode": "Append"},
-                        "clientVersion": "sparktrack-serial", **metadata}},
-        {"add": {"path": quote(name), "partitionValues": {}, "size": size,
-                 "modificationTime": now, "dataChange": True, "stats": _stats(count)}},
+    """The Delta log entry that adds the data file ``name``: commit info, then the add action
+    (each a line of JSON; written out here, as building the dicts for ``json.dumps`` cost a
+    tenth of a commit)."""
+    now = time.time_ns() // 1_000_000
+    custom = json.dumps(metadata)[1:-1]  # the keys are sparktrack.*: none of the fixed ones
+    return (
+        f'{{"commitInfo": {{"timestamp": {now}, "operation": "WRITE", '
+        f'"operationParameters": {{"mode": "Append"}}, "clientVersion": "sparktrack-serial"'
+        f'{", " if custom else ""}{custom}}}}}\n'
+        f'{{"add": {{"path": {json.dumps(quote(name))}, "partitionValues": {{}}, '
+        f'"size": {size}, "modificationTime": {now}, "dataChange": true, '
+        f'"stats": {json.dumps(_stats(count))}}}}}\n'
     )
-    return "".join(json.dumps(action) + "\n" for action in actions)
 
 
 def _parquet_bytes(rows: pa.Table) -> bytes:
@@ -341,20 +342,40 @@ def _parquet_bytes(rows: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _aside_suffix() -> str:
+def _data_file_name() -> str:
+    """A new data file's name (uncompressed: see :func:`_parquet_bytes`)."""
+    return f"part-00000-{_unique_suffix()}-c000.parquet"
+
+
+def _unique_suffix() -> str:
     """A name no other commit uses: random per process (writers on other machines may share
     the folder), then the process, thread and a count (a random name per commit cost more)."""
-    return f"{_PROCESS_TOKEN}-{os.getpid()}-{threading.get_ident()}-{next(_commit_count)}"
+    return f"{_process_token}-{os.getpid()}-{threading.get_ident()}-{next(_commit_count)}"
 
 
-_PROCESS_TOKEN = os.urandom(6).hex()
+def _new_process_token() -> None:
+    # A forked child gets a token of its own: it could reuse the pid of an earlier child of
+    # the same parent, and it inherits the parent's count.
+    global _process_token
+    _process_token = os.urandom(6).hex()
+
+
+_process_token = ""
+_new_process_token()
+os.register_at_fork(after_in_child=_new_process_token)
 _commit_count = itertools.count()
 
 
 def _write_new(data: bytes, path: str) -> None:
     """Write ``data`` as a new file (no reader looks at it before a log entry names it)."""
-    with open(path, "xb") as out:
-        out.write(data)
+    # os-level calls: Python's buffered file objects cost more than the write itself here.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view):]
+    finally:
+        os.close(descriptor)
 
 
 def _stats(count: int) -> str:
@@ -367,7 +388,7 @@ def _write_once(data: bytes, path: str) -> None:
     """Write ``data`` at ``path`` unless a file is there (written aside, then linked)."""
     if os.path.exists(path):
         return
-    aside = f"{path}.{uuid.uuid4().hex}.tmp"
+    aside = f"{path}.{_unique_suffix()}.tmp"
     _write_new(data, aside)
     try:
         os.link(aside, path)

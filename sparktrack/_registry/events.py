@@ -7,8 +7,9 @@ gets them from whoever reads the registry next (:mod:`.event_ledger`).
 
 from __future__ import annotations
 
-import uuid
+import os
 
+from sparktrack._context import current_user
 from sparktrack._store.rows import next_version, now_millis
 from sparktrack._store.schemas import REGISTRY_EVENTS
 
@@ -36,20 +37,18 @@ EVENTS = (
 
 def complete(rows: list[dict]) -> list[dict]:
     """Full ``registry_events`` rows of ``rows`` (dicts with ``event``, ``model_id``, ``name``
-    and any optional column), with event ids and one timestamp."""
-    stamp = now_millis()
-    full = [
-        {column: None for column in REGISTRY_EVENTS.schema.names}
-        | {"event_id": _event_id(), "timestamp": stamp}
-        | row
-        for row in rows
-    ]
-    unknown = {row["event"] for row in full} - set(EVENTS)
+    and any optional column), with event ids, one timestamp and the user of the process."""
+    unknown = {row["event"] for row in rows} - _KNOWN
     assert not unknown, f"unknown registry event {unknown}"
-    return full
+    common = _EMPTY | {"timestamp": now_millis(), "user_id": current_user()}
+    return [common | {"event_id": _event_id()} | row for row in rows]
+
+
+_KNOWN = frozenset(EVENTS)
+_EMPTY = dict.fromkeys(REGISTRY_EVENTS.schema.names)
 
 
 def _event_id() -> str:
     """Unique, and ordered like the changes of one process (events of one call share a
     timestamp): the process's strictly increasing microsecond clock, then random hex."""
-    return f"{next_version():016x}-{uuid.uuid4().hex[:16]}"
+    return f"{next_version():016x}-{os.urandom(8).hex()}"

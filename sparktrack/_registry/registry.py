@@ -600,4 +600,4 @@ def _tombstone(row: dict, now: int) -> dict:
 
 def _event(event: str, row: dict, **fields) -> dict:
     return {"event": event, "model_id": row["model_id"], "name": row["name"],
-            "version": row.get("version"), "user_id": current_user(), **fields}
+            "version": row.get("version"), **fields}
