@@ -89,6 +89,8 @@ class SerialLog:
         self.schema = handle.spec.schema
         self._local = (local_path(handle.uri)
                        if fast_local_path and is_local(handle.uri) else None)
+        self._log_prefix = (os.path.join(self._local, "_delta_log", "")
+                            if self._local is not None else None)
         self._next_free = 0  # a guess at the next version :meth:`append` can take
         self._empty = self.schema.empty_table()
         self._looked_at = -float("inf")  # when :meth:`since` last read the log
@@ -143,7 +145,11 @@ class SerialLog:
     def _entry(self, number: int) -> list[dict] | None:
         """The actions of log entry ``number``, None if there is none (yet)."""
         try:
-            text = self._entry_text(f"_delta_log/{number:020d}.json")
+            if self._local is not None:
+                # Most looks find no new entry: one system call, no path joined.
+                text = _read_local(f"{self._log_prefix}{number:020d}.json")
+            else:
+                text = self._entry_text(f"_delta_log/{number:020d}.json")
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -170,8 +176,7 @@ class SerialLog:
     def _entry_text(self, name: str) -> bytes:
         """The bytes of the log file ``name`` (relative to the table); FileNotFoundError."""
         if self._local is not None:
-            with open(os.path.join(self._local, name), "rb") as entry:
-                return entry.read()
+            return _read_local(os.path.join(self._local, name))
         fs, base = filesystem(self.handle.uri, self.handle.storage_options)
         with fs.open_input_stream(in_base(base, name)) as entry:
             return entry.read()
@@ -364,6 +369,18 @@ _process_token = ""
 _new_process_token()
 os.register_at_fork(after_in_child=_new_process_token)
 _commit_count = itertools.count()
+
+
+def _read_local(path: str) -> bytes:
+    """The bytes of a local file; FileNotFoundError if there is none."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(descriptor, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 def _write_new(data: bytes, path: str) -> None:

@@ -36,12 +36,12 @@ from sparktrack._store.schemas import (
 __all__ = ["RegistryTables", "TableMirror"]
 
 
-def _as_read(spec: TableSpec, rows: list[dict]) -> list[dict]:
+def _as_read(columns: Sequence[str], rows: list[dict]) -> list[dict]:
     """``rows`` as reading them back from the table gives them: every column, tags as a list
     of (key, value) pairs."""
     return [
         {name: list(value.items()) if name == "tags" and isinstance(value, dict) else value
-         for name in spec.schema.names for value in (row.get(name),)}
+         for name in columns for value in (row.get(name),)}
         for row in rows
     ]
 
@@ -63,6 +63,7 @@ class TableMirror:
         self.log = SerialLog(handle, checkpoint_later=None if checkpoint_handle is None else (
             lambda _log: ledger.checkpoint_later(checkpoint_handle)))
         self.keys = tuple(keys)
+        self._columns = tuple(handle.spec.schema.names)
         self.version: int | None = None  # None: not read yet
         self.current: dict[tuple, dict] = {}
         self._ledger = ledger
@@ -96,7 +97,7 @@ class TableMirror:
             replaced = self.current.get(self._key(row))
             floor = replaced["updated_at"] + 1 if replaced else 0
             stamped.append({**row, "updated_at": max(next_version(), floor)})
-        stamped = _as_read(self.handle.spec, stamped)
+        stamped = _as_read(self._columns, stamped)
         if not self.log.commit_next(-1 if self.version is None else self.version, stamped,
                                     metadata=metadata):
             return False
