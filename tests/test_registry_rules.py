@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from sparktrack import TrackingClient
+from sparktrack._registry.registry import Registry
+from sparktrack._registry.tables import RegistryTables
 from sparktrack.entities import ModelVersion, RegisteredModel
 from sparktrack.errors import (
     AlreadyExistsError,
@@ -131,6 +133,30 @@ def test_a_model_deleted_and_created_again_starts_again_at_1_as_in_mlflow(client
     client.create_registered_model("churn")
     assert client.create_model_version("churn", "/m").version == 1
     assert [v.version for v in client.search_model_versions("name='churn'")] == [1]
+
+
+def test_a_name_freed_by_a_rename_or_a_delete_names_the_new_model_only(client, store_uri):
+    _model_with_versions(client, "a", count=2)
+    client.set_registered_model_alias("a", "champion", 2)
+    client.rename_registered_model("a", "b")
+    client.create_registered_model("a")  # the name is free again
+    client.create_model_version("a", "/models/new-a/0")
+    client.delete_registered_model("b")
+    client.create_registered_model("b")
+    client.rename_registered_model("a", "c")
+    _refused(client, NotFoundError, lambda: client.get_registered_model("a"), "name=a")
+    assert client.get_registered_model("b").latest_versions == []
+    assert client.get_registered_model("b").aliases == {}
+    assert [v.source for v in client.search_model_versions("name = 'c'")] == ["/models/new-a/0"]
+    assert sorted(m.name for m in client.search_registered_models()) == ["b", "c"]
+    # A registry that loads the tables whole (as a new process does) finds the same.
+    used = client._registry
+    fresh = Registry(RegistryTables(store_uri, storage_options=None, commit_retries=3),
+                     used.settings, used._run_artifact_uri)
+    with pytest.raises(NotFoundError, match="name=a"):
+        fresh.get_registered_model("a")
+    assert fresh.get_registered_model("b").latest_versions == []
+    assert [v.source for v in fresh.get_latest_versions("c")] == ["/models/new-a/0"]
 
 
 def test_register_model_creates_the_model_and_resolves_runs_uris(client):

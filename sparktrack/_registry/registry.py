@@ -123,9 +123,9 @@ class Registry:
     # == reading ============================================================================
     def _model_row(self, name: object) -> dict:
         name = validate_model_name(name)
-        for row in self.tables.model_rows():
-            if row["name"] == name:
-                return row
+        row = self.tables.live_model(name)
+        if row is not None:
+            return row
         raise NotFoundError(
             f"Registered Model with name={name} not found. Create it with "
             "create_registered_model() or register_model(), or list models with "
@@ -277,7 +277,7 @@ class Registry:
         return self.model_entity(row | {"tags": list(tags.items())}, [], {})
 
     def _refuse_taken(self, name: str) -> None:
-        if any(row["name"] == name for row in self.tables.model_rows()):
+        if self.tables.live_model(name) is not None:
             raise AlreadyExistsError(f"Registered Model (name={name}) already exists.")
 
     @_on_current_state

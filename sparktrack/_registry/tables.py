@@ -54,10 +54,12 @@ class TableMirror:
     """
 
     def __init__(self, handle: DeltaTableHandle, keys: Sequence[str], ledger: EventLedger, *,
-                 on_row: Callable[[dict], None] | None = None,
+                 group_by: str, on_row: Callable[[dict], None] | None = None,
                  checkpoint_handle: DeltaTableHandle | None = None) -> None:
-        """``checkpoint_handle``: the table opened for the ledger's background writer, which
-        writes the checkpoints the commits fall due for (None: the commit writes them)."""
+        """``group_by``: the column :meth:`rows_of` finds rows by (a model's versions, a
+        model by its name) without looking at the others. ``checkpoint_handle``: the table
+        opened for the ledger's background writer, which writes the checkpoints the commits
+        fall due for (None: the commit writes them)."""
         self.handle = handle
         self.name = handle.spec.name
         self.log = SerialLog(handle, checkpoint_later=None if checkpoint_handle is None else (
@@ -66,6 +68,8 @@ class TableMirror:
         self._columns = tuple(handle.spec.schema.names)
         self.version: int | None = None  # None: not read yet
         self.current: dict[tuple, dict] = {}
+        self._group_by = group_by
+        self._groups: dict[object, dict[tuple, dict]] = {}  # group_by value -> current rows
         self._ledger = ledger
         self._on_row = on_row
 
@@ -75,7 +79,7 @@ class TableMirror:
         tail = None if self.version is None else self.log.since(self.version)
         if tail is None:
             version, rows = self.log.load()
-            self.current = {}
+            self.current, self._groups = {}, {}
             self._fold(rows.to_pylist())
             self._ledger.loaded(self.name, self.log, version)
         else:
@@ -108,6 +112,10 @@ class TableMirror:
     def rows(self, where: Callable[[dict], bool] | None = None) -> list[dict]:
         return [row for row in self.current.values() if where is None or where(row)]
 
+    def rows_of(self, group: object) -> list[dict]:
+        """The current rows whose ``group_by`` column is ``group``."""
+        return list(self._groups.get(group, {}).values())
+
     def _key(self, row: dict) -> tuple:
         return tuple(row[key] for key in self.keys)
 
@@ -119,8 +127,19 @@ class TableMirror:
             held = self.current.get(key)
             if held is None or row["updated_at"] >= held["updated_at"]:
                 self.current[key] = row
+                self._regroup(key, held, row)
             if self._on_row is not None:
                 self._on_row(row)
+
+
+    def _regroup(self, key: tuple, held: dict | None, row: dict) -> None:
+        group = row[self._group_by]
+        if held is not None and held[self._group_by] != group:  # renamed
+            left = self._groups[held[self._group_by]]
+            del left[key]
+            if not left:
+                del self._groups[held[self._group_by]]
+        self._groups.setdefault(group, {})[key] = row
 
 
 class HistoryTable(DeltaTableHandle):
@@ -171,9 +190,10 @@ class RegistryTables:
             return TableMirror(table, keys, self.ledger, checkpoint_handle=handle(table.spec),
                                **options)
 
-        self.model_state = mirror(self.models, ["model_id"], on_row=self._saw_model)
-        self.version_state = mirror(self.versions, ["model_id", "version"])
-        self.alias_state = mirror(self.aliases, ["model_id", "alias"])
+        self.model_state = mirror(self.models, ["model_id"], group_by="name",
+                                  on_row=self._saw_model)
+        self.version_state = mirror(self.versions, ["model_id", "version"], group_by="model_id")
+        self.alias_state = mirror(self.aliases, ["model_id", "alias"], group_by="model_id")
         self.lock = threading.RLock()
 
     def refresh(self) -> None:
@@ -205,23 +225,27 @@ class RegistryTables:
         """How many models have ever taken ``name`` (the generation the next one claims - 1)."""
         return self._generations.get(name, 0)
 
+    def live_model(self, name: str) -> dict | None:
+        """The current row of the live model named ``name``, if there is one."""
+        return next((row for row in self.model_state.rows_of(name) if not row["deleted"]),
+                    None)
+
     def version_rows(self, model_ids: list[str] | None = None) -> list[dict]:
         """The current row of every version (tombstones included) of the given models (all
         when None), by model then version."""
-        wanted = None if model_ids is None else set(model_ids)
-        rows = self.version_state.rows(
-            None if wanted is None else lambda r: r["model_id"] in wanted)
+        rows = (self.version_state.rows() if model_ids is None else
+                [row for model_id in set(model_ids)
+                 for row in self.version_state.rows_of(model_id)])
         return sorted(rows, key=lambda r: (r["model_id"], r["version"]))
 
     def max_version(self, model_id: str) -> int:
-        return max((r["version"] for r in self.version_state.rows(
-            lambda r: r["model_id"] == model_id)), default=0)
+        return max((r["version"] for r in self.version_state.rows_of(model_id)), default=0)
 
     def alias_rows(self, model_ids: list[str] | None = None) -> list[dict]:
         """The live aliases of the given models (all when None)."""
-        wanted = None if model_ids is None else set(model_ids)
-        return self.alias_state.rows(
-            lambda r: not r["deleted"] and (wanted is None or r["model_id"] in wanted))
+        rows = (self.alias_state.rows() if model_ids is None else
+                [row for model_id in set(model_ids) for row in self.alias_state.rows_of(model_id)])
+        return [row for row in rows if not row["deleted"]]
 
     def release(self) -> None:
         """Commit the queued events, then drop the open snapshots."""
