@@ -13,8 +13,9 @@ The issue's bound: sparktrack's overhead over the writer at most 0.2 s.
 Then the registry, both on one logged model, same run, MLflow on SQLite: the median latency
 of ``register_model``, ``transition_model_version_stage``, ``set_registered_model_alias`` and
 ``get_model_version_by_alias`` over 30 versions (goal: each registry operation at least 10x
-faster than MLflow), and of ``load_model("models:/<name>@<alias>")`` over ``--repeat``
-(mostly Spark's own reader, for both). sparktrack commits the registry's events in a
+faster than MLflow), and of ``load_model("models:/<name>@<alias>")``: the first load in the
+process (Spark's own reader, for both), then again over ``--repeat`` (sparktrack answers a
+folder it loaded before, unchanged, with a copy of that model; MLflow reads it again). sparktrack commits the registry's events in a
 background thread of the same process: the calls are back to back, so its work (one commit
 per ~10 ms of changes) falls inside the timings of the calls it overlaps.
 """
@@ -134,10 +135,18 @@ def _registry(folder: str, model, *, repeat: int, print_fn) -> list[dict]:
         "sparktrack": (sparktrack.register_model, ours_client, ours, sparktrack.spark.load_model),
         "mlflow": (mlflow.register_model, theirs_client, theirs, mlflow.spark.load_model),
     }
-    for register, _, run, _ in systems.values():
+    first_load = {}
+    for system, (register, client, run, loader) in systems.items():
         register(f"runs:/{run.info.run_id}/model", "bench-model")  # creates the model
+        client.set_registered_model_alias("bench-model", "champion", 1)
+        # The first load of the folder in this process: Spark reads it (sparktrack answers
+        # later loads of the unchanged folder with a copy of the model loaded then).
+        first_load[system] = _timed(lambda: loader("models:/bench-model@champion"))
     in_a_row = _timings(systems, repeat=repeat, taking_turns=False)
     taking_turns = _timings(systems, repeat=repeat, taking_turns=True)
+    for medians in (in_a_row, taking_turns):
+        for system in systems:
+            medians[system] = {_FIRST_LOAD: first_load[system], **medians[system]}
     return [
         {"operation": name, **{
             f"{prefix}{system}_s": medians[system][name]
@@ -146,7 +155,7 @@ def _registry(folder: str, model, *, repeat: int, print_fn) -> list[dict]:
          "ratio": in_a_row["mlflow"][name] / max(in_a_row["sparktrack"][name], 1e-9),
          "turns_ratio": taking_turns["mlflow"][name] / max(taking_turns["sparktrack"][name],
                                                            1e-9)}
-        for name in _REGISTRY_OPERATIONS
+        for name in (_FIRST_LOAD, *_REGISTRY_OPERATIONS)
     ]
 
 
@@ -171,14 +180,15 @@ def _timings(systems: dict, *, repeat: int, taking_turns: bool) -> dict[str, dic
         timed["get version by alias"].append(_timed(
             lambda: client.get_model_version_by_alias("bench-model", "champion")))
         if attempt < repeat:
-            timed["load by alias (Spark)"].append(_timed(
+            timed["load by alias again"].append(_timed(
                 lambda: loader("models:/bench-model@champion")))
     return {system: {name: statistics.median(values) for name, values in timed.items()}
             for system, timed in timings.items()}
 
 
 _REGISTRY_OPERATIONS = ("register_model", "transition stage", "set alias",
-                        "get version by alias", "load by alias (Spark)")
+                        "get version by alias", "load by alias again")
+_FIRST_LOAD = "load by alias, first"
 _REGISTRY_REPEAT = 30
 
 

@@ -8,6 +8,7 @@ import pytest
 
 import sparktrack
 import sparktrack.spark
+from sparktrack._models import loader
 from s3_server import s3, s3_store  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -40,9 +41,16 @@ def test_log_register_and_load_a_model_on_s3(spark, s3, s3_store, monkeypatch, t
             assert any(f"/model/{name}" in key for key in keys), name
         client = sparktrack.MlflowClient()
         client.set_registered_model_alias("s3-churn", "champion", 1)
-        for uri in (info.model_uri, "models:/s3-churn@champion"):
+        downloads = []
+        real = loader._downloaded
+        monkeypatch.setattr(loader, "_downloaded", lambda *args: downloads.append(args) or real(
+            *args))
+        for uri in (info.model_uri, "models:/s3-churn@champion", info.model_uri):
             loaded = sparktrack.spark.load_model(uri)
             assert [row.prediction for row in loaded.transform(frame).collect()] == expected
+        # The folder's listing (sizes, modification times) says it has not changed: loading it
+        # again takes no new download.
+        assert len(downloads) == 1
         assert info.flavors["spark"]["model_class"].endswith("PipelineModel")
     finally:
         sparktrack.set_tracking_uri(str(tmp_path / "local-store"))

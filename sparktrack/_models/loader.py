@@ -20,7 +20,8 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from sparktrack._artifact_repository import ArtifactRepository, os_errors, safe_relative_path
-from sparktrack._models import mlmodel
+from sparktrack._delta.paths import bucket_filesystem
+from sparktrack._models import cache, mlmodel
 from sparktrack._models.writer import is_local, spark_path
 from sparktrack.errors import (
     ArtifactNotFoundError,
@@ -43,14 +44,29 @@ def load_location(location: str, *, storage_options: dict[str, str] | None = Non
     folder first, kept until the process exits, and loaded from there: reading ``s3://`` from
     Spark needs the Hadoop S3A jars, which come from Maven and are not part of pyspark.
 
+    A folder loaded before in this SparkContext whose files have not changed is answered with
+    a copy of that model, without reading it again (:mod:`.cache`).
+
     Raises:
         ArtifactNotFoundError: no model there.
         InvalidInputError: the MLmodel file is not valid, has no ``spark`` flavor, or a class
             it or the Spark metadata names is not a ``pyspark.ml`` class.
         StoreError: Spark could not read the model files.
     """
-    if not is_local(location):
-        return load_location(_downloaded(location, storage_options))
+    if is_local(location):
+        folder = spark_path(location)  # absolute: the same folder whatever the working folder
+        return cache.loaded(folder, cache.fingerprint(folder), lambda: _load_local(location))
+    try:
+        filesystem, path = bucket_filesystem(location, storage_options)
+    except (OSError, ValueError):
+        found = None  # not listable: the download reports why
+    else:
+        found = cache.fingerprint(path, filesystem=filesystem)
+    return cache.loaded(location, found,
+                        lambda: _load_local(_downloaded(location, storage_options)))
+
+
+def _load_local(location: str) -> Any:
     repository = ArtifactRepository(location)
     shown = location[-200:]
     try:
