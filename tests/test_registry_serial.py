@@ -21,6 +21,7 @@ from deltalake import DeltaTable
 
 from sparktrack import TrackingClient
 from sparktrack._delta import DeltaTableHandle, ops
+from sparktrack._delta import serial
 from sparktrack._delta.serial import SerialLog
 from sparktrack._registry import Registry
 from sparktrack._registry.tables import RegistryTables
@@ -51,12 +52,17 @@ def _second_registry(store_uri: str) -> Registry:
     return Registry(tables, store.settings, lambda run_id: store.get_run_info(run_id).artifact_uri)
 
 
-@pytest.mark.parametrize("fast_local_path", [True, False], ids=["link", "deltalake"])
+@pytest.mark.parametrize("fast_local_path, unnamed_files", [
+    (True, True), (True, False), (False, True)], ids=["link-unnamed", "link-aside", "deltalake"])
 def test_a_commit_decided_on_a_stale_version_is_refused_and_the_winner_kept(
-        tmp_path, fast_local_path):
-    """Both commit paths (the local link and deltalake's, used on object stores) refuse the
+        tmp_path, monkeypatch, fast_local_path, unnamed_files):
+    """Every commit path (the local link of an unnamed file or of a named aside, where a
+    filesystem has no unnamed files, and deltalake's, used on object stores) refuses the
     second of two commits decided on the same version, and the rows since a version are
     exactly what was committed after it."""
+    if unnamed_files and fast_local_path:
+        assert serial._unnamed_files, "this machine's Linux writes unnamed files (O_TMPFILE)"
+    monkeypatch.setattr(serial, "_unnamed_files", unnamed_files)
     handle = DeltaTableHandle(str(tmp_path), SPEC)
     log = SerialLog(handle, fast_local_path=fast_local_path)
     assert log.load()[0] == -1
@@ -71,9 +77,13 @@ def test_a_commit_decided_on_a_stale_version_is_refused_and_the_winner_kept(
     assert DeltaTable(handle.uri).to_pyarrow_table().sort_by("key").to_pylist() == [
         {"key": "a", "value": 1}, {"key": "b", "value": 2}, {"key": "c", "value": 3}]
     assert log.since(2).rows.num_rows == 0
-    # Nothing of the refused commit is left behind: only the two committed data files.
+    # Nothing of the refused commit is left behind: only the two committed data files, and
+    # no file a commit wrote on its way (asides) in the table or its log.
     data_files = [name for name in os.listdir(handle.uri) if name.endswith(".parquet")]
     assert len(data_files) == 2
+    log_files = os.listdir(os.path.join(handle.uri, "_delta_log"))
+    assert not [name for name in os.listdir(handle.uri) + log_files if "tmp" in name]
+    assert serial._unnamed_files == unnamed_files  # the path asked for was the one taken
 
 
 def test_a_compaction_is_not_a_change_but_a_removal_makes_readers_reload(tmp_path):

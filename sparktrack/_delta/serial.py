@@ -17,6 +17,7 @@ Used for the model registry's small, unpartitioned tables.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -263,23 +264,18 @@ class SerialLog:
                       metadata: dict[str, str], named: str | None) -> bool:
         name = f"{named}.parquet" if named else _data_file_name()
         data = os.path.join(self._local, name)
-        log_folder = os.path.join(self._local, "_delta_log")
-        aside = os.path.join(log_folder, f"_commit_{_unique_suffix()}.json.tmp")
         try:
             if named:
                 _write_once(encoded, data)
             else:
                 _write_new(encoded, data)
-            _write_new(_log_entry(name, len(encoded), count, metadata).encode("utf-8"), aside)
-            try:
-                # Atomic, and fails if the entry exists: the race for this version is lost.
-                os.link(aside, os.path.join(log_folder, f"{number:020d}.json"))
-            except FileExistsError:
+            entry = _log_entry(name, len(encoded), count, metadata).encode("utf-8")
+            # Atomic, and refused if the entry exists: the race for this version is lost.
+            if not _publish(entry, os.path.join(self._local, "_delta_log"),
+                            f"{number:020d}.json"):
                 if not named:  # a named file may be another writer's, committed or about to be
                     os.remove(data)
                 return False
-            finally:
-                os.remove(aside)
         except OSError as exc:
             raise store_error(f"committing {count} row(s) to", self.handle.uri, exc) from exc
         return True
@@ -388,11 +384,15 @@ def _write_new(data: bytes, path: str) -> None:
     # os-level calls: Python's buffered file objects cost more than the write itself here.
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(descriptor, view):]
+        _write_all(descriptor, data)
     finally:
         os.close(descriptor)
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view):]
 
 
 def _stats(count: int) -> str:
@@ -402,17 +402,68 @@ def _stats(count: int) -> str:
 
 
 def _write_once(data: bytes, path: str) -> None:
-    """Write ``data`` at ``path`` unless a file is there (written aside, then linked)."""
-    if os.path.exists(path):
-        return
-    aside = f"{path}.{_unique_suffix()}.tmp"
-    _write_new(data, aside)
+    """Write ``data`` at ``path`` unless a file is there (another writer's, with the same
+    rows)."""
+    if not os.path.exists(path):
+        _publish(data, os.path.dirname(path), os.path.basename(path))
+
+
+def _publish(data: bytes, folder: str, name: str) -> bool:
+    """Make ``data`` the file ``name`` in ``folder`` at once, whole, unless that name is taken
+    (False): no reader ever sees it half written, and of writers racing for the name exactly
+    one wins.
+
+    The file is written unnamed (``O_TMPFILE``) and then linked under its name. Writing it
+    under a name of its own and linking that, as elsewhere, creates and deletes a file per
+    commit: without a journal, ext4 skips inodes deleted in the last half minute when it
+    allocates one, so a steady stream of commits made every file creation in the folder
+    slower (0.02 ms to 0.5 ms measured here).
+    """
+    global _unnamed_files
+    refused = False  # the unnamed file could not be linked: named asides, if they work
+    if _unnamed_files:
+        try:
+            descriptor = os.open(folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if exc.errno not in _NO_UNNAMED_FILES:
+                raise
+            _unnamed_files = False  # not on this filesystem
+        else:
+            try:
+                _write_all(descriptor, data)
+                # The descriptor as a path, linked with linkat(AT_SYMLINK_FOLLOW): os.link
+                # calls linkat only when given a folder descriptor (ignored: the path is
+                # absolute), plain link() otherwise, which does not follow /proc's link.
+                os.link(f"/proc/self/fd/{descriptor}", os.path.join(folder, name),
+                        src_dir_fd=descriptor)
+                return True
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno not in _NOT_LINKED:
+                    raise
+                refused = True
+            finally:
+                os.close(descriptor)
+    aside = os.path.join(folder, f"_commit_{_unique_suffix()}.tmp")
+    _write_new(data, aside)  # raises if the folder itself is the trouble
+    if refused:
+        _unnamed_files = False  # no /proc to link from, or not allowed to
     try:
-        os.link(aside, path)
+        os.link(aside, os.path.join(folder, name))
+        return True
     except FileExistsError:
-        pass  # another writer's, with the same rows
+        return False
     finally:
         os.remove(aside)
+
+
+# Whether this system writes unnamed files in a folder (Linux's O_TMPFILE, on most local
+# filesystems); turned off by the first folder that refuses them (_NO_UNNAMED_FILES), or a
+# link from /proc that fails (_NOT_LINKED) where a named aside then works.
+_unnamed_files = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+_NO_UNNAMED_FILES = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
+_NOT_LINKED = frozenset({errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EACCES})
 
 
 def _tail_commit(number: int, actions: list[dict], *,
