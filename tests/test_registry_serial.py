@@ -21,7 +21,7 @@ from deltalake import DeltaTable
 
 from sparktrack import TrackingClient
 from sparktrack._delta import DeltaTableHandle, ops
-from sparktrack._delta import serial
+from sparktrack._delta import unnamed_files
 from sparktrack._delta.serial import SerialLog
 from sparktrack._registry import Registry
 from sparktrack._registry.tables import RegistryTables
@@ -52,17 +52,17 @@ def _second_registry(store_uri: str) -> Registry:
     return Registry(tables, store.settings, lambda run_id: store.get_run_info(run_id).artifact_uri)
 
 
-@pytest.mark.parametrize("fast_local_path, unnamed_files", [
+@pytest.mark.parametrize("fast_local_path, unnamed", [
     (True, True), (True, False), (False, True)], ids=["link-unnamed", "link-aside", "deltalake"])
 def test_a_commit_decided_on_a_stale_version_is_refused_and_the_winner_kept(
-        tmp_path, monkeypatch, fast_local_path, unnamed_files):
+        tmp_path, monkeypatch, fast_local_path, unnamed):
     """Every commit path (the local link of an unnamed file or of a named aside, where a
     filesystem has no unnamed files, and deltalake's, used on object stores) refuses the
     second of two commits decided on the same version, and the rows since a version are
     exactly what was committed after it."""
-    if unnamed_files and fast_local_path:
-        assert serial._unnamed_files, "this machine's Linux writes unnamed files (O_TMPFILE)"
-    monkeypatch.setattr(serial, "_unnamed_files", unnamed_files)
+    if unnamed and fast_local_path:
+        assert unnamed_files._unnamed_files, "this machine's Linux writes unnamed files"
+    monkeypatch.setattr(unnamed_files, "_unnamed_files", unnamed)
     handle = DeltaTableHandle(str(tmp_path), SPEC)
     log = SerialLog(handle, fast_local_path=fast_local_path)
     assert log.load()[0] == -1
@@ -83,7 +83,7 @@ def test_a_commit_decided_on_a_stale_version_is_refused_and_the_winner_kept(
     assert len(data_files) == 2
     log_files = os.listdir(os.path.join(handle.uri, "_delta_log"))
     assert not [name for name in os.listdir(handle.uri) + log_files if "tmp" in name]
-    assert serial._unnamed_files == unnamed_files  # the path asked for was the one taken
+    assert unnamed_files._unnamed_files == unnamed  # the path asked for was the one taken
 
 
 def test_a_compaction_is_not_a_change_but_a_removal_makes_readers_reload(tmp_path):

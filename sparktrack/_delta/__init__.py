@@ -13,6 +13,8 @@ engine error leaves as a :class:`sparktrack.errors.StoreError` naming the table 
 - :mod:`.ops` — compaction, checkpoints, vacuum, overwriting a whole table.
 - :mod:`.rewrite` — rewriting files without some runs' rows (gc).
 - :mod:`.serial` — commits at an exact version (or none), and the rows committed since one.
+- :mod:`.small_parquet` — the Parquet file of a serial commit's few rows, without Arrow.
+- :mod:`.unnamed_files` — new files that appear whole under their name, or not at all.
 
 Private to sparktrack: no user-facing API here.
 """

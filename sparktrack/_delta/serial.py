@@ -7,10 +7,11 @@ commit succeeds only as the version right after the one its caller read; when an
 got there first it says so, and the caller reads the new commits (:meth:`SerialLog.since`) and
 decides again. Every change of such a table is then ordered as if one writer made them all.
 
-On a local folder the log entry is written aside and hard-linked into place, which is atomic and
-fails if the entry exists (what deltalake itself does there): a commit costs well under a
-millisecond instead of deltalake's ~10 ms. Elsewhere (object stores) deltalake commits it, with
-no retry, so that a lost race is reported rather than rebased.
+On a local folder the log entry is written unnamed and hard-linked into place, which is atomic
+and fails if the entry exists (what deltalake itself does there, with a named aside):
+:mod:`.unnamed_files`. A commit costs a fraction of a millisecond instead of deltalake's
+~10 ms. Elsewhere (object stores) deltalake commits it, with no retry, so that a lost race is
+reported rather than rebased.
 
 Used for the model registry's small, unpartitioned tables.
 """
@@ -18,10 +19,8 @@ Used for the model registry's small, unpartitioned tables.
 from __future__ import annotations
 
 import errno
-import itertools
 import json
 import os
-import threading
 import time
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction
 
 from sparktrack._delta import ops, small_parquet
+from sparktrack._delta.unnamed_files import publish, unique_suffix
 from sparktrack._delta.errors import store_error, translated
 from sparktrack._delta.paths import filesystem, in_base, is_local, local_path
 from sparktrack._delta.scan import read_parquet_file
@@ -267,12 +267,12 @@ class SerialLog:
         try:
             if named:
                 _write_once(encoded, data)
-            else:
-                _write_new(encoded, data)
+            elif not publish(encoded, self._local, name):
+                raise FileExistsError(errno.EEXIST, "a data file of this name exists", data)
             entry = _log_entry(name, len(encoded), count, metadata).encode("utf-8")
             # Atomic, and refused if the entry exists: the race for this version is lost.
-            if not _publish(entry, os.path.join(self._local, "_delta_log"),
-                            f"{number:020d}.json"):
+            if not publish(entry, os.path.join(self._local, "_delta_log"),
+                           f"{number:020d}.json"):
                 if not named:  # a named file may be another writer's, committed or about to be
                     os.remove(data)
                 return False
@@ -345,26 +345,7 @@ def _parquet_bytes(rows: pa.Table) -> bytes:
 
 def _data_file_name() -> str:
     """A new data file's name (uncompressed: see :func:`_parquet_bytes`)."""
-    return f"part-00000-{_unique_suffix()}-c000.parquet"
-
-
-def _unique_suffix() -> str:
-    """A name no other commit uses: random per process (writers on other machines may share
-    the folder), then the process, thread and a count (a random name per commit cost more)."""
-    return f"{_process_token}-{os.getpid()}-{threading.get_ident()}-{next(_commit_count)}"
-
-
-def _new_process_token() -> None:
-    # A forked child gets a token of its own: it could reuse the pid of an earlier child of
-    # the same parent, and it inherits the parent's count.
-    global _process_token
-    _process_token = os.urandom(6).hex()
-
-
-_process_token = ""
-_new_process_token()
-os.register_at_fork(after_in_child=_new_process_token)
-_commit_count = itertools.count()
+    return f"part-00000-{unique_suffix()}-c000.parquet"
 
 
 def _read_local(path: str) -> bytes:
@@ -379,22 +360,6 @@ def _read_local(path: str) -> bytes:
         os.close(descriptor)
 
 
-def _write_new(data: bytes, path: str) -> None:
-    """Write ``data`` as a new file (no reader looks at it before a log entry names it)."""
-    # os-level calls: Python's buffered file objects cost more than the write itself here.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    try:
-        _write_all(descriptor, data)
-    finally:
-        os.close(descriptor)
-
-
-def _write_all(descriptor: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(descriptor, view):]
-
-
 def _stats(count: int) -> str:
     # Only the row count: min/max statistics serve file pruning, which tables of a few
     # thousand rows do not need.
@@ -405,65 +370,7 @@ def _write_once(data: bytes, path: str) -> None:
     """Write ``data`` at ``path`` unless a file is there (another writer's, with the same
     rows)."""
     if not os.path.exists(path):
-        _publish(data, os.path.dirname(path), os.path.basename(path))
-
-
-def _publish(data: bytes, folder: str, name: str) -> bool:
-    """Make ``data`` the file ``name`` in ``folder`` at once, whole, unless that name is taken
-    (False): no reader ever sees it half written, and of writers racing for the name exactly
-    one wins.
-
-    The file is written unnamed (``O_TMPFILE``) and then linked under its name. Writing it
-    under a name of its own and linking that, as elsewhere, creates and deletes a file per
-    commit: without a journal, ext4 skips inodes deleted in the last half minute when it
-    allocates one, so a steady stream of commits made every file creation in the folder
-    slower (0.02 ms to 0.5 ms measured here).
-    """
-    global _unnamed_files
-    refused = False  # the unnamed file could not be linked: named asides, if they work
-    if _unnamed_files:
-        try:
-            descriptor = os.open(folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666)
-        except OSError as exc:
-            if exc.errno not in _NO_UNNAMED_FILES:
-                raise
-            _unnamed_files = False  # not on this filesystem
-        else:
-            try:
-                _write_all(descriptor, data)
-                # The descriptor as a path, linked with linkat(AT_SYMLINK_FOLLOW): os.link
-                # calls linkat only when given a folder descriptor (ignored: the path is
-                # absolute), plain link() otherwise, which does not follow /proc's link.
-                os.link(f"/proc/self/fd/{descriptor}", os.path.join(folder, name),
-                        src_dir_fd=descriptor)
-                return True
-            except FileExistsError:
-                return False
-            except OSError as exc:
-                if exc.errno not in _NOT_LINKED:
-                    raise
-                refused = True
-            finally:
-                os.close(descriptor)
-    aside = os.path.join(folder, f"_commit_{_unique_suffix()}.tmp")
-    _write_new(data, aside)  # raises if the folder itself is the trouble
-    if refused:
-        _unnamed_files = False  # no /proc to link from, or not allowed to
-    try:
-        os.link(aside, os.path.join(folder, name))
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        os.remove(aside)
-
-
-# Whether this system writes unnamed files in a folder (Linux's O_TMPFILE, on most local
-# filesystems); turned off by the first folder that refuses them (_NO_UNNAMED_FILES), or a
-# link from /proc that fails (_NOT_LINKED) where a named aside then works.
-_unnamed_files = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
-_NO_UNNAMED_FILES = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
-_NOT_LINKED = frozenset({errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EACCES})
+        publish(data, os.path.dirname(path), os.path.basename(path))
 
 
 def _tail_commit(number: int, actions: list[dict], *,
