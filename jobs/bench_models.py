@@ -15,9 +15,10 @@ of ``register_model``, ``transition_model_version_stage``, ``set_registered_mode
 ``get_model_version_by_alias`` over 30 versions (goal: each registry operation at least 10x
 faster than MLflow), and of ``load_model("models:/<name>@<alias>")``: the first load in the
 process (Spark's own reader, for both), then again over ``--repeat`` (sparktrack answers a
-folder it loaded before, unchanged, with a copy of that model; MLflow reads it again). sparktrack commits the registry's events in a
-background thread of the same process: the calls are back to back, so its work (one commit
-per ~10 ms of changes) falls inside the timings of the calls it overlaps.
+folder it loaded before, unchanged, with a copy of that model; MLflow reads it again).
+sparktrack commits the registry's events in a background thread of the same process: the
+calls are back to back, so its work (one commit per ~10 ms of changes) falls inside the
+timings of the calls it overlaps.
 """
 
 from __future__ import annotations

@@ -267,7 +267,7 @@ def _flat_body(name: str, kind: str, nullable: bool, values: list) -> bytes:
         plain = _plain_one(name, kind, value)
         return _ONE_PRESENT + plain if nullable else plain
     if not nullable:
-        if None in values:
+        if any(value is None for value in values):
             raise ValueError(f"column {name!r} cannot be null")
         return _plain(name, kind, values)
     present = [value for value in values if value is not None]
@@ -280,7 +280,7 @@ def _map_pages(name: str, nullable: bool, items_nullable: bool,
     """The pages of the key and value columns of a map<string, string>, each with its number
     of values: a null map is definition level 0, an empty one 1, an entry 2 (3 for a value
     that is not null); repetition level 1 continues the row's map."""
-    if not nullable and None in values:
+    if not nullable and any(value is None for value in values):
         raise ValueError(f"column {name!r} cannot be null")
     optional = 1 if nullable else 0
     repetition, key_definition, value_definition, keys, items = [], [], [], [], []

@@ -131,7 +131,6 @@ class TableMirror:
             if self._on_row is not None:
                 self._on_row(row)
 
-
     def _regroup(self, key: tuple, held: dict | None, row: dict) -> None:
         group = row[self._group_by]
         if held is not None and held[self._group_by] != group:  # renamed
