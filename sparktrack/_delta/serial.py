@@ -90,8 +90,8 @@ class SerialLog:
         self.schema = handle.spec.schema
         self._local = (local_path(handle.uri)
                        if fast_local_path and is_local(handle.uri) else None)
-        self._log_prefix = (os.path.join(self._local, "_delta_log", "")
-                            if self._local is not None else None)
+        self._local_prefix = (os.path.join(self._local, "")
+                              if self._local is not None else None)
         self._next_free = 0  # a guess at the next version :meth:`append` can take
         self._empty = self.schema.empty_table()
         self._looked_at = -float("inf")  # when :meth:`since` last read the log
@@ -146,11 +146,7 @@ class SerialLog:
     def _entry(self, number: int) -> list[dict] | None:
         """The actions of log entry ``number``, None if there is none (yet)."""
         try:
-            if self._local is not None:
-                # Most looks find no new entry: one system call, no path joined.
-                text = _read_local(f"{self._log_prefix}{number:020d}.json")
-            else:
-                text = self._entry_text(f"_delta_log/{number:020d}.json")
+            text = self._entry_text(f"_delta_log/{number:020d}.json")
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -177,7 +173,8 @@ class SerialLog:
     def _entry_text(self, name: str) -> bytes:
         """The bytes of the log file ``name`` (relative to the table); FileNotFoundError."""
         if self._local is not None:
-            return _read_local(os.path.join(self._local, name))
+            # Most looks find no new entry: one system call, no path joined.
+            return _read_local(self._local_prefix + name)
         fs, base = filesystem(self.handle.uri, self.handle.storage_options)
         with fs.open_input_stream(in_base(base, name)) as entry:
             return entry.read()

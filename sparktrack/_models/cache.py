@@ -17,7 +17,6 @@ sessions are not cached (their models live on the server).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -63,11 +62,10 @@ def loaded(location: str, found: Fingerprint | None, load: Callable[[], Any]) ->
 def fingerprint(location: str, *, filesystem: pafs.FileSystem | None = None) -> Fingerprint | None:
     """Every file under the folder ``location`` (a local path, or a path on ``filesystem``)
     with its size and modification time; None if it is not a folder that can be listed."""
+    base = location.rstrip("/")
     try:
-        if filesystem is None:
-            return _local_fingerprint(location)
-        base = location.rstrip("/")
-        entries = filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
+        entries = (filesystem or pafs.LocalFileSystem()).get_file_info(
+            pafs.FileSelector(base, recursive=True))
     except (OSError, ValueError):
         return None
     files = [(entry.path[len(base):], entry.size or 0, entry.mtime_ns)
@@ -83,18 +81,6 @@ def clear() -> None:
     with _lock:
         _models.clear()
         _held_bytes = 0
-
-
-def _local_fingerprint(folder: str) -> Fingerprint | None:
-    if not os.path.isdir(folder):
-        return None
-    files = []
-    for root, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            stat = os.stat(path)
-            files.append((os.path.relpath(path, folder), stat.st_size, stat.st_mtime_ns))
-    return tuple(sorted(files)) or None
 
 
 def _keep(key: tuple, model: Any, size: int) -> None:
